@@ -1,0 +1,92 @@
+"""Value types every layer shares.
+
+Surfaces, campaign modes and ROI bases are small integer enums so that columnar batches can
+hold them in ``int8`` arrays; their lower-case names are the public spelling (API, JSON, CLI).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+from numpy.typing import NDArray
+
+
+class Surface(IntEnum):
+    """Where a page view happens. The value is the index used in every per-surface array."""
+
+    SEARCH = 0
+    HOME_FEED = 1
+    CART_FEED = 2
+    POST_PURCHASE = 3
+    DETAIL = 4
+    OFFSITE = 5
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, name: str) -> Surface:
+        try:
+            return cls[name.upper()]
+        except KeyError:
+            known = ", ".join(SURFACE_NAMES)
+            raise ValueError(f"unknown surface {name!r}; known: {known}") from None
+
+
+SURFACE_NAMES: tuple[str, ...] = tuple(s.label for s in Surface)
+N_SURFACES = len(Surface)
+
+
+class CampaignMode(IntEnum):
+    """How a campaign bids: automatically towards a full-site ROI, or at a fixed manual CPC."""
+
+    FULL_SITE = 0
+    MANUAL_CPC = 1
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+class RoiBasis(IntEnum):
+    """Which GMV counts towards a campaign's ROI: ad and organic (``full_site``) or ad only."""
+
+    FULL_SITE = 0
+    AD_ONLY = 1
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignTable:
+    """All campaigns as columns; campaign ``c`` is row ``c`` of every array.
+
+    ``manual_cpc`` is the fixed bid per click of manual campaigns and 0 for the others.
+    """
+
+    item: NDArray[np.int32]
+    mode: NDArray[np.int8]
+    budget: NDArray[np.float64]
+    target_roi: NDArray[np.float64]
+    roi_basis: NDArray[np.int8]
+    manual_cpc: NDArray[np.float64]
+
+    def __post_init__(self) -> None:
+        n = len(self.item)
+        for name in ("mode", "budget", "target_roi", "roi_basis", "manual_cpc"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"campaign column {name!r} has a length other than {n}")
+        if n and (np.any(self.budget <= 0) or np.any(self.target_roi <= 0)):
+            raise ValueError("campaign budgets and target ROIs must be positive")
+
+    def __len__(self) -> int:
+        return len(self.item)
+
+    @property
+    def is_auto(self) -> NDArray[np.bool_]:
+        return self.mode == CampaignMode.FULL_SITE
