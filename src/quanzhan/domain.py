@@ -90,3 +90,21 @@ class CampaignTable:
     @property
     def is_auto(self) -> NDArray[np.bool_]:
         return self.mode == CampaignMode.FULL_SITE
+
+
+@dataclass(frozen=True, slots=True)
+class ItemTable:
+    """What the marketplace publicly knows of every item: row ``i`` describes item ``i``.
+
+    ``title_terms`` holds term ids of the item's title, ``-1`` padded, shape ``(n_items, t)``.
+    """
+
+    category: NDArray[np.int32]
+    merchant: NDArray[np.int32]
+    price: NDArray[np.float64]
+    title_terms: NDArray[np.int32]
+    n_categories: int
+    n_terms: int
+
+    def __len__(self) -> int:
+        return len(self.category)

@@ -1,0 +1,59 @@
+"""The engine's settings: retrieval depth, per-surface auction rules, model refresh and priors."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from quanzhan.domain import SURFACE_NAMES
+
+
+class SurfaceRules(BaseModel):
+    """The auction rules of one surface: the reserve price per click and the relevance floor."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reserve: float = Field(default=0.05, ge=0)
+    relevance_floor: float = Field(default=0.002, ge=0, lt=1)
+
+
+def _default_rules() -> dict[str, SurfaceRules]:
+    reserves = {
+        "search": 0.08,
+        "home_feed": 0.05,
+        "cart_feed": 0.06,
+        "post_purchase": 0.05,
+        "detail": 0.06,
+        "offsite": 0.03,
+    }
+    return {name: SurfaceRules(reserve=r) for name, r in reserves.items()}
+
+
+class EngineConfig(BaseModel):
+    """Everything the decision path and its learning need, with production-sane defaults."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    candidates: int = Field(default=48, ge=1, le=1000)
+    surfaces: dict[str, SurfaceRules] = Field(default_factory=_default_rules)
+    attribution_window_hours: float = Field(default=24.0, gt=0, le=24 * 30)
+    refresh_hours: float = Field(default=2.0, gt=0)
+    first_refresh_hours: float = Field(default=1.0, gt=0)
+    conversion_maturity_hours: float = Field(default=3.0, ge=0)
+    max_training_rows: int = Field(default=400_000, ge=1000)
+    prior_ctr: float = Field(default=0.03, gt=0, lt=1)
+    prior_cvr: float = Field(default=0.01, gt=0, lt=1)
+    prior_position_decay: float = Field(default=0.8, gt=0, le=1)
+    l2: float = Field(default=1.0, ge=0)
+    pacing_gain: float = Field(default=0.6, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> EngineConfig:
+        if set(self.surfaces) != set(SURFACE_NAMES):
+            raise ValueError(f"surfaces must give rules for every surface: {list(SURFACE_NAMES)}")
+        return self
+
+    def reserve_by_surface(self) -> list[float]:
+        return [self.surfaces[name].reserve for name in SURFACE_NAMES]
+
+    def floor_by_surface(self) -> list[float]:
+        return [self.surfaces[name].relevance_floor for name in SURFACE_NAMES]

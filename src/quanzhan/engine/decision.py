@@ -1,0 +1,193 @@
+"""The decision path over a batch: retrieval, prediction, bidding, auction.
+
+``Engine.decide`` serves a batch of one page view (HTTP) or of a hundred thousand (simulation)
+through the same code. The engine keeps no money: it takes each campaign's remaining budget and
+bid multiplier as inputs, and the ledger decides what is charged.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from quanzhan.domain import CampaignMode, CampaignTable, ItemTable
+from quanzhan.engine.auction import run_auction
+from quanzhan.engine.batch import Decision, RequestBatch
+from quanzhan.engine.config import EngineConfig
+from quanzhan.engine.log import EventLog, Impressions
+from quanzhan.engine.prediction import Predictor
+from quanzhan.engine.profiles import UserProfiles
+from quanzhan.engine.retrieval import Retriever
+
+# Requests scored together; bounds memory on large batches without costing throughput.
+_CHUNK = 16_384
+
+
+class Engine:
+    """The ad decision engine of one marketplace.
+
+    ``items`` is the public catalog and ``campaigns`` the campaigns it serves (row = campaign id).
+    ``history_user``/``history_item`` are past clicks from the platform's behaviour log.
+    """
+
+    def __init__(
+        self,
+        *,
+        config: EngineConfig,
+        items: ItemTable,
+        campaigns: CampaignTable,
+        n_users: int,
+        max_slots: int,
+        history_user: NDArray[np.int32] | None = None,
+        history_item: NDArray[np.int32] | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.config = config
+        self.items = items
+        self.campaigns = campaigns
+        self.max_slots = max_slots
+        self.profiles = UserProfiles(n_users=n_users, n_categories=items.n_categories)
+        if history_user is not None and history_item is not None:
+            self.profiles.add(user=history_user, category=items.category[history_item])
+        self.retriever = Retriever(
+            items=items, campaign_item=campaigns.item, k=config.candidates
+        )
+        self.predictor = Predictor(
+            config=config, items=items, campaign_item=campaigns.item, max_slots=max_slots, seed=seed
+        )
+        self.log = EventLog()
+        self._reserve = np.array(config.reserve_by_surface())
+        self._floor = np.array(config.floor_by_surface())
+        self._price = items.price[campaigns.item]
+        self._manual = campaigns.mode == CampaignMode.MANUAL_CPC
+        self._profiled_clicks = 0
+
+    def decide(
+        self,
+        batch: RequestBatch,
+        *,
+        multiplier: NDArray[np.float64],
+        remaining_budget: NDArray[np.float64],
+        active: NDArray[np.bool_] | None = None,
+    ) -> tuple[Decision, tuple[NDArray[np.float32], NDArray[np.float32]]]:
+        """Slots, prices and predictions for every request, and the winners' features ``(n, s, f)``.
+
+        ``multiplier`` is each campaign's bid per unit of value; ``remaining_budget`` caps each
+        bid, and campaigns with nothing left (or not ``active``) do not bid.
+        """
+        if len(multiplier) != len(self.campaigns) or len(remaining_budget) != len(self.campaigns):
+            raise ValueError("multiplier and remaining_budget need one entry per campaign")
+        live = remaining_budget > 0
+        if active is not None:
+            live &= active
+        parts = [
+            self._decide_chunk(_slice(batch, start), multiplier, remaining_budget, live)
+            for start in range(0, max(len(batch), 1), _CHUNK)
+        ]
+        if len(parts) == 1:
+            return parts[0]
+        decisions = [p[0] for p in parts]
+        merged = Decision(
+            **{
+                name: np.concatenate([getattr(d, name) for d in decisions])
+                for name in Decision.__dataclass_fields__
+            }
+        )
+        x_ctr = np.concatenate([p[1][0] for p in parts])
+        x_cvr = np.concatenate([p[1][1] for p in parts])
+        return merged, (x_ctr, x_cvr)
+
+    def _decide_chunk(
+        self,
+        batch: RequestBatch,
+        multiplier: NDArray[np.float64],
+        remaining: NDArray[np.float64],
+        live: NDArray[np.bool_],
+    ) -> tuple[Decision, tuple[NDArray[np.float32], NDArray[np.float32]]]:
+        interest = self.profiles.distribution(batch.user)
+        candidates = self.retriever.retrieve(batch, interest=interest)
+        campaign = candidates.campaign
+        c = np.maximum(campaign, 0)
+        x_ctr, x_cvr = self.predictor.features(
+            campaign=campaign, retrieval=candidates.score, interest=interest
+        )
+        pctr, pcvr = self.predictor.predict(surface=batch.surface, x_ctr=x_ctr, x_cvr=x_cvr)
+        bid = np.where(self._manual[c], self.campaigns.manual_cpc[c], multiplier[c] * pcvr * self._price[c])
+        bid = np.minimum(bid, remaining[c])
+        result = run_auction(
+            bid=bid,
+            pctr=pctr,
+            item=self.campaigns.item[c],
+            valid=candidates.valid & live[c],
+            n_slots=batch.n_slots,
+            reserve=self._reserve[batch.surface],
+            relevance_floor=self._floor[batch.surface],
+            max_slots=self.max_slots,
+        )
+        return self._assemble(batch, campaign, bid, pctr, pcvr, result), self._winner_features(
+            result.winner, x_ctr, x_cvr
+        )
+
+    def _assemble(self, batch, campaign, bid, pctr, pcvr, result) -> Decision:  # type: ignore[no-untyped-def]
+        won = result.winner >= 0
+        col = np.maximum(result.winner, 0)
+        chosen = np.where(won, np.take_along_axis(campaign, col, axis=1), -1).astype(np.int32)
+        slot = np.broadcast_to(np.arange(self.max_slots), chosen.shape)
+        position = self.predictor.position_factor(
+            np.repeat(batch.surface, self.max_slots), slot.ravel().astype(np.int64)
+        ).reshape(chosen.shape)
+        top_pctr = np.take_along_axis(pctr, col, axis=1)
+        lcol = np.maximum(result.landscape_col, 0)
+        return Decision(
+            campaign=chosen,
+            item=np.where(won, self.campaigns.item[np.maximum(chosen, 0)], -1).astype(np.int32),
+            price=result.price,
+            bid=np.where(won, np.take_along_axis(bid, col, axis=1), 0.0),
+            pctr=np.where(won, np.minimum(top_pctr * position, 1.0), 0.0),
+            pcvr=np.where(won, np.take_along_axis(pcvr, col, axis=1), 0.0),
+            landscape_ecpm=result.landscape_ecpm,
+            landscape_campaign=np.where(
+                result.landscape_col >= 0, np.take_along_axis(campaign, lcol, axis=1), -1
+            ).astype(np.int32),
+        )
+
+    @staticmethod
+    def _winner_features(
+        winner: NDArray[np.int32], x_ctr: NDArray[np.float32], x_cvr: NDArray[np.float32]
+    ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        col = np.maximum(winner, 0)[:, :, None]
+        return np.take_along_axis(x_ctr, col, axis=1), np.take_along_axis(x_cvr, col, axis=1)
+
+    def record(self, impressions: Impressions) -> None:
+        """Log shown ads and their clicks; they are learned from at the next ``refresh``."""
+        self.log.add_impressions(impressions)
+
+    def record_attributed_orders(self, click_id: NDArray[np.int64]) -> None:
+        self.log.add_attributed_orders(click_id)
+
+    def refresh(self, *, now: float) -> None:
+        """Relearn profiles, rates and models from the log, then re-rank retrieval by quality."""
+        if len(self.log) == 0:
+            return
+        impressions = self.log.impressions()
+        clicked = impressions.take(np.flatnonzero(impressions.clicked[self._profiled_clicks :]) + self._profiled_clicks)
+        self._profiled_clicks = len(impressions)
+        self.profiles.add(user=clicked.user, category=self.items.category[self.campaigns.item[clicked.campaign]])
+        self.predictor.refresh(log=self.log, now=now)
+        lift = self.predictor.ctr_item - self.predictor.ctr_category[self.predictor.category]
+        self.retriever.set_quality(np.tanh(lift).astype(np.float32))
+
+
+def _slice(batch: RequestBatch, start: int) -> RequestBatch:
+    if start == 0 and len(batch) <= _CHUNK:
+        return batch
+    end = start + _CHUNK
+    return RequestBatch(
+        request_id=batch.request_id[start:end],
+        time=batch.time[start:end],
+        surface=batch.surface[start:end],
+        user=batch.user[start:end],
+        query_terms=batch.query_terms[start:end],
+        context_item=batch.context_item[start:end],
+        n_slots=batch.n_slots[start:end],
+    )

@@ -1,0 +1,78 @@
+"""The engine's own log of what it showed and what came of it: the only data its models learn from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+from numpy.typing import NDArray
+
+
+@dataclass(frozen=True, slots=True)
+class Impressions:
+    """Shown ads as columns ``(m,)``; ``x_ctr`` and ``x_cvr`` are the features as served, ``(m, f)``.
+
+    ``click_id`` is ``-1`` for impressions that were not clicked.
+    """
+
+    request_id: NDArray[np.int64]
+    time: NDArray[np.float64]
+    surface: NDArray[np.int8]
+    slot: NDArray[np.int64]
+    campaign: NDArray[np.int32]
+    user: NDArray[np.int32]
+    click_id: NDArray[np.int64]
+    click_time: NDArray[np.float64]
+    x_ctr: NDArray[np.float32]
+    x_cvr: NDArray[np.float32]
+
+    def __len__(self) -> int:
+        return len(self.request_id)
+
+    def take(self, index: NDArray[np.int64] | NDArray[np.bool_]) -> Impressions:
+        return Impressions(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+
+    @property
+    def clicked(self) -> NDArray[np.bool_]:
+        mask: NDArray[np.bool_] = self.click_id >= 0
+        return mask
+
+
+class EventLog:
+    """Append-only log of impressions (with their clicks) and of orders attributed to clicks."""
+
+    def __init__(self) -> None:
+        self._chunks: list[Impressions] = []
+        self._merged: Impressions | None = None
+        self._ordered_clicks: list[NDArray[np.int64]] = []
+
+    def add_impressions(self, impressions: Impressions) -> None:
+        if len(impressions):
+            self._chunks.append(impressions)
+            self._merged = None
+
+    def add_attributed_orders(self, click_id: NDArray[np.int64]) -> None:
+        """Clicks that an order was attributed to (an order of the clicked item by the clicker)."""
+        self._ordered_clicks.append(click_id[click_id >= 0])
+
+    def impressions(self) -> Impressions:
+        if self._merged is None:
+            if not self._chunks:
+                raise LookupError("the log holds no impressions yet")
+            names = [f.name for f in fields(Impressions)]
+            merged = Impressions(
+                **{n: np.concatenate([getattr(c, n) for c in self._chunks]) for n in names}
+            )
+            self._chunks = [merged]
+            self._merged = merged
+        return self._merged
+
+    def ordered_clicks(self) -> NDArray[np.int64]:
+        if not self._ordered_clicks:
+            return np.zeros(0, np.int64)
+        merged = np.unique(np.concatenate(self._ordered_clicks))
+        self._ordered_clicks = [merged]
+        return merged
+
+    def __len__(self) -> int:
+        return sum(len(c) for c in self._chunks)

@@ -1,0 +1,169 @@
+"""Retrieval: the top-k campaigns worth scoring for each page view, per surface.
+
+- search: an inverted index over the promoted items' title terms and categories; a query's terms
+  are weighted by idf and expanded to the categories those terms are used in (learned from the
+  catalog's titles), so an on-topic item is found even without the exact word;
+- home feed and off-site: the shopper's interest profile against the items' category vectors
+  through an approximate-nearest-neighbour index;
+- detail, post-purchase and cart feed: item-to-item, the item on screen (blended with the
+  shopper's interests on the cart feed) through the same index.
+
+Every surface also leans a little towards campaigns whose items have done well (``quality``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+
+from quanzhan.domain import ItemTable, Surface
+from quanzhan.engine.batch import Candidates, RequestBatch
+from quanzhan.engine.index import VectorIndex
+
+# Weight of the quality lean against a perfect category match (1.0).
+_QUALITY_WEIGHT = 0.05
+# Weight of the category expansion of a query against one matched idf-weighted term.
+_CATEGORY_WEIGHT = 2.0
+# A query term expands to a category only where that category holds this share of its uses.
+_EXPANSION_FLOOR = 0.05
+# How much the item on screen counts against the shopper's interests, per surface.
+_CONTEXT_SHARE = {Surface.DETAIL: 0.8, Surface.POST_PURCHASE: 0.8, Surface.CART_FEED: 0.5}
+
+
+class Retriever:
+    """Finds candidates among ``campaign_item``; campaign ``c`` promotes item ``campaign_item[c]``."""
+
+    def __init__(
+        self,
+        *,
+        items: ItemTable,
+        campaign_item: NDArray[np.int32],
+        k: int,
+    ) -> None:
+        self.items = items
+        self.campaign_item = campaign_item
+        self.k = k
+        self._category = items.category[campaign_item]
+        self._term_category = _term_categories(items)
+        self._idf = _idf(items)
+        self._text_index = self._campaign_text_index()
+        self._quality = np.zeros(len(campaign_item), dtype=np.float32)
+        self._index = self._vector_index()
+
+    def set_quality(self, quality: NDArray[np.float32]) -> None:
+        """A score in [-1, 1] per campaign for how well its item does; rebuilds the index."""
+        self._quality = np.clip(quality, -1.0, 1.0).astype(np.float32)
+        self._index = self._vector_index()
+
+    def retrieve(self, batch: RequestBatch, *, interest: NDArray[np.float32]) -> Candidates:
+        """``(n, k)`` candidate campaigns per request, best first, ``-1`` padded.
+
+        ``interest`` is ``(n, categories)``: each viewer's category profile.
+        """
+        n = len(batch)
+        campaign = np.full((n, self.k), -1, dtype=np.int32)
+        score = np.zeros((n, self.k), dtype=np.float32)
+        search = batch.surface == Surface.SEARCH
+        for rows, (found, found_score) in (
+            (np.flatnonzero(search), self._search(batch, search)),
+            (np.flatnonzero(~search), self._similar(batch, ~search, interest[~search])),
+        ):
+            campaign[rows], score[rows] = found, found_score
+        return Candidates(campaign=campaign, score=score)
+
+    def _search(
+        self, batch: RequestBatch, rows: NDArray[np.bool_]
+    ) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
+        terms = batch.query_terms[rows]
+        n, n_terms = len(terms), self.items.n_terms
+        r, c = np.nonzero(terms >= 0)
+        t = terms[r, c]
+        query = sp.csr_matrix((self._idf[t], (r, t)), shape=(n, n_terms), dtype=np.float32)
+        expanded = query @ self._term_category
+        expanded = _normalise_rows(expanded.tocsr()) * _CATEGORY_WEIGHT
+        scores = sp.hstack([query, expanded], format="csr") @ self._text_index
+        return _top_k(scores.tocsr(), self.k, bonus=_QUALITY_WEIGHT * self._quality)
+
+    def _similar(
+        self, batch: RequestBatch, rows: NDArray[np.bool_], interest: NDArray[np.float32]
+    ) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
+        surface, context = batch.surface[rows], batch.context_item[rows]
+        share = np.zeros(len(surface), dtype=np.float32)
+        for s, value in _CONTEXT_SHARE.items():
+            share[surface == s] = value
+        share[context < 0] = 0.0
+        on_screen = np.zeros_like(interest)
+        has_context = np.flatnonzero(context >= 0)
+        on_screen[has_context, self.items.category[context[has_context]]] = 1.0
+        query = (1.0 - share)[:, None] * interest + share[:, None] * on_screen
+        query = np.hstack([query, np.full((len(query), 1), _QUALITY_WEIGHT, np.float32)])
+        found, score = self._index.search(query, self.k)
+        return found.astype(np.int32), score
+
+    def _campaign_text_index(self) -> sp.csr_matrix:
+        """``(terms + categories, campaigns)``: which campaign items carry which term and category."""
+        titles = self.items.title_terms[self.campaign_item]
+        r, c = np.nonzero(titles >= 0)
+        n_terms, n_cat = self.items.n_terms, self.items.n_categories
+        n = len(self.campaign_item)
+        term_part = sp.csr_matrix(
+            (np.ones(len(r), np.float32), (titles[r, c], r)), shape=(n_terms, n)
+        )
+        term_part.data[:] = 1.0  # a term repeated in a title counts once
+        category_part = sp.csr_matrix(
+            (np.ones(n, np.float32), (self._category, np.arange(n))), shape=(n_cat, n)
+        )
+        return sp.vstack([term_part, category_part], format="csr")
+
+    def _vector_index(self) -> VectorIndex:
+        onehot = np.zeros((len(self.campaign_item), self.items.n_categories + 1), np.float32)
+        onehot[np.arange(len(self.campaign_item)), self._category] = 1.0
+        onehot[:, -1] = self._quality
+        return VectorIndex(onehot)
+
+
+def _term_categories(items: ItemTable) -> sp.csr_matrix:
+    """``(terms, categories)``: the share of each term's uses in titles that fall in each category."""
+    r, c = np.nonzero(items.title_terms >= 0)
+    counts = sp.csr_matrix(
+        (np.ones(len(r), np.float32), (items.title_terms[r, c], items.category[r])),
+        shape=(items.n_terms, items.n_categories),
+    )
+    share = _normalise_rows(counts)
+    share.data[share.data < _EXPANSION_FLOOR] = 0.0
+    share.eliminate_zeros()
+    return share
+
+
+def _idf(items: ItemTable) -> NDArray[np.float32]:
+    r, c = np.nonzero(items.title_terms >= 0)
+    present = np.unique(items.title_terms[r, c].astype(np.int64) * len(items) + r)
+    documents = np.bincount(present // len(items), minlength=items.n_terms)
+    idf: NDArray[np.float32] = np.log((len(items) + 1) / (documents + 1)).astype(np.float32)
+    return idf
+
+
+def _normalise_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    totals = np.asarray(matrix.sum(axis=1)).ravel()
+    scale = np.divide(1.0, totals, out=np.zeros_like(totals, dtype=np.float64), where=totals > 0)
+    return sp.csr_matrix(sp.diags(scale.astype(np.float32)) @ matrix)
+
+
+def _top_k(
+    scores: sp.csr_matrix, k: int, *, bonus: NDArray[np.float32]
+) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
+    """Row-wise top ``k`` of a sparse score matrix, as dense ``-1`` padded arrays."""
+    n = scores.shape[0]
+    counts = np.diff(scores.indptr)
+    row = np.repeat(np.arange(n), counts)
+    value = scores.data + bonus[scores.indices]
+    order = np.lexsort((scores.indices, -value, row))
+    rank = np.arange(len(order)) - scores.indptr[row[order]]
+    keep = order[rank < k]
+    campaign = np.full((n, k), -1, dtype=np.int32)
+    score = np.zeros((n, k), dtype=np.float32)
+    slot = (np.arange(len(order)) - scores.indptr[row[order]])[rank < k]
+    campaign[row[keep], slot] = scores.indices[keep]
+    score[row[keep], slot] = value[keep]
+    return campaign, score

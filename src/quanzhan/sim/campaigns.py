@@ -1,0 +1,43 @@
+"""The advertisers of a scenario: which items are promoted, with what budget, target and mode."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from quanzhan.domain import CampaignMode, CampaignTable, RoiBasis
+from quanzhan.sim.catalog import Catalog
+from quanzhan.sim.config import BehaviourConfig, CampaignsConfig
+
+
+def build_campaigns(
+    config: CampaignsConfig,
+    behaviour: BehaviourConfig,
+    catalog: Catalog,
+    rng: np.random.Generator,
+) -> CampaignTable:
+    """One campaign per promoted item; better items are a little more likely to be promoted.
+
+    Budgets are log-uniform over ``budget_range`` and targets uniform over ``target_roi_range``.
+    Manual campaigns bid a fixed share of the item's value per click at the market's average
+    conversion rate: a merchant's rough guess, as in the older keyword-bid products.
+    """
+    n = config.n_campaigns
+    weight = np.exp(catalog.quality.astype(np.float64))
+    item = rng.choice(len(catalog.quality), size=n, replace=False, p=weight / weight.sum())
+    low, high = config.budget_range
+    budget = np.round(np.exp(rng.uniform(np.log(low), np.log(high), size=n)), 2)
+    target = np.round(rng.uniform(*config.target_roi_range, size=n), 2)
+    manual = rng.random(n) < config.manual_share
+    mode = np.where(manual, CampaignMode.MANUAL_CPC, CampaignMode.FULL_SITE).astype(np.int8)
+    ad_only = rng.random(n) < config.ad_only_share
+    basis = np.where(ad_only, RoiBasis.AD_ONLY, RoiBasis.FULL_SITE).astype(np.int8)
+    value_per_click = behaviour.cvr_mean * catalog.items.price[item]
+    cpc = np.round(value_per_click * rng.uniform(*config.manual_cpc_value_share, size=n), 2)
+    return CampaignTable(
+        item=item.astype(np.int32),
+        mode=mode,
+        budget=np.maximum(budget, 0.01),
+        target_roi=np.maximum(target, 0.01),
+        roi_basis=basis,
+        manual_cpc=np.where(manual, np.maximum(cpc, 0.01), 0.0),
+    )
