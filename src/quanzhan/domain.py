@@ -87,10 +87,6 @@ class CampaignTable:
     def __len__(self) -> int:
         return len(self.item)
 
-    @property
-    def is_auto(self) -> NDArray[np.bool_]:
-        return self.mode == CampaignMode.FULL_SITE
-
 
 @dataclass(frozen=True, slots=True)
 class ItemTable:

@@ -15,9 +15,11 @@ from quanzhan.domain import N_SURFACES
 class Stats:
     """Totals for ``n_campaigns`` campaigns over ``n_hours`` hours."""
 
-    CAMPAIGN_MEASURES = ("impressions", "clicks", "spend", "orders", "gmv_ad")
+    # ``predicted_gmv`` is the engine's own expected GMV of its clicks (pCVR x price at serving):
+    # a signal that arrives with the click, long before the orders do.
+    CAMPAIGN_MEASURES = ("impressions", "clicks", "spend", "orders", "gmv_ad", "predicted_gmv")
     PLATFORM_MEASURES = (
-        "requests", "impressions", "clicks", "spend", "orders", "gmv_ad",
+        "requests", "impressions", "clicks", "spend", "orders", "gmv_ad", "predicted_gmv",
         "organic_impressions", "organic_clicks", "organic_orders", "gmv_organic",
     )  # fmt: skip
 
@@ -79,7 +81,9 @@ class Stats:
         flat = campaign[has].astype(np.int64) * self.n_hours + hour[has]
         size = self.campaign_organic_gmv.size
         shape = self.campaign_organic_gmv.shape
-        self.campaign_organic_gmv += np.bincount(flat, weights=amount[has], minlength=size).reshape(shape)
+        self.campaign_organic_gmv += np.bincount(flat, weights=amount[has], minlength=size).reshape(
+            shape
+        )
         self.campaign_organic_orders += np.bincount(flat, minlength=size).reshape(shape)
 
     def campaign_totals(self, measure: str, hours: slice = slice(None)) -> NDArray[np.float64]:

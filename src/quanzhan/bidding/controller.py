@@ -30,7 +30,7 @@ class CampaignState:
 
 
 class Controller(Protocol):
-    """Steers bid multipliers. ``multipliers`` is read before each batch, ``update`` after a tick."""
+    """Steers bid multipliers: ``multipliers`` before each batch, ``update`` after a tick."""
 
     def multipliers(self) -> NDArray[np.float64]:
         """``(n_campaigns,)`` current bid multipliers."""

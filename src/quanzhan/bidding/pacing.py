@@ -50,7 +50,9 @@ class ProportionalPacing:
         roi = (state.gmv + state.target_roi * pseudo) / (state.spend + pseudo)
         slack = _PACE_SLACK_SHARE * state.budget
         planned = state.budget * self.plan(state.day_fraction)
-        error = np.minimum(np.log(roi / state.target_roi), np.log((planned + slack) / (state.spend + slack)))
+        error = np.minimum(
+            np.log(roi / state.target_roi), np.log((planned + slack) / (state.spend + slack))
+        )
         self._k *= np.exp(np.clip(self.gain * error, -_STEP, _STEP))
         np.clip(self._k, *_BOUNDS, out=self._k)
 

@@ -34,6 +34,7 @@ class EngineConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     candidates: int = Field(default=48, ge=1, le=1000)
+    embedding_dim: int = Field(default=16, ge=2, le=256)
     surfaces: dict[str, SurfaceRules] = Field(default_factory=_default_rules)
     attribution_window_hours: float = Field(default=24.0, gt=0, le=24 * 30)
     refresh_hours: float = Field(default=2.0, gt=0)

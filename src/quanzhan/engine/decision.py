@@ -11,7 +11,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from quanzhan.domain import CampaignMode, CampaignTable, ItemTable
-from quanzhan.engine.auction import run_auction
+from quanzhan.engine.auction import AuctionResult, run_auction
 from quanzhan.engine.batch import Decision, RequestBatch
 from quanzhan.engine.config import EngineConfig
 from quanzhan.engine.log import EventLog, Impressions
@@ -50,7 +50,10 @@ class Engine:
         if history_user is not None and history_item is not None:
             self.profiles.add(user=history_user, category=items.category[history_item])
         self.retriever = Retriever(
-            items=items, campaign_item=campaigns.item, k=config.candidates
+            items=items,
+            campaign_item=campaigns.item,
+            k=config.candidates,
+            category_vectors=self.profiles.category_vectors(config.embedding_dim),
         )
         self.predictor = Predictor(
             config=config, items=items, campaign_item=campaigns.item, max_slots=max_slots, seed=seed
@@ -105,14 +108,16 @@ class Engine:
         live: NDArray[np.bool_],
     ) -> tuple[Decision, tuple[NDArray[np.float32], NDArray[np.float32]]]:
         interest = self.profiles.distribution(batch.user)
-        candidates = self.retriever.retrieve(batch, interest=interest)
+        candidates = self.retriever.retrieve(batch, interest=interest, live=live)
         campaign = candidates.campaign
         c = np.maximum(campaign, 0)
         x_ctr, x_cvr = self.predictor.features(
             campaign=campaign, retrieval=candidates.score, interest=interest
         )
         pctr, pcvr = self.predictor.predict(surface=batch.surface, x_ctr=x_ctr, x_cvr=x_cvr)
-        bid = np.where(self._manual[c], self.campaigns.manual_cpc[c], multiplier[c] * pcvr * self._price[c])
+        bid = np.where(
+            self._manual[c], self.campaigns.manual_cpc[c], multiplier[c] * pcvr * self._price[c]
+        )
         bid = np.minimum(bid, remaining[c])
         result = run_auction(
             bid=bid,
@@ -128,7 +133,15 @@ class Engine:
             result.winner, x_ctr, x_cvr
         )
 
-    def _assemble(self, batch, campaign, bid, pctr, pcvr, result) -> Decision:  # type: ignore[no-untyped-def]
+    def _assemble(
+        self,
+        batch: RequestBatch,
+        campaign: NDArray[np.int32],
+        bid: NDArray[np.float64],
+        pctr: NDArray[np.float64],
+        pcvr: NDArray[np.float64],
+        result: AuctionResult,
+    ) -> Decision:
         won = result.winner >= 0
         col = np.maximum(result.winner, 0)
         chosen = np.where(won, np.take_along_axis(campaign, col, axis=1), -1).astype(np.int32)
@@ -170,12 +183,19 @@ class Engine:
         if len(self.log) == 0:
             return
         impressions = self.log.impressions()
-        clicked = impressions.take(np.flatnonzero(impressions.clicked[self._profiled_clicks :]) + self._profiled_clicks)
+        clicked = impressions.take(
+            np.flatnonzero(impressions.clicked[self._profiled_clicks :]) + self._profiled_clicks
+        )
         self._profiled_clicks = len(impressions)
-        self.profiles.add(user=clicked.user, category=self.items.category[self.campaigns.item[clicked.campaign]])
+        self.profiles.add(
+            user=clicked.user, category=self.items.category[self.campaigns.item[clicked.campaign]]
+        )
         self.predictor.refresh(log=self.log, now=now)
         lift = self.predictor.ctr_item - self.predictor.ctr_category[self.predictor.category]
-        self.retriever.set_quality(np.tanh(lift).astype(np.float32))
+        self.retriever.update(
+            quality=np.tanh(lift).astype(np.float32),
+            category_vectors=self.profiles.category_vectors(self.config.embedding_dim),
+        )
 
 
 def _slice(batch: RequestBatch, start: int) -> RequestBatch:

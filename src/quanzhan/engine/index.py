@@ -1,46 +1,77 @@
-"""Approximate nearest-neighbour search by inner product, over the items of live campaigns.
+"""An inverted-file (IVF) nearest-neighbour index whose cells are the item categories.
 
-A thin wrapper over faiss: HNSW for large sets, an exact flat index for small ones (where HNSW
-would buy nothing). The graph is built on one thread so that the same vectors give the same index.
+Every campaign sits in the cell of its item's category; cells carry a learned vector each
+(``UserProfiles.category_vectors``) and list their campaigns best first by quality. A query
+probes its ``n_probe`` nearest cells by inner product and takes campaigns cell after cell, in
+cell order, until it has ``k``. It is approximate in the usual IVF way: a strong campaign in a
+far cell can be missed, and within the probed cells quality only orders a cell's own list.
+
+Only live campaigns (budget left, not paused) are listed, so no candidate slot goes to a
+campaign that cannot bid; rebuilding is a sort of the campaigns, cheap enough for every tick.
 """
 
 from __future__ import annotations
 
-import faiss
 import numpy as np
 from numpy.typing import NDArray
 
-# Below this many vectors an exact scan is as fast as a graph walk.
-_EXACT_UP_TO = 4096
-_HNSW_NEIGHBOURS = 32
-_HNSW_SEARCH_DEPTH = 96
+# Extra cells probed beyond those needed to fill k at the average cell size.
+_EXTRA_PROBES = 4
+_QUALITY_WEIGHT = 0.05
 
 
-class VectorIndex:
-    """Inner-product top-k over fixed ``(m, d)`` vectors; results are row numbers of those vectors."""
+class CategoryIndex:
+    """Campaign lists per category cell; ``search`` answers ``(n, k)`` campaigns and scores."""
 
-    def __init__(self, vectors: NDArray[np.float32]) -> None:
-        if vectors.ndim != 2:
-            raise ValueError("vectors must be a (m, d) matrix")
-        self.size, self.dim = vectors.shape
-        data = np.ascontiguousarray(vectors, dtype=np.float32)
-        if self.size <= _EXACT_UP_TO:
-            self._index = faiss.IndexFlatIP(self.dim)
-        else:
-            self._index = faiss.IndexHNSWFlat(self.dim, _HNSW_NEIGHBOURS, faiss.METRIC_INNER_PRODUCT)
-            self._index.hnsw.efSearch = _HNSW_SEARCH_DEPTH
-        threads = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(1)
-        try:
-            self._index.add(data)
-        finally:
-            faiss.omp_set_num_threads(threads)
+    def __init__(
+        self,
+        *,
+        cell: NDArray[np.int64],
+        cell_vectors: NDArray[np.float32],
+        quality: NDArray[np.float32],
+        live: NDArray[np.bool_],
+    ) -> None:
+        n_cells = len(cell_vectors)
+        self.cell_vectors = cell_vectors
+        self.quality = quality
+        listed = np.flatnonzero(live)
+        order = np.lexsort((listed, -quality[listed], cell[listed]))
+        self.members = listed[order].astype(np.int32)
+        self.sizes = np.bincount(cell[self.members], minlength=n_cells)
+        self.starts = np.concatenate([[0], np.cumsum(self.sizes)[:-1]])
 
     def search(
         self, queries: NDArray[np.float32], k: int
-    ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
-        """``(n, k)`` row numbers (``-1`` where fewer exist) and their inner products."""
-        if len(queries) == 0 or self.size == 0:
-            return np.full((len(queries), k), -1, np.int64), np.zeros((len(queries), k), np.float32)
-        scores, rows = self._index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
-        return rows.astype(np.int64), scores.astype(np.float32)
+    ) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
+        """Best ``k`` campaigns per query row, ``-1`` padded, with score = cell similarity +
+        a small quality lean."""
+        n, n_cells = len(queries), len(self.cell_vectors)
+        campaign = np.full((n, k), -1, dtype=np.int32)
+        score = np.zeros((n, k), dtype=np.float32)
+        if n == 0 or len(self.members) == 0:
+            return campaign, score
+        cell_score = queries @ self.cell_vectors.T
+        probes = self._probes(k, n_cells)
+        top = np.argpartition(-cell_score, probes - 1, axis=1)[:, :probes]
+        top_score = np.take_along_axis(cell_score, top, axis=1)
+        rank = np.argsort(-top_score, axis=1, kind="stable")
+        top = np.take_along_axis(top, rank, axis=1)
+        filled = np.cumsum(self.sizes[top], axis=1)  # (n, probes)
+        slot = np.arange(k)
+        which = (filled[:, None, :] <= slot[None, :, None]).sum(axis=2)  # probe holding each slot
+        found = which < probes
+        which = np.minimum(which, probes - 1)
+        before = np.where(
+            which > 0, np.take_along_axis(filled, np.maximum(which - 1, 0), axis=1), 0
+        )
+        chosen_cell = np.take_along_axis(top, which, axis=1)
+        position = self.starts[chosen_cell] + slot[None, :] - before
+        member = self.members[np.minimum(position, len(self.members) - 1)]
+        campaign[found] = member[found]
+        similarity = np.take_along_axis(cell_score, chosen_cell, axis=1)
+        score[found] = (similarity + _QUALITY_WEIGHT * self.quality[member])[found]
+        return campaign, score
+
+    def _probes(self, k: int, n_cells: int) -> int:
+        average = max(len(self.members) / max(int((self.sizes > 0).sum()), 1), 1.0)
+        return int(min(n_cells, np.ceil(k / average) + _EXTRA_PROBES))

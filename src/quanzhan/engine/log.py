@@ -1,4 +1,4 @@
-"""The engine's own log of what it showed and what came of it: the only data its models learn from."""
+"""The engine's own log of what it showed and what came of it: all its models learn from."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 
 @dataclass(frozen=True, slots=True)
 class Impressions:
-    """Shown ads as columns ``(m,)``; ``x_ctr`` and ``x_cvr`` are the features as served, ``(m, f)``.
+    """Shown ads as columns ``(m,)``; ``x_ctr``, ``x_cvr`` are the features as served, ``(m, f)``.
 
     ``click_id`` is ``-1`` for impressions that were not clicked.
     """

@@ -31,7 +31,7 @@ FEATURES = ("retrieval", "interest", "item_rate", "cat_rate", "price")
 N_FEATURES = len(FEATURES)
 _ITEM_STRENGTH = 30.0  # pseudo-trials of the category rate behind each item rate
 _CATEGORY_STRENGTH = 300.0  # pseudo-trials of the global rate behind each category rate
-_NEGATIVES_PER_CLICK = 6.0  # negative down-sampling for the click model, re-weighted
+_NEGATIVES_PER_CLICK = 3.0  # negative down-sampling for the click model, re-weighted
 _MIN_ORDERS = 20  # below this many labelled orders the purchase model keeps its prior
 
 
@@ -59,7 +59,9 @@ class Predictor:
         self.click.shared[1] = 0.5  # before any data, lean on the shopper's category interest
         decay = np.log(config.prior_position_decay) * np.arange(max(max_slots, 1))
         self.click.position[:] = decay[None, :]
-        self.purchase = LogisticModel.prior(rate=config.prior_cvr, n_features=N_FEATURES, n_positions=1)
+        self.purchase = LogisticModel.prior(
+            rate=config.prior_cvr, n_features=N_FEATURES, n_positions=1
+        )
         self.ctr_item = np.full(n, _logit(config.prior_ctr))
         self.ctr_category = np.full(items.n_categories, _logit(config.prior_ctr))
         self.cvr_item = np.full(n, _logit(config.prior_cvr))
@@ -83,21 +85,23 @@ class Predictor:
         category = self._category[c]
         share = np.take_along_axis(interest, category, axis=1)
         common = [retrieval, np.log(np.maximum(share, 1e-6)), self._price[c]]
-        x_ctr = np.stack([common[0], common[1], self.ctr_item[c], self.ctr_category[category], common[2]], -1)
-        x_cvr = np.stack([common[0], common[1], self.cvr_item[c], self.cvr_category[category], common[2]], -1)
+        x_ctr = np.stack(
+            [common[0], common[1], self.ctr_item[c], self.ctr_category[category], common[2]], -1
+        )
+        x_cvr = np.stack(
+            [common[0], common[1], self.cvr_item[c], self.cvr_category[category], common[2]], -1
+        )
         return x_ctr.astype(np.float32), x_cvr.astype(np.float32)
 
     def predict(
         self, *, surface: NDArray[np.int8], x_ctr: NDArray[np.float32], x_cvr: NDArray[np.float32]
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """``(n, k)`` pCTR at the first slot and pCVR, for ``(n, k, f)`` features."""
-        n, k, f = x_ctr.shape
-        rows = np.repeat(surface, k)
-        pctr = self.click.predict(rows, x_ctr.reshape(-1, f)).reshape(n, k)
-        pcvr = self.purchase.predict(rows, x_cvr.reshape(-1, f)).reshape(n, k)
-        return pctr, pcvr
+        return self.click.predict_grid(surface, x_ctr), self.purchase.predict_grid(surface, x_cvr)
 
-    def position_factor(self, surface: NDArray[np.int8], slot: NDArray[np.int64]) -> NDArray[np.float64]:
+    def position_factor(
+        self, surface: NDArray[np.int8], slot: NDArray[np.int64]
+    ) -> NDArray[np.float64]:
         """Learned click odds of ``slot`` relative to the first slot (approximately)."""
         top = self.click.position.shape[1] - 1
         out: NDArray[np.float64] = np.exp(self.click.position[surface, np.minimum(slot, top)])
@@ -136,7 +140,9 @@ class Predictor:
         )
 
     def _refresh_purchase(self, imps: Impressions, ordered: NDArray[np.int64], now: float) -> None:
-        mature = imps.clicked & (imps.click_time <= now - self.config.conversion_maturity_hours * 3600)
+        mature = imps.clicked & (
+            imps.click_time <= now - self.config.conversion_maturity_hours * 3600
+        )
         clicks = imps.take(mature)
         label = np.isin(clicks.click_id, ordered)
         if label.sum() < _MIN_ORDERS:
@@ -144,7 +150,9 @@ class Predictor:
         ones = np.ones(len(clicks))
         fold = (clicks.request_id & 1).astype(bool)
         y = label.astype(np.float64)
-        self.cvr_item, self.cvr_category = self._rates(clicks.campaign, y, ones, self.config.prior_cvr)
+        self.cvr_item, self.cvr_category = self._rates(
+            clicks.campaign, y, ones, self.config.prior_cvr
+        )
         rows = self._recent(len(clicks))
         x = clicks.x_cvr[rows].copy()
         x[:, 2], x[:, 3] = self._out_of_fold(
@@ -204,7 +212,9 @@ class Predictor:
     def _recent(self, n: int) -> NDArray[np.int64]:
         return np.arange(max(0, n - self.config.max_training_rows), n, dtype=np.int64)
 
-    def _downsample(self, clicked: NDArray[np.bool_]) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    def _downsample(
+        self, clicked: NDArray[np.bool_]
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
         """All clicks and a re-weighted sample of the rest."""
         n_clicks = int(clicked.sum())
         n_rest = len(clicked) - n_clicks
@@ -229,5 +239,7 @@ def _relative_price(items: ItemTable, campaign_item: NDArray[np.int32]) -> NDArr
         prices = items.price[order[bounds[c] : bounds[c + 1]]]
         if len(prices):
             median[c] = float(np.median(prices))
-    out: NDArray[np.float64] = np.log(items.price[campaign_item] / median[items.category[campaign_item]])
+    out: NDArray[np.float64] = np.log(
+        items.price[campaign_item] / median[items.category[campaign_item]]
+    )
     return out

@@ -4,7 +4,8 @@
   are weighted by idf and expanded to the categories those terms are used in (learned from the
   catalog's titles), so an on-topic item is found even without the exact word;
 - home feed and off-site: the shopper's interest profile against the items' category vectors
-  through an approximate-nearest-neighbour index;
+  (learned from how categories share shoppers, ``UserProfiles.category_vectors``) through an
+  approximate-nearest-neighbour index (``engine.index``, inverted lists per category);
 - detail, post-purchase and cart feed: item-to-item, the item on screen (blended with the
   shopper's interests on the cart feed) through the same index.
 
@@ -19,7 +20,7 @@ from numpy.typing import NDArray
 
 from quanzhan.domain import ItemTable, Surface
 from quanzhan.engine.batch import Candidates, RequestBatch
-from quanzhan.engine.index import VectorIndex
+from quanzhan.engine.index import CategoryIndex
 
 # Weight of the quality lean against a perfect category match (1.0).
 _QUALITY_WEIGHT = 0.05
@@ -32,7 +33,7 @@ _CONTEXT_SHARE = {Surface.DETAIL: 0.8, Surface.POST_PURCHASE: 0.8, Surface.CART_
 
 
 class Retriever:
-    """Finds candidates among ``campaign_item``; campaign ``c`` promotes item ``campaign_item[c]``."""
+    """Finds candidates among campaigns; campaign ``c`` promotes item ``campaign_item[c]``."""
 
     def __init__(
         self,
@@ -40,6 +41,7 @@ class Retriever:
         items: ItemTable,
         campaign_item: NDArray[np.int32],
         k: int,
+        category_vectors: NDArray[np.float32],
     ) -> None:
         self.items = items
         self.campaign_item = campaign_item
@@ -49,18 +51,30 @@ class Retriever:
         self._idf = _idf(items)
         self._text_index = self._campaign_text_index()
         self._quality = np.zeros(len(campaign_item), dtype=np.float32)
+        self._vectors = category_vectors
+        self._live = np.ones(len(campaign_item), dtype=bool)
         self._index = self._vector_index()
 
-    def set_quality(self, quality: NDArray[np.float32]) -> None:
-        """A score in [-1, 1] per campaign for how well its item does; rebuilds the index."""
+    def update(
+        self, *, quality: NDArray[np.float32], category_vectors: NDArray[np.float32]
+    ) -> None:
+        """New category vectors and a score in [-1, 1] per campaign for how well its item does;
+        rebuilds the index."""
         self._quality = np.clip(quality, -1.0, 1.0).astype(np.float32)
+        self._vectors = category_vectors
         self._index = self._vector_index()
 
-    def retrieve(self, batch: RequestBatch, *, interest: NDArray[np.float32]) -> Candidates:
+    def retrieve(
+        self, batch: RequestBatch, *, interest: NDArray[np.float32], live: NDArray[np.bool_]
+    ) -> Candidates:
         """``(n, k)`` candidate campaigns per request, best first, ``-1`` padded.
 
-        ``interest`` is ``(n, categories)``: each viewer's category profile.
+        ``interest`` is ``(n, categories)``: each viewer's category profile; only ``live``
+        campaigns are retrieved.
         """
+        if not np.array_equal(live, self._live):
+            self._live = live.copy()
+            self._index = self._vector_index()
         n = len(batch)
         campaign = np.full((n, self.k), -1, dtype=np.int32)
         score = np.zeros((n, self.k), dtype=np.float32)
@@ -83,7 +97,9 @@ class Retriever:
         expanded = query @ self._term_category
         expanded = _normalise_rows(expanded.tocsr()) * _CATEGORY_WEIGHT
         scores = sp.hstack([query, expanded], format="csr") @ self._text_index
-        return _top_k(scores.tocsr(), self.k, bonus=_QUALITY_WEIGHT * self._quality)
+        return _top_k(
+            scores.tocsr(), self.k, bonus=_QUALITY_WEIGHT * self._quality, live=self._live
+        )
 
     def _similar(
         self, batch: RequestBatch, rows: NDArray[np.bool_], interest: NDArray[np.float32]
@@ -93,16 +109,13 @@ class Retriever:
         for s, value in _CONTEXT_SHARE.items():
             share[surface == s] = value
         share[context < 0] = 0.0
-        on_screen = np.zeros_like(interest)
-        has_context = np.flatnonzero(context >= 0)
-        on_screen[has_context, self.items.category[context[has_context]]] = 1.0
-        query = (1.0 - share)[:, None] * interest + share[:, None] * on_screen
-        query = np.hstack([query, np.full((len(query), 1), _QUALITY_WEIGHT, np.float32)])
-        found, score = self._index.search(query, self.k)
-        return found.astype(np.int32), score
+        profile = _unit_rows(interest @ self._vectors)
+        on_screen = self._vectors[self.items.category[np.maximum(context, 0)]]
+        query = (1.0 - share)[:, None] * profile + share[:, None] * on_screen
+        return self._index.search(query.astype(np.float32), self.k)
 
     def _campaign_text_index(self) -> sp.csr_matrix:
-        """``(terms + categories, campaigns)``: which campaign items carry which term and category."""
+        """``(terms + categories, campaigns)``: which campaign items carry which term, category."""
         titles = self.items.title_terms[self.campaign_item]
         r, c = np.nonzero(titles >= 0)
         n_terms, n_cat = self.items.n_terms, self.items.n_categories
@@ -116,15 +129,23 @@ class Retriever:
         )
         return sp.vstack([term_part, category_part], format="csr")
 
-    def _vector_index(self) -> VectorIndex:
-        onehot = np.zeros((len(self.campaign_item), self.items.n_categories + 1), np.float32)
-        onehot[np.arange(len(self.campaign_item)), self._category] = 1.0
-        onehot[:, -1] = self._quality
-        return VectorIndex(onehot)
+    def _vector_index(self) -> CategoryIndex:
+        return CategoryIndex(
+            cell=self._category.astype(np.int64),
+            cell_vectors=self._vectors,
+            quality=self._quality,
+            live=self._live,
+        )
+
+
+def _unit_rows(matrix: NDArray[np.float32]) -> NDArray[np.float32]:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    out: NDArray[np.float32] = matrix / np.maximum(norms, 1e-12)
+    return out
 
 
 def _term_categories(items: ItemTable) -> sp.csr_matrix:
-    """``(terms, categories)``: the share of each term's uses in titles that fall in each category."""
+    """``(terms, categories)``: the share of each term's uses in titles that fall in a category."""
     r, c = np.nonzero(items.title_terms >= 0)
     counts = sp.csr_matrix(
         (np.ones(len(r), np.float32), (items.title_terms[r, c], items.category[r])),
@@ -151,9 +172,11 @@ def _normalise_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
 
 
 def _top_k(
-    scores: sp.csr_matrix, k: int, *, bonus: NDArray[np.float32]
+    scores: sp.csr_matrix, k: int, *, bonus: NDArray[np.float32], live: NDArray[np.bool_]
 ) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
-    """Row-wise top ``k`` of a sparse score matrix, as dense ``-1`` padded arrays."""
+    """Row-wise top ``k`` live columns of a sparse score matrix, as dense ``-1`` padded arrays."""
+    scores = scores.multiply(live[None, :].astype(np.float32)).tocsr()
+    scores.eliminate_zeros()
     n = scores.shape[0]
     counts = np.diff(scores.indptr)
     row = np.repeat(np.arange(n), counts)

@@ -47,7 +47,10 @@ class Behaviour:
     def affinity(self, user: NDArray[np.int32], item: NDArray[np.int32]) -> NDArray[np.float64]:
         """Standardised latent dot product of each (user, item) pair."""
         dot = np.einsum("...d,...d->...", self.users.latent[user], self.catalog.latent[item])
-        return (dot.astype(np.float64) - self.affinity_mean) / self.affinity_scale
+        out: NDArray[np.float64] = (
+            dot.astype(np.float64) - self.affinity_mean
+        ) / self.affinity_scale
+        return out
 
     def click_probability(
         self,
@@ -73,7 +76,9 @@ class Behaviour:
         """Odds that one click ends in an order."""
         cfg = self.config
         items = self.catalog.items
-        relative_price = np.log(items.price[item] / self.catalog.category_price_median[items.category[item]])
+        relative_price = np.log(
+            items.price[item] / self.catalog.category_price_median[items.category[item]]
+        )
         logit = _logit(cfg.cvr_mean) + _CVR_OFFSET[surface]
         logit = logit + cfg.cvr_affinity_weight * self.affinity(user, item)
         logit = logit + 0.5 * self.catalog.quality[item] - cfg.price_elasticity * relative_price
@@ -87,7 +92,9 @@ class Behaviour:
     def order_delay(self, rng: np.random.Generator, size: int) -> NDArray[np.float64]:
         """Seconds from click to order: log-normal, capped."""
         cfg = self.config
-        delay = rng.lognormal(np.log(cfg.order_delay_median_minutes * 60), cfg.order_delay_sigma, size)
+        delay = rng.lognormal(
+            np.log(cfg.order_delay_median_minutes * 60), cfg.order_delay_sigma, size
+        )
         return np.minimum(delay, cfg.order_delay_max_hours * 3600)
 
 
@@ -97,7 +104,9 @@ def build_behaviour(
     """Fix the affinity scale on pairs a shopper would typically meet: items of their interests."""
     sample = min(20_000, len(users))
     user = rng.choice(len(users), size=sample, replace=False).astype(np.int32)
-    item = catalog.sample_in_category(category=users.categories(user, rng), uniform=rng.random(sample))
+    item = catalog.sample_in_category(
+        category=users.categories(user, rng), uniform=rng.random(sample)
+    )
     dot = np.einsum("nd,nd->n", users.latent[user], catalog.latent[item]).astype(np.float64)
     scale = float(dot.std()) or 1.0
     return Behaviour(config, catalog, users, float(dot.mean()), scale)

@@ -35,7 +35,9 @@ class Catalog:
 
         ``category`` and ``uniform`` (draws in [0, 1)) have any equal shape; so does the result.
         """
-        start = np.where(self._offsets[category] > 0, self._cumulative[self._offsets[category] - 1], 0.0)
+        start = np.where(
+            self._offsets[category] > 0, self._cumulative[self._offsets[category] - 1], 0.0
+        )
         end = self._cumulative[self._offsets[category + 1] - 1]
         position = np.searchsorted(self._cumulative, start + uniform * (end - start), side="right")
         position = np.clip(position, self._offsets[category], self._offsets[category + 1] - 1)

@@ -141,7 +141,7 @@ class BehaviourConfig(_Section):
 
 
 class CampaignsConfig(_Section):
-    """The advertisers: full-site ROI campaigns with a spread of budgets and targets, and manual CPC."""
+    """The advertisers: full-site ROI campaigns of many budgets and targets, and manual CPC."""
 
     n_campaigns: int = Field(ge=0)
     manual_share: Share = 0.2
@@ -181,7 +181,9 @@ class ScenarioConfig(_Section):
 def scenario_names() -> list[str]:
     """The scenarios that ship with the package."""
     folder = resources.files("quanzhan.sim").joinpath("scenarios")
-    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+    return sorted(
+        p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")
+    )
 
 
 def load_scenario(name_or_path: str) -> ScenarioConfig:

@@ -21,7 +21,9 @@ class PredictionRecord:
     """Accumulates (surface, prediction, truth, outcome) rows."""
 
     def __init__(self) -> None:
-        self._parts: list[tuple[NDArray[np.int8], NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]] = []
+        self._parts: list[
+            tuple[NDArray[np.int8], NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]
+        ] = []
 
     def add(
         self,
@@ -36,9 +38,16 @@ class PredictionRecord:
     def report(self) -> dict[str, Any]:
         """Metrics overall and ``by_surface``."""
         if self._parts:
-            surface, predicted, truth, outcome = (np.concatenate(c) for c in zip(*self._parts, strict=True))
+            surface, predicted, truth, outcome = (
+                np.concatenate(c) for c in zip(*self._parts, strict=True)
+            )
         else:
-            surface, predicted, truth, outcome = np.zeros(0, np.int8), np.zeros(0), np.zeros(0), np.zeros(0, bool)
+            surface, predicted, truth, outcome = (
+                np.zeros(0, np.int8),
+                np.zeros(0),
+                np.zeros(0),
+                np.zeros(0, bool),
+            )
         overall = _metrics(predicted, truth, outcome)
         overall["by_surface"] = {
             name: _metrics(predicted[surface == s], truth[surface == s], outcome[surface == s])

@@ -1,8 +1,8 @@
-"""The simulated marketplace: a Gymnasium-style environment that stands in for surfaces and shoppers.
+"""The simulated marketplace: a Gymnasium-style environment standing in for surfaces and shoppers.
 
 Contract::
 
-    view = market.reset(seed=7)            # builds catalog, shoppers, campaigns; returns public data
+    view = market.reset(seed=7)            # builds the market; returns what is public
     while (batch := market.next_requests()) is not None:
         feedback = market.serve(campaign=..., item=...)   # the engine's slots for that batch
         orders = market.orders_until(market.clock)        # orders whose time has come
@@ -13,7 +13,7 @@ Every draw comes from generators spawned from the one seed at reset, so a seed f
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -79,9 +79,7 @@ class Orders:
 
     @staticmethod
     def empty() -> Orders:
-        return Orders(
-            np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0), np.zeros(0)
-        )
+        return Orders(np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0), np.zeros(0))
 
     def take(self, mask: NDArray[np.bool_]) -> Orders:
         return Orders(self.user[mask], self.item[mask], self.time[mask], self.amount[mask])
@@ -163,7 +161,11 @@ class Market:
         start = self._tick * self.tick_seconds
         count = int(self._counts[self._tick])
         batch, hidden = self._traffic.draw(
-            start=start, end=start + self.tick_seconds, count=count, first_id=self._next_id, rng=self._rng
+            start=start,
+            end=start + self.tick_seconds,
+            count=count,
+            first_id=self._next_id,
+            rng=self._rng,
         )
         self._tick += 1
         self._next_id += count
@@ -181,7 +183,7 @@ class Market:
         feedback, ad_orders = self._serve_ads(batch, hidden, item)
         organic_orders, impressions, clicks = self._serve_organic(batch, hidden, item)
         self._pending.extend([ad_orders, organic_orders])
-        return Feedback(**feedback, organic_impressions=impressions, organic_clicks=clicks)
+        return replace(feedback, organic_impressions=impressions, organic_clicks=clicks)
 
     def orders_until(self, time: float) -> Orders:
         """Orders placed up to ``time`` and not handed out before, sorted by time."""
@@ -198,7 +200,8 @@ class Market:
 
     def _serve_ads(
         self, batch: RequestBatch, hidden: HiddenContext, item: NDArray[np.int32]
-    ) -> tuple[dict[str, NDArray[np.generic]], Orders]:
+    ) -> tuple[Feedback, Orders]:
+        """Ad impressions and clicks; organic totals are left empty for ``serve`` to fill."""
         request_index, slot = np.nonzero(item >= 0)
         shown = item[request_index, slot]
         surface = batch.surface[request_index]
@@ -210,24 +213,28 @@ class Market:
         n_clicks = int(clicked.sum())
         click_id = np.arange(self._next_click, self._next_click + n_clicks, dtype=np.int64)
         self._next_click += n_clicks
-        click_time = batch.time[request_index[clicked]] + self._rng.exponential(_CLICK_LAG_SECONDS, n_clicks)
+        click_time = batch.time[request_index[clicked]] + self._rng.exponential(
+            _CLICK_LAG_SECONDS, n_clicks
+        )
         cvr = self.behaviour.purchase_probability(
             user=user[clicked], item=shown[clicked], surface=surface[clicked]
         )
         ordered = self._rng.random(n_clicks) < cvr
         orders = self._orders(user[clicked][ordered], shown[clicked][ordered], click_time[ordered])
-        columns: dict[str, NDArray[np.generic]] = {
-            "request_index": request_index.astype(np.int64),
-            "slot": slot.astype(np.int64),
-            "clicked": clicked,
-            "true_ctr": ctr,
-            "click_id": click_id,
-            "click_time": click_time,
-            "click_user": user[clicked].astype(np.int32),
-            "click_true_cvr": cvr,
-            "click_ordered": ordered,
-        }
-        return columns, orders
+        feedback = Feedback(
+            request_index=request_index.astype(np.int64),
+            slot=slot.astype(np.int64),
+            clicked=clicked,
+            true_ctr=ctr,
+            click_id=click_id,
+            click_time=click_time,
+            click_user=user[clicked].astype(np.int32),
+            click_true_cvr=cvr,
+            click_ordered=ordered,
+            organic_impressions=np.zeros(N_SURFACES, np.int64),
+            organic_clicks=np.zeros(N_SURFACES, np.int64),
+        )
+        return feedback, orders
 
     def _serve_organic(
         self, batch: RequestBatch, hidden: HiddenContext, ads: NDArray[np.int32]

@@ -47,6 +47,7 @@ class SimulationResult:
     wall_seconds: float
     refreshes: int
     free_clicks: int
+    expected_gmv_ad: NDArray[np.float64]
 
 
 class Simulation:
@@ -76,7 +77,9 @@ class Simulation:
         self.stats = Stats(n_campaigns=len(campaigns), n_hours=24 * config.traffic.days)
         self.forecast = TrafficForecast()
         self.controller = ProportionalPacing(
-            target_roi=campaigns.target_roi, gain=config.engine.pacing_gain, plan=self.forecast.share_elapsed
+            target_roi=campaigns.target_roi,
+            gain=config.engine.pacing_gain,
+            plan=self.forecast.share_elapsed,
         )
         self.click_prediction = PredictionRecord()
         self.purchase_prediction = PredictionRecord()
@@ -84,6 +87,8 @@ class Simulation:
         self._item_campaign[campaigns.item] = np.arange(len(campaigns), dtype=np.int32)
         self._next_refresh = config.engine.first_refresh_hours * 3600
         self._free_clicks = 0
+        # Ground-truth expected ad GMV per campaign, for evaluation only; the engine never sees it.
+        self._expected_gmv = np.zeros(len(campaigns))
 
     def run(self, progress: Progress | None = None) -> SimulationResult:
         started = clock.perf_counter()
@@ -108,6 +113,7 @@ class Simulation:
             wall_seconds=clock.perf_counter() - started,
             refreshes=self.engine.predictor.refreshes,
             free_clicks=self._free_clicks,
+            expected_gmv_ad=self._expected_gmv.copy(),
         )
 
     def _maybe_new_day(self, tick: int) -> None:
@@ -120,7 +126,9 @@ class Simulation:
         self.forecast.observe(batch.time)
         self.stats.add_platform("requests", surface=batch.surface, time=batch.time)
         decision, features = self.engine.decide(
-            batch, multiplier=self.controller.multipliers(), remaining_budget=self.ledger.remaining()
+            batch,
+            multiplier=self.controller.multipliers(),
+            remaining_budget=self.ledger.remaining(),
         )
         feedback = self.market.serve(campaign=decision.campaign, item=decision.item)
         self._account_impressions(batch, decision, features, feedback)
@@ -142,7 +150,9 @@ class Simulation:
         campaign = decision.campaign[row, slot]
         surface = batch.surface[row]
         clicked = feedback.clicked
-        self.stats.add_campaign("impressions", campaign=campaign, surface=surface, time=batch.time[row])
+        self.stats.add_campaign(
+            "impressions", campaign=campaign, surface=surface, time=batch.time[row]
+        )
         charged = self.ledger.charge(
             click_id=feedback.click_id,
             campaign=campaign[clicked],
@@ -151,9 +161,32 @@ class Simulation:
         )
         self._free_clicks += int(np.sum(charged == 0))
         click_surface = surface[clicked]
-        self.stats.add_campaign("clicks", campaign=campaign[clicked], surface=click_surface, time=feedback.click_time)
         self.stats.add_campaign(
-            "spend", campaign=campaign[clicked], surface=click_surface, time=feedback.click_time, value=charged
+            "clicks", campaign=campaign[clicked], surface=click_surface, time=feedback.click_time
+        )
+        self.stats.add_campaign(
+            "spend",
+            campaign=campaign[clicked],
+            surface=click_surface,
+            time=feedback.click_time,
+            value=charged,
+        )
+        value = (
+            decision.pcvr[row, slot][clicked]
+            * self.view.items.price[decision.item[row, slot][clicked]]
+        )
+        self.stats.add_campaign(
+            "predicted_gmv",
+            campaign=campaign[clicked],
+            surface=click_surface,
+            time=feedback.click_time,
+            value=value,
+        )
+        self._expected_gmv += np.bincount(
+            campaign[clicked],
+            weights=feedback.click_true_cvr
+            * self.view.items.price[decision.item[row, slot][clicked]],
+            minlength=len(self._expected_gmv),
         )
         self.attribution.record_clicks(
             click_id=feedback.click_id,
@@ -182,7 +215,10 @@ class Simulation:
             )
         )
         self.click_prediction.add(
-            surface=surface, predicted=decision.pctr[row, slot], truth=feedback.true_ctr, outcome=clicked
+            surface=surface,
+            predicted=decision.pctr[row, slot],
+            truth=feedback.true_ctr,
+            outcome=clicked,
         )
         self.purchase_prediction.add(
             surface=click_surface,
@@ -191,7 +227,9 @@ class Simulation:
             outcome=feedback.click_ordered,
         )
         end = float(batch.time[-1]) if len(batch) else self.market.clock
-        self.stats.add_surface_totals("organic_impressions", totals=feedback.organic_impressions, time=end)
+        self.stats.add_surface_totals(
+            "organic_impressions", totals=feedback.organic_impressions, time=end
+        )
         self.stats.add_surface_totals("organic_clicks", totals=feedback.organic_clicks, time=end)
 
     def _credit(self, orders: Orders) -> None:
@@ -204,22 +242,32 @@ class Simulation:
             "orders", campaign=found.campaign[ad], surface=found.surface[ad], time=orders.time[ad]
         )
         self.stats.add_campaign(
-            "gmv_ad", campaign=found.campaign[ad], surface=found.surface[ad], time=orders.time[ad], value=orders.amount[ad]
+            "gmv_ad",
+            campaign=found.campaign[ad],
+            surface=found.surface[ad],
+            time=orders.time[ad],
+            value=orders.amount[ad],
         )
         organic = ~ad
         self.stats.add_organic_orders(
-            campaign=self._item_campaign[orders.item[organic]], time=orders.time[organic], amount=orders.amount[organic]
+            campaign=self._item_campaign[orders.item[organic]],
+            time=orders.time[organic],
+            amount=orders.amount[organic],
         )
         zeros = np.zeros(int(organic.sum()), dtype=np.int8)
         self.stats.add_platform("organic_orders", surface=zeros, time=orders.time[organic])
-        self.stats.add_platform("gmv_organic", surface=zeros, time=orders.time[organic], value=orders.amount[organic])
+        self.stats.add_platform(
+            "gmv_organic", surface=zeros, time=orders.time[organic], value=orders.amount[organic]
+        )
         self.engine.record_attributed_orders(found.click_id[ad])
 
     def _state(self, now: float) -> CampaignState:
         day = int(min(now - 1e-9, DAY_SECONDS * self.config.traffic.days - 1) // DAY_SECONDS)
         hours = slice(24 * day, 24 * (day + 1))
         campaigns = self.view.campaigns
-        gmv_ad = self.stats.campaign_totals("gmv_ad", hours)
+        # Orders come minutes to hours after their clicks: steer on the engine's predicted GMV
+        # of the clicks bought, not on the orders that happen to have arrived.
+        gmv_ad = self.stats.campaign_totals("predicted_gmv", hours)
         full_site = campaigns.roi_basis == RoiBasis.FULL_SITE
         gmv = gmv_ad + np.where(full_site, self.stats.organic_gmv(hours), 0.0)
         return CampaignState(

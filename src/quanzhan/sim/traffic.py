@@ -34,7 +34,9 @@ def tick_counts(config: TrafficConfig, rng: np.random.Generator) -> NDArray[np.i
     ticks_per_day = round(1440 / config.tick_minutes)
     minute_weight = np.repeat(per_hour / per_hour.sum() / 60.0, 60)
     share = minute_weight.reshape(ticks_per_day, -1).sum(axis=1)
-    days = [rng.multinomial(config.requests_per_day, share / share.sum()) for _ in range(config.days)]
+    days = [
+        rng.multinomial(config.requests_per_day, share / share.sum()) for _ in range(config.days)
+    ]
     return np.concatenate(days).astype(np.int64)
 
 

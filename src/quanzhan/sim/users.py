@@ -31,14 +31,15 @@ class Users:
     def sample(self, rng: np.random.Generator, size: int) -> NDArray[np.int32]:
         """Users of ``size`` page views, in proportion to activity."""
         drawn = np.searchsorted(self.activity_cdf, rng.random(size) * self.activity_cdf[-1])
-        return np.minimum(drawn, len(self) - 1).astype(np.int32)
+        out: NDArray[np.int32] = np.minimum(drawn, len(self) - 1).astype(np.int32)
+        return out
 
     def categories(self, user: NDArray[np.int32], rng: np.random.Generator) -> NDArray[np.int64]:
         """One category per user entry: mostly from their interests, sometimes any category."""
         cdf = self.interest_cdf[user]
         slot = (cdf < rng.random(len(user))[:, None]).sum(axis=1)
         slot = np.minimum(slot, cdf.shape[1] - 1)
-        chosen = self.interest[user, slot].astype(np.int64)
+        chosen: NDArray[np.int64] = self.interest[user, slot].astype(np.int64)
         stray = rng.random(len(user)) < _STRAY
         chosen[stray] = rng.integers(0, self.n_categories, size=int(stray.sum()))
         return chosen
