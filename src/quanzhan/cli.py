@@ -107,10 +107,10 @@ def main() -> None:
     try:
         app()
     except QuanzhanError as error:
-        errors.print(f"error: {error}", markup=False, highlight=False)
+        print(f"error: {error}", file=sys.stderr)  # one line, never wrapped
         sys.exit(2)
     except KeyboardInterrupt:
-        errors.print("interrupted", markup=False)
+        print("interrupted", file=sys.stderr)
         sys.exit(130)
 
 

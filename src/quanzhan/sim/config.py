@@ -209,7 +209,9 @@ def _parse(text: str, *, source: str) -> ScenarioConfig:
     try:
         data: Any = yaml.safe_load(text)
     except yaml.YAMLError as error:
-        raise ScenarioError(f"scenario {source} is not valid YAML: {_first_line(error)}") from error
+        raise ScenarioError(
+            f"scenario {source} is not valid YAML: {_yaml_problem(error)}"
+        ) from error
     if not isinstance(data, dict):
         raise ScenarioError(f"scenario {source} must be a mapping of sections")
     try:
@@ -220,5 +222,9 @@ def _parse(text: str, *, source: str) -> ScenarioConfig:
         raise ScenarioError(f"scenario {source}: {where}: {first['msg']}") from error
 
 
-def _first_line(error: Exception) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """``<problem> at line L, column C`` from a YAML error, on one line."""
+    problem = getattr(error, "problem", None) or type(error).__name__
+    mark = getattr(error, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{problem}{where}"
