@@ -21,7 +21,7 @@ def test_shipped_scenarios_load_and_meet_their_sizes() -> None:
 
 
 def test_unknown_name_names_the_known_ones() -> None:
-    with pytest.raises(ScenarioError, match="unknown scenario 'nope'.*tiny"):
+    with pytest.raises(ScenarioError, match=r"unknown scenario .nope.*tiny"):
         load_scenario("nope")
 
 
