@@ -25,12 +25,21 @@ class TrafficForecast:
         hour = ((time % 86_400.0) // 3600).astype(np.int64)
         self._today += np.bincount(np.clip(hour, 0, _HOURS - 1), minlength=_HOURS)
 
+    def add_day(self, hourly: NDArray[np.float64]) -> None:
+        """Fold in a past day of page views per hour, ``(24,)``, e.g. from the platform's logs."""
+        if hourly.shape != (_HOURS,) or np.any(hourly < 0):
+            raise ValueError("a day of traffic is 24 non-negative hourly counts")
+        if hourly.sum() > 0:
+            self._past += hourly / hourly.sum()
+            self._days += 1
+        self._refresh()
+
     def end_day(self) -> None:
         """Fold today's counts into the forecast."""
-        if self._today.sum() > 0:
-            self._past += self._today / self._today.sum()
-            self._days += 1
+        self.add_day(self._today.copy())
         self._today[:] = 0.0
+
+    def _refresh(self) -> None:
         share = (self._past + _PRIOR_DAYS / _HOURS) / (self._days + _PRIOR_DAYS)
         self._cumulative = np.concatenate([[0.0], np.cumsum(share)])
 

@@ -46,6 +46,7 @@ MISSING = "–"
 PREDICTION_MODELS: tuple[tuple[str, str], ...] = (("pctr", "pCTR"), ("pcvr", "pCVR"))
 """``(key in summary["prediction"], display name)`` for each predictor the reports show."""
 
+_HISTOGRAM_CAP = 4.0
 _AD_COLOUR = "#4c72b0"
 _ORGANIC_COLOUR = "#a1c9f4"
 _SPEND_COLOUR = "#dd8452"
@@ -370,7 +371,12 @@ def _histogram(*, values: Sequence[float], xlabel: str, line_label: str, empty: 
     if values:
         from matplotlib.ticker import MaxNLocator
 
-        axes.hist(values, bins=min(30, max(5, len(values) // 2)), color=_AD_COLOUR, alpha=0.85)
+        # A few campaigns far out would squash the rest: the last bin gathers everything past it.
+        shown = [min(v, _HISTOGRAM_CAP) for v in values]
+        bins = min(30, max(5, len(values) // 2))
+        axes.hist(shown, bins=bins, range=(0.0, _HISTOGRAM_CAP), color=_AD_COLOUR, alpha=0.85)
+        if max(values) > _HISTOGRAM_CAP:
+            axes.set_xlabel(f"{xlabel} (values past {_HISTOGRAM_CAP:g} in the last bin)")
         axes.yaxis.set_major_locator(MaxNLocator(integer=True))
         axes.set_ylabel("campaigns")
     else:
@@ -388,7 +394,8 @@ def _histogram(*, values: Sequence[float], xlabel: str, line_label: str, empty: 
         color=_TARGET_COLOUR,
     )
     axes.margins(y=0.12)
-    axes.set_xlabel(xlabel)
+    if not axes.get_xlabel():
+        axes.set_xlabel(xlabel)
     return figure
 
 

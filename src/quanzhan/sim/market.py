@@ -41,6 +41,7 @@ class MarketView:
     history_item: NDArray[np.int32]
     tick_seconds: float
     n_ticks: int
+    history_hourly_requests: NDArray[np.int64]  # (24,) page views per hour on the day before
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +139,8 @@ class Market:
         history_user, history_item = build_history(cfg.users, self.users, self.catalog, user_rng)
         self._traffic = Traffic(cfg.traffic, self.catalog, self.users)
         self._counts = tick_counts(cfg.traffic, traffic_rng)
+        diurnal = np.asarray(cfg.traffic.diurnal, dtype=np.float64)
+        yesterday = traffic_rng.multinomial(cfg.traffic.requests_per_day, diurnal / diurnal.sum())
         self._tick, self._next_id, self._next_click = 0, 0, 0
         self._pending, self._batch = [], None
         return MarketView(
@@ -148,6 +151,7 @@ class Market:
             history_item=history_item,
             tick_seconds=self.tick_seconds,
             n_ticks=len(self._counts),
+            history_hourly_requests=yesterday.astype(np.int64),
         )
 
     @property

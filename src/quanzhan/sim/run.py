@@ -74,8 +74,10 @@ class Simulation:
         )
         self.ledger = Ledger(budget=campaigns.budget.copy())
         self.attribution = Attribution(window_seconds=config.engine.attribution_window_hours * 3600)
-        self.stats = Stats(n_campaigns=len(campaigns), n_hours=24 * config.traffic.days)
+        # One hour past the last day gathers the orders that arrive after the market closes.
+        self.stats = Stats(n_campaigns=len(campaigns), n_hours=24 * config.traffic.days + 1)
         self.forecast = TrafficForecast()
+        self.forecast.add_day(self.view.history_hourly_requests.astype(np.float64))
         self.controller = ProportionalPacing(
             target_roi=campaigns.target_roi,
             gain=config.engine.pacing_gain,

@@ -113,7 +113,7 @@ def _campaign_totals(campaigns: list[dict[str, Any]]) -> dict[str, Any]:
 def _by_hour(result: SimulationResult) -> dict[str, list[float]]:
     platform = result.stats.platform
     return {
-        "hour": list(range(result.stats.n_hours)),
+        "hour": list(range(result.stats.n_hours)),  # the last one: orders after the close
         "requests": platform["requests"].sum(axis=0).tolist(),
         "spend": platform["spend"].sum(axis=0).tolist(),
         "gmv_ad": platform["gmv_ad"].sum(axis=0).tolist(),

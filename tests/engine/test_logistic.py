@@ -1,0 +1,203 @@
+"""``LogisticModel``: per-surface biases, shared weights plus deviations, position offsets.
+
+Synthetic data are drawn from the model itself with known parameters, so the fit has a truth to
+come back to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numpy.typing import NDArray
+
+from quanzhan.domain import N_SURFACES
+from quanzhan.engine.logistic import LogisticModel
+
+BIAS = np.array([-2.0, -1.5, -2.5, -1.0, -2.2, -1.8])
+WEIGHT = np.array([0.8, -0.5])
+POSITION = np.array(
+    [
+        [0.0, -0.3, -0.6],
+        [0.0, -0.2, -0.5],
+        [0.0, -0.4, -0.9],
+        [0.0, -0.1, -0.3],
+        [0.0, -0.5, -0.7],
+        [0.0, -0.25, -0.4],
+    ]
+)
+N_POSITIONS = POSITION.shape[1]
+
+
+@dataclass(frozen=True)
+class Data:
+    surface: NDArray[np.int8]
+    x: NDArray[np.float32]
+    slot: NDArray[np.int64]
+    label: NDArray[np.bool_]
+
+
+def _draw(m: int, seed: int, surfaces: int = N_SURFACES) -> Data:
+    rng = np.random.default_rng(seed)
+    surface = rng.integers(0, surfaces, m).astype(np.int8)
+    slot = rng.integers(0, N_POSITIONS, m).astype(np.int64)
+    x = rng.normal(size=(m, len(WEIGHT))).astype(np.float32)
+    z = BIAS[surface] + x.astype(np.float64) @ WEIGHT + POSITION[surface, slot]
+    label = rng.random(m) < 1.0 / (1.0 + np.exp(-z))
+    return Data(surface, x, slot, label)
+
+
+def _fit(
+    data: Data, *, l2: float, weight: NDArray[np.float64] | None = None, position: bool = True
+) -> LogisticModel:
+    model = LogisticModel.prior(rate=0.1, n_features=len(WEIGHT), n_positions=N_POSITIONS)
+    model.fit(
+        surface=data.surface,
+        x=data.x,
+        slot=data.slot,
+        label=data.label,
+        weight=np.ones(len(data.label)) if weight is None else weight,
+        l2=l2,
+        fit_position=position,
+    )
+    return model
+
+
+@pytest.fixture(scope="module")
+def data() -> Data:
+    return _draw(40_000, seed=11)
+
+
+@pytest.fixture(scope="module")
+def fitted(data: Data) -> LogisticModel:
+    return _fit(data, l2=1.0)
+
+
+def test_fit_recovers_the_generating_parameters(fitted: LogisticModel) -> None:
+    np.testing.assert_allclose(fitted.bias, BIAS, atol=0.15)
+    # What each surface scores with is the shared weight plus its deviation.
+    effective = fitted.shared[None, :] + fitted.deviation
+    np.testing.assert_allclose(effective, np.broadcast_to(WEIGHT, effective.shape), atol=0.12)
+    # The truth has no deviations: the shared weights carry the signal, deviations stay small.
+    assert np.all(np.abs(fitted.deviation) < np.abs(fitted.shared)[None, :])
+    assert np.all(np.sign(fitted.shared) == np.sign(WEIGHT))
+    # Offsets are learned relative to the first position, which stays at zero.
+    np.testing.assert_array_equal(fitted.position[:, 0], 0.0)
+    np.testing.assert_allclose(fitted.position, POSITION, atol=0.15)
+
+
+def test_fitted_model_is_calibrated_per_surface(data: Data) -> None:
+    """Biases are not penalised, so at the optimum each surface's mean prediction is its rate."""
+    for l2 in (1.0, 1000.0):
+        model = _fit(data, l2=l2)
+        p = model.predict(data.surface, data.x, data.slot)
+        for s in range(N_SURFACES):
+            rows = data.surface == s
+            assert abs(p[rows].mean() - data.label[rows].mean()) < 1e-3, (l2, s)
+
+
+def test_a_surface_without_rows_borrows_the_shared_weight() -> None:
+    data = _draw(20_000, seed=5, surfaces=N_SURFACES - 1)  # the last surface gets no rows
+    model = _fit(data, l2=1.0)
+    prior = LogisticModel.prior(rate=0.1, n_features=len(WEIGHT), n_positions=N_POSITIONS)
+    assert model.bias[-1] == pytest.approx(prior.bias[-1], abs=1e-6)
+    empty = model.shared + model.deviation[-1]
+    # Closer to the other surfaces' weight than to no weight at all.
+    assert np.all(np.abs(empty - WEIGHT) < np.abs(WEIGHT) / 2)
+
+
+def test_fitting_is_deterministic(data: Data) -> None:
+    first, second = _fit(data, l2=1.0), _fit(data, l2=1.0)
+    for name in ("bias", "shared", "deviation", "position"):
+        np.testing.assert_array_equal(getattr(first, name), getattr(second, name))
+
+
+def test_a_weight_of_two_counts_a_row_twice() -> None:
+    data = _draw(6_000, seed=3)
+    twice = np.arange(len(data.label)) % 3 == 0
+    weighted = _fit(data, l2=1.0, weight=np.where(twice, 2.0, 1.0))
+    rows = np.concatenate([np.arange(len(data.label)), np.flatnonzero(twice)])
+    duplicated = _fit(
+        Data(data.surface[rows], data.x[rows], data.slot[rows], data.label[rows]), l2=1.0
+    )
+    for name in ("bias", "shared", "deviation", "position"):
+        np.testing.assert_allclose(
+            getattr(weighted, name), getattr(duplicated, name), atol=2e-4, err_msg=name
+        )
+
+
+def test_l2_shrinks_weights_but_not_biases(data: Data) -> None:
+    def penalised(model: LogisticModel) -> float:
+        parts = [model.shared, model.deviation.ravel(), model.position[:, 1:].ravel()]
+        return float(np.linalg.norm(np.concatenate(parts)))
+
+    models = [_fit(data, l2=l2) for l2 in (1.0, 300.0, 10_000.0, 1e6)]
+    norms = [penalised(m) for m in models]
+    assert all(a > b for a, b in zip(norms, norms[1:], strict=False)), norms
+    assert norms[-1] < 0.05 * norms[0]
+    # With the weights shrunk away the biases still track each surface's click rate.
+    strongest = models[-1]
+    for s in range(N_SURFACES):
+        rate = data.label[data.surface == s].mean()
+        assert strongest.bias[s] == pytest.approx(np.log(rate / (1 - rate)), abs=0.05)
+
+
+def test_without_position_fitting_offsets_are_untouched(data: Data) -> None:
+    model = LogisticModel.prior(rate=0.1, n_features=len(WEIGHT), n_positions=N_POSITIONS)
+    model.position[:] = [0.0, -0.7, -1.4]
+    model.fit(
+        surface=data.surface,
+        x=data.x,
+        slot=data.slot,
+        label=data.label,
+        weight=np.ones(len(data.label)),
+        l2=1.0,
+        fit_position=False,
+    )
+    np.testing.assert_array_equal(model.position, np.broadcast_to([0.0, -0.7, -1.4], (6, 3)))
+
+
+@st.composite
+def models_and_grids(draw: st.DrawFn) -> tuple[LogisticModel, NDArray[np.int8], NDArray[np.float32]]:
+    f = draw(st.integers(1, 5))
+    n = draw(st.integers(0, 6))
+    k = draw(st.integers(1, 5))
+    seed = draw(st.integers(0, 2**32 - 1))
+    scale = draw(st.sampled_from([0.1, 1.0, 3.0]))
+    rng = np.random.default_rng(seed)
+    position = rng.normal(size=(N_SURFACES, 3)) * scale
+    position[:, 0] = 0.0
+    model = LogisticModel(
+        bias=rng.normal(size=N_SURFACES) * scale,
+        shared=rng.normal(size=f) * scale,
+        deviation=rng.normal(size=(N_SURFACES, f)) * scale,
+        position=position,
+    )
+    surface = rng.integers(0, N_SURFACES, n).astype(np.int8)
+    x = (rng.normal(size=(n, k, f)) * scale).astype(np.float32)
+    return model, surface, x
+
+
+@settings(max_examples=100, deadline=None)
+@given(models_and_grids())
+def test_predict_grid_matches_predict_row_by_row(
+    case: tuple[LogisticModel, NDArray[np.int8], NDArray[np.float32]],
+) -> None:
+    model, surface, x = case
+    n, k, f = x.shape
+    grid = model.predict_grid(surface, x)
+    assert grid.shape == (n, k)
+    rows = model.predict(np.repeat(surface, k), x.reshape(n * k, f)).reshape(n, k)
+    np.testing.assert_allclose(grid, rows, rtol=1e-5, atol=1e-7)
+    first_slot = model.predict(
+        np.repeat(surface, k), x.reshape(n * k, f), np.zeros(n * k, np.int64)
+    ).reshape(n, k)
+    np.testing.assert_allclose(grid, first_slot, rtol=1e-5, atol=1e-7)
+    # A later slot changes the odds by its offset, exactly.
+    later = np.full(n * k, 2, np.int64)
+    logit = model.logit(np.repeat(surface, k), x.reshape(n * k, f), later)
+    plain = model.logit(np.repeat(surface, k), x.reshape(n * k, f))
+    np.testing.assert_allclose(logit - plain, model.position[np.repeat(surface, k), 2], atol=1e-9)
