@@ -87,3 +87,33 @@ def test_same_seed_same_summary_to_the_last_digit(tiny_summary: dict[str, Any]) 
 def test_another_seed_gives_another_day(tiny_summary: dict[str, Any]) -> None:
     other = Simulation(load_scenario("tiny"), seed=12).run()
     assert build_summary(other, wall_seconds=0.0)["cmr"] != tiny_summary["cmr"]
+
+
+def test_every_auction_landscape_is_logged() -> None:
+    simulation = Simulation(load_scenario("tiny"), seed=2)
+    result = simulation.run()
+    landscape = simulation.engine.log.landscape()
+    assert len(landscape) == result.stats.platform["requests"].sum()
+    assert np.all(np.diff(landscape.ecpm, axis=1) <= 0)  # best first
+    assert np.array_equal(landscape.campaign >= 0, landscape.ecpm > 0)
+    shown = simulation.engine.log.impressions()
+    # Each shown ad appears in its auction's landscape at its slot.
+    row = np.searchsorted(landscape.request_id, shown.request_id)
+    assert np.array_equal(landscape.campaign[row, shown.slot], shown.campaign)
+
+
+def test_two_days_reset_daily_budgets() -> None:
+    config = load_scenario("tiny")
+    two_days = config.model_copy(update={"traffic": config.traffic.model_copy(update={"days": 2})})
+    result = Simulation(two_days, seed=3).run()
+    rows = result.ledger.rows()
+    budget = result.view.campaigns.budget
+    assert set(np.unique(rows.day)) == {0, 1}
+    for day in (0, 1):
+        today = rows.day == day
+        spend = np.bincount(rows.campaign[today], weights=rows.amount[today], minlength=len(budget))
+        biggest = np.zeros(len(budget))
+        np.maximum.at(biggest, rows.campaign[today], rows.amount[today])
+        assert np.all(spend <= budget + biggest + 1e-9)
+    summary = build_summary(result, wall_seconds=0.0)
+    assert len(summary["by_hour"]["hour"]) == 49

@@ -14,7 +14,7 @@ from quanzhan.domain import CampaignMode, CampaignTable, ItemTable
 from quanzhan.engine.auction import AuctionResult, run_auction
 from quanzhan.engine.batch import Decision, RequestBatch
 from quanzhan.engine.config import EngineConfig
-from quanzhan.engine.log import EventLog, Impressions
+from quanzhan.engine.log import EventLog, Impressions, Landscape
 from quanzhan.engine.prediction import Predictor
 from quanzhan.engine.profiles import UserProfiles
 from quanzhan.engine.retrieval import Retriever
@@ -174,6 +174,19 @@ class Engine:
     def record(self, impressions: Impressions) -> None:
         """Log shown ads and their clicks; they are learned from at the next ``refresh``."""
         self.log.add_impressions(impressions)
+
+    def record_auctions(self, batch: RequestBatch, decision: Decision) -> None:
+        """Log each auction's landscape, for the hindsight optimum."""
+        self.log.add_landscape(
+            Landscape(
+                request_id=batch.request_id,
+                time=batch.time,
+                surface=batch.surface,
+                n_slots=batch.n_slots,
+                ecpm=decision.landscape_ecpm,
+                campaign=decision.landscape_campaign,
+            )
+        )
 
     def record_attributed_orders(self, click_id: NDArray[np.int64]) -> None:
         self.log.add_attributed_orders(click_id)

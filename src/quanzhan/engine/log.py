@@ -38,6 +38,23 @@ class Impressions:
         return mask
 
 
+@dataclass(frozen=True, slots=True)
+class Landscape:
+    """The top eCPMs of every auction: ``(m, s + 1)`` eCPMs and their campaigns (``-1`` padded),
+    with each auction's request id, time, surface and slot count. With the competitors' bids
+    fixed, this is what any campaign would have had to beat, slot by slot."""
+
+    request_id: NDArray[np.int64]
+    time: NDArray[np.float64]
+    surface: NDArray[np.int8]
+    n_slots: NDArray[np.int16]
+    ecpm: NDArray[np.float64]
+    campaign: NDArray[np.int32]
+
+    def __len__(self) -> int:
+        return len(self.request_id)
+
+
 class EventLog:
     """Append-only log of impressions (with their clicks) and of orders attributed to clicks."""
 
@@ -45,11 +62,27 @@ class EventLog:
         self._chunks: list[Impressions] = []
         self._merged: Impressions | None = None
         self._ordered_clicks: list[NDArray[np.int64]] = []
+        self._landscapes: list[Landscape] = []
 
     def add_impressions(self, impressions: Impressions) -> None:
         if len(impressions):
             self._chunks.append(impressions)
             self._merged = None
+
+    def add_landscape(self, landscape: Landscape) -> None:
+        if len(landscape):
+            self._landscapes.append(landscape)
+
+    def landscape(self) -> Landscape:
+        """Every auction logged so far, in order."""
+        if not self._landscapes:
+            raise LookupError("the log holds no auctions yet")
+        names = [f.name for f in fields(Landscape)]
+        merged = Landscape(
+            **{n: np.concatenate([getattr(c, n) for c in self._landscapes]) for n in names}
+        )
+        self._landscapes = [merged]
+        return merged
 
     def add_attributed_orders(self, click_id: NDArray[np.int64]) -> None:
         """Clicks that an order was attributed to (an order of the clicked item by the clicker)."""

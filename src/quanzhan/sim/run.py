@@ -132,6 +132,7 @@ class Simulation:
             multiplier=self.controller.multipliers(),
             remaining_budget=self.ledger.remaining(),
         )
+        self.engine.record_auctions(batch, decision)
         feedback = self.market.serve(campaign=decision.campaign, item=decision.item)
         self._account_impressions(batch, decision, features, feedback)
         self._credit(self.market.orders_until(self.market.clock))
