@@ -81,8 +81,10 @@ class CampaignTable:
         for name in ("mode", "budget", "target_roi", "roi_basis", "manual_cpc"):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"campaign column {name!r} has a length other than {n}")
-        if n and (np.any(self.budget <= 0) or np.any(self.target_roi <= 0)):
-            raise ValueError("campaign budgets and target ROIs must be positive")
+        for name in ("budget", "target_roi"):
+            values = getattr(self, name)
+            if n and not np.all(np.isfinite(values) & (values > 0)):
+                raise ValueError(f"campaign {name} values must be finite and positive")
 
     def __len__(self) -> int:
         return len(self.item)

@@ -222,3 +222,19 @@ def test_k_covering_every_live_campaign_lists_them_all(case: dict[str, object], 
         expected = _reference(cell, vectors, quality, live, query, k, n_cells)
         assert campaign[row].tolist() == expected
         assert sorted(c for c in expected if c >= 0) == np.flatnonzero(live).tolist()
+
+
+def test_empty_cells_cost_no_probe() -> None:
+    """Live campaigns in the query's least similar cell are still found: empty cells are skipped."""
+    n_cells = 20
+    vectors = np.eye(n_cells, dtype=np.float32)
+    cell = np.full(4, n_cells - 1, dtype=np.int64)
+    index = CategoryIndex(
+        cell=cell,
+        cell_vectors=vectors,
+        quality=np.zeros(4, dtype=np.float32),
+        live=np.ones(4, dtype=bool),
+    )
+    query = np.linspace(1.0, 0.0, n_cells, dtype=np.float32)[None, :]  # cell 19 ranks last
+    campaign, _ = index.search(query, 24)
+    assert sorted(campaign[0][campaign[0] >= 0].tolist()) == [0, 1, 2, 3]

@@ -27,8 +27,8 @@ class TrafficForecast:
 
     def add_day(self, hourly: NDArray[np.float64]) -> None:
         """Fold in a past day of page views per hour, ``(24,)``, e.g. from the platform's logs."""
-        if hourly.shape != (_HOURS,) or np.any(hourly < 0):
-            raise ValueError("a day of traffic is 24 non-negative hourly counts")
+        if hourly.shape != (_HOURS,) or not np.all(np.isfinite(hourly) & (hourly >= 0)):
+            raise ValueError("a day of traffic is 24 finite, non-negative hourly counts")
         if hourly.sum() > 0:
             self._past += hourly / hourly.sum()
             self._days += 1

@@ -6,7 +6,8 @@ by the worse of the two log-errors, scaled by ``gain`` and bounded per tick:
 
     k <- k * exp(clip(gain * min(log(roi / target), log(planned / spend)), -step, +step))
 
-ROI is smoothed with a small pseudo-spend at target so that one early click does not swing it.
+ROI is smoothed with a small pseudo-spend at target so that one early click does not swing it;
+a campaign that has spent nothing follows its pace alone.
 It is a sound baseline; the dual-based controller of the auto-bidding work replaces it.
 """
 
@@ -35,8 +36,8 @@ class ProportionalPacing:
         gain: float,
         plan: Callable[[float], float] | None = None,
     ) -> None:
-        if np.any(target_roi <= 0):
-            raise ValueError("target ROI must be positive")
+        if not np.all(np.isfinite(target_roi) & (target_roi > 0)):
+            raise ValueError("target ROI must be finite and positive")
         self._initial = 1.0 / target_roi
         self._k = self._initial.copy()
         self.gain = gain
@@ -50,9 +51,9 @@ class ProportionalPacing:
         roi = (state.gmv + state.target_roi * pseudo) / (state.spend + pseudo)
         slack = _PACE_SLACK_SHARE * state.budget
         planned = state.budget * self.plan(state.day_fraction)
-        error = np.minimum(
-            np.log(roi / state.target_roi), np.log((planned + slack) / (state.spend + slack))
-        )
+        # Nothing spent, nothing to hold against the target: pace alone decides.
+        roi_error = np.where(state.spend > 0, np.log(roi / state.target_roi), np.inf)
+        error = np.minimum(roi_error, np.log((planned + slack) / (state.spend + slack)))
         self._k *= np.exp(np.clip(self.gain * error, -_STEP, _STEP))
         np.clip(self._k, *_BOUNDS, out=self._k)
 

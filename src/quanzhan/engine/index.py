@@ -2,7 +2,7 @@
 
 Every campaign sits in the cell of its item's category; cells carry a learned vector each
 (``UserProfiles.category_vectors``) and list their campaigns best first by quality. A query
-probes its ``n_probe`` nearest cells by inner product and takes campaigns cell after cell, in
+probes its nearest non-empty cells by inner product and takes campaigns cell after cell, in
 cell order, until it has ``k``. It is approximate in the usual IVF way: a strong campaign in a
 far cell can be missed, and within the probed cells quality only orders a cell's own list.
 
@@ -45,15 +45,17 @@ class CategoryIndex:
     ) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
         """Best ``k`` campaigns per query row, ``-1`` padded, with score = cell similarity +
         a small quality lean."""
-        n, n_cells = len(queries), len(self.cell_vectors)
+        n = len(queries)
         campaign = np.full((n, k), -1, dtype=np.int32)
         score = np.zeros((n, k), dtype=np.float32)
         if n == 0 or len(self.members) == 0:
             return campaign, score
         cell_score = queries @ self.cell_vectors.T
-        probes = self._probes(k, n_cells)
-        top = np.argpartition(-cell_score, probes - 1, axis=1)[:, :probes]
-        top_score = np.take_along_axis(cell_score, top, axis=1)
+        probes = self._probes(k)
+        # Empty cells rank last so that no probe is spent on them.
+        ranked = np.where(self.sizes > 0, cell_score, -np.inf)
+        top = np.argpartition(-ranked, probes - 1, axis=1)[:, :probes]
+        top_score = np.take_along_axis(ranked, top, axis=1)
         rank = np.argsort(-top_score, axis=1, kind="stable")
         top = np.take_along_axis(top, rank, axis=1)
         filled = np.cumsum(self.sizes[top], axis=1)  # (n, probes)
@@ -72,6 +74,8 @@ class CategoryIndex:
         score[found] = (similarity + _QUALITY_WEIGHT * self.quality[member])[found]
         return campaign, score
 
-    def _probes(self, k: int, n_cells: int) -> int:
-        average = max(len(self.members) / max(int((self.sizes > 0).sum()), 1), 1.0)
-        return int(min(n_cells, np.ceil(k / average) + _EXTRA_PROBES))
+    def _probes(self, k: int) -> int:
+        """Cells to probe: enough to fill ``k`` at the average cell size, and a few more."""
+        filled = max(int((self.sizes > 0).sum()), 1)
+        average = max(len(self.members) / filled, 1.0)
+        return int(min(filled, np.ceil(k / average) + _EXTRA_PROBES))

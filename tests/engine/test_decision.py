@@ -1,0 +1,425 @@
+"""``Engine.decide`` and ``Engine.refresh`` on the tiny simulated market.
+
+The simulator only supplies realistic inputs (catalog, campaigns, page views, clicks); every
+expectation comes from the engine's contract (DESIGN.md §5, ``engine.auction``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numpy.typing import NDArray
+
+from quanzhan.domain import CampaignMode
+from quanzhan.engine import decision as decision_module
+from quanzhan.engine.batch import Decision, RequestBatch
+from quanzhan.engine.config import EngineConfig
+from quanzhan.engine.decision import Engine
+from quanzhan.engine.log import Impressions
+from quanzhan.sim.config import ScenarioConfig, load_scenario
+from quanzhan.sim.market import Market, MarketView
+
+SEED = 1
+PROPERTY = settings(max_examples=40, deadline=None)
+
+
+@dataclass(frozen=True)
+class World:
+    config: ScenarioConfig
+    view: MarketView
+    max_slots: int
+    batch: RequestBatch  # a mid-morning tick, a few rows given no slots and no known user
+    later: RequestBatch  # another tick, for the refresh tests
+
+
+def _take(batch: RequestBatch, rows: NDArray[np.int64] | slice) -> RequestBatch:
+    return RequestBatch(**{f.name: getattr(batch, f.name)[rows] for f in fields(RequestBatch)})
+
+
+def _engine(world: World, *, seed: int = SEED) -> Engine:
+    view = world.view
+    return Engine(
+        config=world.config.engine,
+        items=view.items,
+        campaigns=view.campaigns,
+        n_users=view.n_users,
+        max_slots=world.max_slots,
+        history_user=view.history_user,
+        history_item=view.history_item,
+        seed=seed,
+    )
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    config = load_scenario("tiny")
+    market = Market(config)
+    view = market.reset(seed=SEED)
+    max_slots = max(page.ad_slots for page in config.traffic.pages.values())
+    ticks = [market.next_requests() for _ in range(21)]
+    assert all(t is not None for t in ticks)
+    batch, later = ticks[20], ticks[12]
+    assert batch is not None and later is not None
+    n_slots = batch.n_slots.copy()
+    n_slots[::17] = 0
+    user = batch.user.copy()
+    user[5::23] = -1
+    batch = RequestBatch(
+        request_id=batch.request_id,
+        time=batch.time,
+        surface=batch.surface,
+        user=user,
+        query_terms=batch.query_terms,
+        context_item=batch.context_item,
+        n_slots=n_slots,
+    )
+    assert len(batch) > 200
+    assert len(np.unique(batch.surface)) == 6
+    return World(config, view, max_slots, batch, later)
+
+
+@pytest.fixture(scope="module")
+def engine(world: World) -> Engine:
+    return _engine(world)
+
+
+@dataclass(frozen=True)
+class Money:
+    multiplier: NDArray[np.float64]
+    remaining: NDArray[np.float64]
+    active: NDArray[np.bool_] | None
+
+
+def _money(view: MarketView, seed: int, *, exhausted: float = 0.2, paused: float = 0.1) -> Money:
+    """Multipliers around break-even; some budgets spent out, some nearly, some paused."""
+    rng = np.random.default_rng(seed)
+    campaigns = view.campaigns
+    n = len(campaigns)
+    multiplier = rng.uniform(0.3, 4.0, n) / campaigns.target_roi
+    share = rng.choice(
+        [0.0, 1e-3, 0.01, 0.3, 1.0], n, p=[exhausted, 0.1, 0.1, 0.2, 0.6 - exhausted]
+    )
+    remaining = campaigns.budget * share
+    active = rng.random(n) >= paused if paused > 0 else None
+    return Money(multiplier, remaining, active)
+
+
+def _decide(engine: Engine, batch: RequestBatch, money: Money) -> Decision:
+    decision, (x_ctr, x_cvr) = engine.decide(
+        batch,
+        multiplier=money.multiplier,
+        remaining_budget=money.remaining,
+        active=money.active,
+    )
+    s = engine.max_slots
+    assert decision.campaign.shape == (len(batch), s)
+    assert x_ctr.shape[:2] == x_cvr.shape[:2] == (len(batch), s)
+    return decision
+
+
+def _assert_rows_equal(whole: Decision, rows: NDArray[np.int64], part: Decision) -> None:
+    for f in fields(Decision):
+        np.testing.assert_array_equal(
+            getattr(whole, f.name)[rows], getattr(part, f.name), err_msg=f.name
+        )
+
+
+@pytest.fixture(scope="module")
+def money(world: World) -> Money:
+    return _money(world.view, seed=7)
+
+
+@pytest.fixture(scope="module")
+def decided(world: World, engine: Engine, money: Money) -> Decision:
+    return _decide(engine, world.batch, money)
+
+
+def test_the_setting_exercises_the_rules(world: World, decided: Decision, money: Money) -> None:
+    """Enough ads are shown, and enough campaigns are out, for the properties to mean something."""
+    assert (decided.campaign >= 0).sum() > len(world.batch)
+    assert money.active is not None
+    dead = (money.remaining <= 0) | ~money.active
+    assert dead.sum() >= 10
+    filled = decided.campaign >= 0
+    row, slot = np.nonzero(filled)
+    c = decided.campaign[row, slot]
+    assert (world.view.campaigns.mode[c] == CampaignMode.MANUAL_CPC).any()
+    # Some winners' bids are capped by what is left of their budget.
+    assert np.isclose(decided.bid[row, slot], money.remaining[c]).sum() >= 5
+    # Some prices stand at the reserve, some above it.
+    reserve = np.array(EngineConfig().reserve_by_surface())[world.batch.surface[row]]
+    at_reserve = np.isclose(decided.price[row, slot], reserve)
+    assert 5 <= at_reserve.sum() < len(row) - 5
+
+
+def test_a_batch_decides_each_request_as_if_alone(
+    world: World, engine: Engine, money: Money, decided: Decision
+) -> None:
+    for i in range(len(world.batch)):
+        rows = np.array([i])
+        _assert_rows_equal(decided, rows, _decide(engine, _take(world.batch, rows), money))
+
+
+def test_a_batch_decides_as_its_two_halves(
+    world: World, engine: Engine, money: Money, decided: Decision
+) -> None:
+    half = len(world.batch) // 2 + 3
+    first, second = np.arange(half), np.arange(half, len(world.batch))
+    _assert_rows_equal(decided, first, _decide(engine, _take(world.batch, first), money))
+    _assert_rows_equal(decided, second, _decide(engine, _take(world.batch, second), money))
+
+
+@PROPERTY
+@given(st.data())
+def test_any_subset_in_any_order_decides_the_same(
+    world: World, engine: Engine, money: Money, decided: Decision, data: st.DataObject
+) -> None:
+    n = len(world.batch)
+    rows = np.array(
+        data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=40, unique=True)),
+        dtype=np.int64,
+    )
+    _assert_rows_equal(decided, rows, _decide(engine, _take(world.batch, rows), money))
+
+
+def test_batches_larger_than_a_chunk_decide_the_same(
+    world: World, engine: Engine, money: Money, decided: Decision
+) -> None:
+    """The engine cuts large batches into chunks; every row still decides as in a small batch."""
+    n = len(world.batch)
+    rows = np.arange(decision_module._CHUNK + n + 5) % n
+    big = _decide(engine, _take(world.batch, rows), money)
+    for f in fields(Decision):
+        np.testing.assert_array_equal(
+            getattr(big, f.name), getattr(decided, f.name)[rows], err_msg=f.name
+        )
+
+
+def test_an_empty_batch(world: World, engine: Engine, money: Money) -> None:
+    empty = _decide(engine, _take(world.batch, slice(0, 0)), money)
+    assert empty.campaign.shape == (0, world.max_slots)
+
+
+def _check_decision(world: World, engine: Engine, batch: RequestBatch, money: Money) -> Decision:
+    """Every per-slot rule of the decision contract, for one batch and one money state."""
+    d = _decide(engine, batch, money)
+    campaigns = world.view.campaigns
+    reserve = np.array(EngineConfig().reserve_by_surface())[batch.surface]
+    floor = np.array(engine.config.floor_by_surface())[batch.surface]
+    filled = d.campaign >= 0
+    row, slot = np.nonzero(filled)
+    c = d.campaign[row, slot]
+
+    # Empty slots: nothing shown, nothing charged; filled slots are a prefix up to n_slots.
+    assert np.all(d.item[~filled] == -1)
+    assert np.all(d.price[~filled] == 0.0) and np.all(d.bid[~filled] == 0.0)
+    assert np.all(np.diff(filled.astype(np.int8), axis=1) <= 0)
+    assert np.all(filled.sum(axis=1) <= batch.n_slots)
+    assert not filled[batch.n_slots == 0].any()
+
+    # Nobody out of budget or paused ever wins, nor even enters the landscape.
+    live = money.remaining > 0
+    if money.active is not None:
+        live &= money.active
+    assert live[c].all()
+    listed = d.landscape_campaign[d.landscape_campaign >= 0]
+    assert live[listed].all()
+
+    # The shown item is the campaign's; never the same item twice on a page.
+    np.testing.assert_array_equal(d.item[row, slot], campaigns.item[c])
+    for r in np.unique(row):
+        items = d.item[r][d.item[r] >= 0]
+        assert len(np.unique(items)) == len(items)
+
+    # Bids: k * pCVR * price for full-site campaigns, the fixed CPC for manual ones, never past
+    # the remaining budget.
+    bid = d.bid[row, slot]
+    assert np.all(bid <= money.remaining[c])
+    value = money.multiplier[c] * d.pcvr[row, slot] * world.view.items.price[campaigns.item[c]]
+    wanted = np.where(campaigns.mode[c] == CampaignMode.MANUAL_CPC, campaigns.manual_cpc[c], value)
+    np.testing.assert_allclose(bid, np.minimum(wanted, money.remaining[c]), rtol=1e-9)
+
+    # Prices: within [reserve, bid]; generalized second price on the first-position pCTR.
+    price = d.price[row, slot]
+    assert np.all(price <= bid)
+    assert np.all(price >= reserve[row] - 1e-12)
+    factor = engine.predictor.position_factor(batch.surface[row], slot.astype(np.int64))
+    pctr_first = d.pctr[row, slot] / factor
+    assert np.all(pctr_first >= floor[row])
+    ecpm = bid * pctr_first
+    np.testing.assert_allclose(d.landscape_ecpm[row, slot], ecpm, rtol=1e-9)
+    np.testing.assert_array_equal(d.landscape_campaign[row, slot], c)
+    runner_up = d.landscape_ecpm[row, slot + 1]
+    expected = np.minimum(bid, np.maximum(reserve[row], runner_up / pctr_first))
+    np.testing.assert_allclose(price, expected, rtol=1e-9)
+    # Ranked by eCPM, descending, slot after slot and through the landscape.
+    assert np.all(np.diff(d.landscape_ecpm, axis=1) <= 1e-12)
+    return d
+
+
+def test_decision_rules_hold_on_a_tick(
+    world: World, engine: Engine, money: Money, decided: Decision
+) -> None:
+    d = _check_decision(world, engine, world.batch, money)
+    for f in fields(Decision):
+        np.testing.assert_array_equal(getattr(d, f.name), getattr(decided, f.name))
+
+
+@PROPERTY
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    exhausted=st.sampled_from([0.0, 0.2, 0.5, 0.6]),
+    paused=st.sampled_from([0.0, 0.1, 0.5]),
+)
+def test_decision_rules_hold_whatever_the_budgets(
+    world: World, engine: Engine, seed: int, exhausted: float, paused: float
+) -> None:
+    money = _money(world.view, seed, exhausted=exhausted, paused=paused)
+    rows = np.random.default_rng(seed).choice(len(world.batch), 120, replace=False)
+    _check_decision(world, engine, _take(world.batch, rows), money)
+
+
+def test_nobody_wins_when_every_campaign_is_out(world: World, engine: Engine) -> None:
+    n = len(world.view.campaigns)
+    spent = Money(np.ones(n), np.zeros(n), None)
+    assert np.all(_decide(engine, world.batch, spent).campaign == -1)
+    paused = Money(np.ones(n), world.view.campaigns.budget.copy(), np.zeros(n, dtype=bool))
+    d = _decide(engine, world.batch, paused)
+    assert np.all(d.campaign == -1) and np.all(d.price == 0.0)
+    assert np.all(d.landscape_campaign == -1)
+
+
+def test_a_campaign_revived_is_served_again(world: World, engine: Engine, money: Money) -> None:
+    """Liveness is an input of each call, not state: pausing everyone does not stick."""
+    n = len(world.view.campaigns)
+    _decide(engine, world.batch, Money(money.multiplier, np.zeros(n), None))
+    again = _decide(engine, world.batch, money)
+    np.testing.assert_array_equal(
+        again.campaign, _decide(_engine(world), world.batch, money).campaign
+    )
+
+
+def test_requests_without_slots_get_nothing(
+    world: World, engine: Engine, money: Money, decided: Decision
+) -> None:
+    none = world.batch.n_slots == 0
+    assert none.any()
+    assert np.all(decided.campaign[none] == -1)
+    assert np.all(decided.item[none] == -1)
+    assert np.all(decided.price[none] == 0.0)
+    alone = _decide(engine, _take(world.batch, np.flatnonzero(none)[:1]), money)
+    assert np.all(alone.campaign == -1)
+
+
+def test_the_inputs_need_one_entry_per_campaign(world: World, engine: Engine, money: Money) -> None:
+    with pytest.raises(ValueError):
+        engine.decide(
+            world.batch, multiplier=money.multiplier[:-1], remaining_budget=money.remaining
+        )
+
+
+# --- learning from the log -------------------------------------------------------------------
+
+
+def _play(world: World, ticks: int) -> tuple[list[Impressions], float]:
+    """Serve the first ``ticks`` of a fresh market with a fresh engine; the impressions logged."""
+    market = Market(world.config)
+    view = market.reset(seed=SEED)
+    engine = _engine(world)
+    campaigns = view.campaigns
+    logged = []
+    for _ in range(ticks):
+        batch = market.next_requests()
+        assert batch is not None
+        decision, (x_ctr, x_cvr) = engine.decide(
+            batch, multiplier=2.0 / campaigns.target_roi, remaining_budget=campaigns.budget
+        )
+        feedback = market.serve(campaign=decision.campaign, item=decision.item)
+        row, slot, clicked = feedback.request_index, feedback.slot, feedback.clicked
+        click_id = np.full(len(row), -1, dtype=np.int64)
+        click_id[clicked] = feedback.click_id
+        click_time = np.full(len(row), np.nan)
+        click_time[clicked] = feedback.click_time
+        logged.append(
+            Impressions(
+                request_id=batch.request_id[row],
+                time=batch.time[row],
+                surface=batch.surface[row],
+                slot=slot,
+                campaign=decision.campaign[row, slot],
+                user=batch.user[row],
+                click_id=click_id,
+                click_time=click_time,
+                x_ctr=x_ctr[row, slot],
+                x_cvr=x_cvr[row, slot],
+            )
+        )
+    return logged, market.clock
+
+
+@pytest.fixture(scope="module")
+def played(world: World) -> tuple[list[Impressions], float]:
+    logged, now = _play(world, ticks=16)
+    clicks = sum(int(imps.clicked.sum()) for imps in logged)
+    assert clicks >= 50, "too few clicks to learn from"
+    return logged, now
+
+
+def _refreshed(world: World, played: tuple[list[Impressions], float]) -> Engine:
+    engine = _engine(world)
+    logged, now = played
+    for imps in logged:
+        engine.record(imps)
+    engine.refresh(now=now)
+    return engine
+
+
+def _parameters(engine: Engine) -> dict[str, NDArray[np.float64]]:
+    p = engine.predictor
+    out: dict[str, NDArray[np.float64]] = {}
+    for name, model in (("click", p.click), ("purchase", p.purchase)):
+        for part in ("bias", "shared", "deviation", "position"):
+            out[f"{name}.{part}"] = getattr(model, part)
+    out["ctr_item"], out["ctr_category"] = p.ctr_item, p.ctr_category
+    return out
+
+
+def test_refresh_moves_the_predictions(
+    world: World, played: tuple[list[Impressions], float], money: Money
+) -> None:
+    fresh, learned = _engine(world), _refreshed(world, played)
+    assert learned.predictor.refreshes == 1
+    assert not np.allclose(learned.predictor.click.bias, fresh.predictor.click.bias)
+    before = _decide(fresh, world.later, money)
+    after = _decide(learned, world.later, money)
+    assert before.campaign.shape == after.campaign.shape
+    shown = (before.campaign >= 0) & (after.campaign >= 0)
+    assert shown.sum() > 50
+    assert not np.allclose(before.landscape_ecpm, after.landscape_ecpm)
+    # Offsets stay relative to the first slot, which serving scores at.
+    assert np.all(learned.predictor.click.position[:, 0] == 0.0)
+
+
+def test_refresh_is_deterministic_for_the_same_log(
+    world: World, played: tuple[list[Impressions], float], money: Money
+) -> None:
+    first, second = _refreshed(world, played), _refreshed(world, played)
+    a, b = _parameters(first), _parameters(second)
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    one, two = _decide(first, world.later, money), _decide(second, world.later, money)
+    for f in fields(Decision):
+        np.testing.assert_array_equal(getattr(one, f.name), getattr(two, f.name), err_msg=f.name)
+
+
+def test_refresh_on_an_empty_log_changes_nothing(world: World, money: Money) -> None:
+    engine, fresh = _engine(world), _engine(world)
+    engine.refresh(now=3600.0)
+    assert engine.predictor.refreshes == 0
+    one, two = _decide(engine, world.later, money), _decide(fresh, world.later, money)
+    for f in fields(Decision):
+        np.testing.assert_array_equal(getattr(one, f.name), getattr(two, f.name), err_msg=f.name)
