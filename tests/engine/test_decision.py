@@ -109,12 +109,13 @@ def _money(view: MarketView, seed: int, *, exhausted: float = 0.2, paused: float
 
 
 def _decide(engine: Engine, batch: RequestBatch, money: Money) -> Decision:
-    decision, (x_ctr, x_cvr) = engine.decide(
+    decided = engine.decide(
         batch,
         multiplier=money.multiplier,
         remaining_budget=money.remaining,
         active=money.active,
     )
+    decision, x_ctr, x_cvr = decided.decision, decided.x_ctr, decided.x_cvr
     s = engine.max_slots
     assert decision.campaign.shape == (len(batch), s)
     assert x_ctr.shape[:2] == x_cvr.shape[:2] == (len(batch), s)
@@ -335,9 +336,10 @@ def _play(world: World, ticks: int) -> tuple[list[Impressions], float]:
     for _ in range(ticks):
         batch = market.next_requests()
         assert batch is not None
-        decision, (x_ctr, x_cvr) = engine.decide(
+        decided = engine.decide(
             batch, multiplier=2.0 / campaigns.target_roi, remaining_budget=campaigns.budget
         )
+        decision, x_ctr, x_cvr = decided.decision, decided.x_ctr, decided.x_cvr
         feedback = market.serve(campaign=decision.campaign, item=decision.item)
         row, slot, clicked = feedback.request_index, feedback.slot, feedback.clicked
         click_id = np.full(len(row), -1, dtype=np.int64)

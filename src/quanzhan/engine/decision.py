@@ -7,6 +7,8 @@ bid multiplier as inputs, and the ledger decides what is charged.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -15,12 +17,24 @@ from quanzhan.engine.auction import AuctionResult, run_auction
 from quanzhan.engine.batch import Decision, RequestBatch
 from quanzhan.engine.config import EngineConfig
 from quanzhan.engine.log import EventLog, Impressions, Landscape
+from quanzhan.engine.opportunity import Opportunities, slot_menus
 from quanzhan.engine.prediction import Predictor
 from quanzhan.engine.profiles import UserProfiles
 from quanzhan.engine.retrieval import Retriever
 
 # Requests scored together; bounds memory on large batches without costing throughput.
 _CHUNK = 16_384
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """``decide``'s answer: the decision, the winners' features ``(n, s, f)`` as served (for the
+    log), and, on request, every full-site candidate's slot menu."""
+
+    decision: Decision
+    x_ctr: NDArray[np.float32]
+    x_cvr: NDArray[np.float32]
+    menus: Opportunities | None
 
 
 class Engine:
@@ -72,33 +86,39 @@ class Engine:
         multiplier: NDArray[np.float64],
         remaining_budget: NDArray[np.float64],
         active: NDArray[np.bool_] | None = None,
-    ) -> tuple[Decision, tuple[NDArray[np.float32], NDArray[np.float32]]]:
-        """Slots, prices and predictions for every request, and the winners' features ``(n, s, f)``.
+        with_menus: bool = False,
+    ) -> Decided:
+        """Slots, prices and predictions for every request.
 
         ``multiplier`` is each campaign's bid per unit of value; ``remaining_budget`` caps each
-        bid, and campaigns with nothing left (or not ``active``) do not bid.
+        bid, and campaigns with nothing left (or not ``active``) do not bid. ``with_menus`` also
+        returns every full-site candidate's slot menu (``engine.opportunity``).
         """
         if len(multiplier) != len(self.campaigns) or len(remaining_budget) != len(self.campaigns):
             raise ValueError("multiplier and remaining_budget need one entry per campaign")
         live = remaining_budget > 0
         if active is not None:
             live &= active
+        starts = list(range(0, max(len(batch), 1), _CHUNK))
         parts = [
-            self._decide_chunk(_slice(batch, start), multiplier, remaining_budget, live)
-            for start in range(0, max(len(batch), 1), _CHUNK)
+            self._decide_chunk(_slice(batch, start), multiplier, remaining_budget, live, with_menus)
+            for start in starts
         ]
         if len(parts) == 1:
             return parts[0]
-        decisions = [p[0] for p in parts]
         merged = Decision(
             **{
-                name: np.concatenate([getattr(d, name) for d in decisions])
+                name: np.concatenate([getattr(p.decision, name) for p in parts])
                 for name in Decision.__dataclass_fields__
             }
         )
-        x_ctr = np.concatenate([p[1][0] for p in parts])
-        x_cvr = np.concatenate([p[1][1] for p in parts])
-        return merged, (x_ctr, x_cvr)
+        menus = [p.menus for p in parts if p.menus is not None]
+        return Decided(
+            decision=merged,
+            x_ctr=np.concatenate([p.x_ctr for p in parts]),
+            x_cvr=np.concatenate([p.x_cvr for p in parts]),
+            menus=Opportunities.concat(menus, offsets=starts) if with_menus else None,
+        )
 
     def _decide_chunk(
         self,
@@ -106,7 +126,8 @@ class Engine:
         multiplier: NDArray[np.float64],
         remaining: NDArray[np.float64],
         live: NDArray[np.bool_],
-    ) -> tuple[Decision, tuple[NDArray[np.float32], NDArray[np.float32]]]:
+        with_menus: bool,
+    ) -> Decided:
         interest = self.profiles.distribution(batch.user)
         candidates = self.retriever.retrieve(batch, interest=interest, live=live)
         campaign = candidates.campaign
@@ -119,18 +140,40 @@ class Engine:
             self._manual[c], self.campaigns.manual_cpc[c], multiplier[c] * pcvr * self._price[c]
         )
         bid = np.minimum(bid, remaining[c])
+        valid = candidates.valid & live[c]
+        reserve = self._reserve[batch.surface]
+        floor = self._floor[batch.surface]
         result = run_auction(
             bid=bid,
             pctr=pctr,
             item=self.campaigns.item[c],
-            valid=candidates.valid & live[c],
+            valid=valid,
             n_slots=batch.n_slots,
-            reserve=self._reserve[batch.surface],
-            relevance_floor=self._floor[batch.surface],
+            reserve=reserve,
+            relevance_floor=floor,
             max_slots=self.max_slots,
         )
-        return self._assemble(batch, campaign, bid, pctr, pcvr, result), self._winner_features(
-            result.winner, x_ctr, x_cvr
+        menus = None
+        if with_menus:
+            menus = slot_menus(
+                request_id=batch.request_id,
+                surface=batch.surface,
+                campaign=campaign,
+                eligible=valid & ~self._manual[c] & (pctr >= floor[:, None]) & (pctr > 0),
+                pctr=pctr,
+                pcvr=pcvr,
+                landscape_ecpm=result.landscape_ecpm,
+                landscape_col=result.landscape_col,
+                winner=result.winner,
+                n_slots=batch.n_slots,
+                reserve=reserve,
+            )
+        x_win_ctr, x_win_cvr = self._winner_features(result.winner, x_ctr, x_cvr)
+        return Decided(
+            decision=self._assemble(batch, campaign, bid, pctr, pcvr, result),
+            x_ctr=x_win_ctr,
+            x_cvr=x_win_cvr,
+            menus=menus,
         )
 
     def _assemble(

@@ -127,11 +127,12 @@ class Simulation:
     def _tick(self, batch: RequestBatch) -> None:
         self.forecast.observe(batch.time)
         self.stats.add_platform("requests", surface=batch.surface, time=batch.time)
-        decision, features = self.engine.decide(
+        decided = self.engine.decide(
             batch,
             multiplier=self.controller.multipliers(),
             remaining_budget=self.ledger.remaining(),
         )
+        decision, features = decided.decision, (decided.x_ctr, decided.x_cvr)
         self.engine.record_auctions(batch, decision)
         feedback = self.market.serve(campaign=decision.campaign, item=decision.item)
         self._account_impressions(batch, decision, features, feedback)

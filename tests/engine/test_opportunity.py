@@ -1,0 +1,75 @@
+"""Slot menus against the auction itself: bidding just above a slot's price wins that slot (or a
+better one) at no more than that price; bidding just below it does not."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from quanzhan.engine.auction import AuctionResult, run_auction
+from quanzhan.engine.opportunity import slot_menus
+
+
+def _auction(bid: np.ndarray, pctr: np.ndarray, n_slots: int, reserve: float) -> AuctionResult:
+    n, k = bid.shape
+    return run_auction(
+        bid=bid,
+        pctr=pctr,
+        item=np.tile(np.arange(k), (n, 1)),
+        valid=np.ones((n, k), bool),
+        n_slots=np.full(n, n_slots),
+        reserve=np.full(n, reserve),
+        relevance_floor=np.zeros(n),
+        max_slots=3,
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    k=st.integers(1, 6),
+    n_slots=st.integers(1, 3),
+    reserve=st.sampled_from([0.0, 0.05, 0.3]),
+)
+def test_menu_prices_are_the_thresholds_of_each_slot(
+    seed: int, k: int, n_slots: int, reserve: float
+) -> None:
+    rng = np.random.default_rng(seed)
+    bid = rng.uniform(0.01, 1.0, (1, k))
+    pctr = rng.uniform(0.01, 0.1, (1, k))
+    result = _auction(bid, pctr, n_slots, reserve)
+    menus = slot_menus(
+        request_id=np.zeros(1, np.int64),
+        surface=np.zeros(1, np.int8),
+        campaign=np.arange(k, dtype=np.int32)[None, :],
+        eligible=np.ones((1, k), bool),
+        pctr=pctr,
+        pcvr=np.full((1, k), 0.01),
+        landscape_ecpm=result.landscape_ecpm,
+        landscape_col=result.landscape_col,
+        winner=result.winner,
+        n_slots=np.array([n_slots], np.int16),
+        reserve=np.array([reserve]),
+    )
+    assert len(menus) == k
+    for m in range(k):
+        c = int(menus.column[m])
+        assert menus.won_slot[m] == (
+            list(result.winner[0]).index(c) if c in result.winner[0] else -1
+        )
+        for j in range(3):
+            price = menus.price[m, j]
+            if j >= n_slots:
+                assert np.isnan(price)
+                continue
+            above = bid.copy()
+            above[0, c] = price * (1 + 1e-6) + 1e-12
+            won = _auction(above, pctr, n_slots, reserve)
+            slots = list(won.winner[0])
+            assert c in slots and slots.index(c) <= j
+            assert won.price[0, slots.index(c)] <= price * (1 + 1e-9) + 1e-12
+            below = bid.copy()
+            below[0, c] = price * (1 - 1e-6)
+            lost = list(_auction(below, pctr, n_slots, reserve).winner[0])
+            assert c not in lost[: j + 1]
