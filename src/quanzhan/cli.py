@@ -68,6 +68,85 @@ def simulate(
         console.print(f"wrote {out / 'summary.json'} and {out / 'report.html'} in {seconds:.1f} s")
 
 
+bench = typer.Typer(
+    help="Benchmarks that hold the engine against references.", no_args_is_help=True
+)
+app.add_typer(bench, name="bench")
+
+
+@bench.command("bidding")
+def bench_bidding_command(
+    scenario: Annotated[
+        str, typer.Option(help="A scenario: steady, surge, shock, cold, delay, or a file.")
+    ] = "steady",
+    seed: Annotated[int, typer.Option(help="Seed of every random draw.")] = 7,
+    json_path: Annotated[Path, typer.Option("--json", help="Where to write the figures.")] = Path(
+        "bench.json"
+    ),
+    dump: Annotated[
+        Path | None, typer.Option(help="Folder for each run's menus and outcomes (NPZ).")
+    ] = None,
+    policies: Annotated[
+        str | None, typer.Option(help="Comma-separated policies; default: all.")
+    ] = None,
+) -> None:
+    """Every policy in turn on the same market and seed, against the hindsight optimum."""
+    from rich.table import Table
+
+    from quanzhan.report.bench_plot import write_bench_plot
+    from quanzhan.sim.bench import BENCH_POLICIES, bench_bidding
+    from quanzhan.sim.config import load_scenario
+
+    if seed < 0:
+        raise QuanzhanError(f"seed must be a non-negative integer, not {seed}")
+    chosen = tuple(p.strip() for p in policies.split(",")) if policies else BENCH_POLICIES
+    unknown = [p for p in chosen if p not in BENCH_POLICIES]
+    if unknown:
+        raise QuanzhanError(f"unknown policy {unknown[0]!r}; known: {', '.join(BENCH_POLICIES)}")
+    config = load_scenario(scenario)
+    _prepare_out(json_path.parent if str(json_path.parent) else Path("."))
+    with _progress(False) as progress:
+        tasks = {p: progress.add_task(p, total=None) for p in chosen}
+
+        def advance(policy: str, done: int, total: int) -> None:
+            progress.update(tasks[policy], completed=done, total=total)
+
+        summary, found = bench_bidding(
+            config, seed=seed, policies=chosen, progress=advance, dump=dump
+        )
+    _write_json(json_path, summary)
+    plot = json_path.with_suffix(".png")
+    efficiencies = {
+        p: o.achieved[o.optimum > 0] / o.optimum[o.optimum > 0] for p, o in found.items()
+    }
+    write_bench_plot(summary=summary, efficiencies=efficiencies, path=plot)
+    table = Table(title=f"Bidding benchmark: {config.name}, seed {seed}", title_justify="left")
+    for column in (
+        "policy",
+        "efficiency median",
+        "p10",
+        "ROI met",
+        "budget use",
+        "overspend",
+        "GMV",
+        "CMR",
+    ):
+        table.add_column(column, justify="left" if column == "policy" else "right")
+    for name, f in summary["policies"].items():
+        table.add_row(
+            name + (" (default)" if name == summary["default_policy"] else ""),
+            _fmt(f["efficiency_median"]), _fmt(f["efficiency_p10"]), _fmt(f["roi_met_share"]),
+            _fmt(f["budget_utilisation_median"]), str(f["overspend_campaigns"]),
+            f"{f['gmv']:,.0f}", f"{f['cmr']:,.0f}",
+        )  # fmt: skip
+    console.print(table)
+    console.print(f"wrote {json_path} and {plot}")
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
 def _progress(quiet: bool) -> Progress:
     return Progress(
         TextColumn("[progress.description]{task.description}"),

@@ -1,17 +1,19 @@
 """The ledger: every charged click, per-campaign daily spend, and budget enforcement.
 
 Budgets are enforced here and nowhere else. :meth:`Ledger.charge` takes a batch of clicks and
-decides, click by click in time order, whether each is charged its price or refused because its
-campaign's daily budget is already spent. The decision is vectorised (a stable sort by campaign
-and time, a grouped cumulative sum, one comparison) but equals this sequential rule:
+decides, click by click in time order, what each is charged: its price, or what is left of its
+campaign's daily budget if that is less, or nothing once the budget is spent. The decision is
+vectorised (a stable sort by campaign and time, a grouped cumulative sum, one comparison) but
+equals this sequential rule:
 
     for each click in time order (ties: input order):
         if the click id was decided before (earlier call or earlier in this batch): charge 0
-        elif spend[campaign] < budget[campaign]: charge price; spend[campaign] += price
+        elif spend[campaign] < budget[campaign]:
+            charge min(price, budget - spend); spend[campaign] += that
         else: charge 0 and count the click as refused
 
-Because prices are non-negative, a campaign passes its budget by less than the price of the
-click that crossed it, and never by more than one click's price.
+So a campaign's spend never passes its budget: the click that reaches it pays only what is
+left (the platform forgoes the rest), and later clicks that day are free to the merchant.
 """
 
 from __future__ import annotations
@@ -167,15 +169,15 @@ class Ledger:
             return amount
         by_time = _stable_argsort(batch.time)
         fresh = by_time[self._fresh(batch.click_id[by_time])]  # in time order
-        accepted = _accepted(
+        accepted, room = _accepted(
             campaign=batch.campaign[fresh],
             price=batch.price[fresh],
             spend=self._spend,
             budget=self._budget,
         )
         charged = fresh[accepted]
-        amount[charged] = batch.price[charged]
-        self._record(batch=batch, charged=charged, refused=fresh[~accepted])
+        amount[charged] = np.minimum(batch.price[charged], room[accepted])
+        self._record(batch=batch, charged=charged, amount=amount[charged], refused=fresh[~accepted])
         self._seen.add(batch.click_id[fresh])
         return amount
 
@@ -215,18 +217,23 @@ class Ledger:
         return mask
 
     def _record(
-        self, *, batch: _Batch, charged: NDArray[np.intp], refused: NDArray[np.intp]
+        self,
+        *,
+        batch: _Batch,
+        charged: NDArray[np.intp],
+        amount: NDArray[np.float64],
+        refused: NDArray[np.intp],
     ) -> None:
         """Add charged clicks (given in time order) to spend and rows; count refused ones."""
         n = self.n_campaigns
-        spent = np.bincount(batch.campaign[charged], weights=batch.price[charged], minlength=n)
+        spent = np.bincount(batch.campaign[charged], weights=amount, minlength=n)
         self._spend += spent
         self._refused += np.bincount(batch.campaign[refused], minlength=n)
         self._row_chunks.append(
             LedgerRows(
                 click_id=_frozen(batch.click_id[charged]),
                 campaign=_frozen(batch.campaign[charged]),
-                amount=_frozen(batch.price[charged]),
+                amount=_frozen(amount),
                 time=_frozen(batch.time[charged]),
                 day=_frozen(np.full(len(charged), self._day, dtype=np.int32)),
             )
@@ -239,13 +246,14 @@ def _accepted(
     price: NDArray[np.float64],
     spend: NDArray[np.float64],
     budget: NDArray[np.float64],
-) -> NDArray[np.bool_]:
-    """Which of a batch of unique clicks, given in time order, are charged; ``(m,)`` mask.
+) -> tuple[NDArray[np.bool_], NDArray[np.float64]]:
+    """Which of a batch of unique clicks, given in time order, are charged, ``(m,)``, and the
+    budget left before each, ``(m,)``.
 
     A click is charged iff its campaign's spend before it (start spend plus the prices of the
-    campaign's earlier clicks in the batch) is strictly below the budget. Counting refused
-    clicks in that prefix is harmless: prices are >= 0, so once one click is refused every
-    later one is too.
+    campaign's earlier clicks in the batch) is strictly below the budget. Only the click that
+    crosses the budget can be charged less than its price, and it is the last one charged, so
+    the running sum of full prices gives every earlier click's spend exactly.
     """
     # Stable by campaign, keeping time order: the key (campaign, position) is unique.
     order = np.argsort(campaign.astype(np.int64) * len(campaign) + np.arange(len(campaign)))
@@ -257,7 +265,9 @@ def _accepted(
     spend_before = spend[camp] + (before - before[group_start])
     accepted = np.empty(len(order), dtype=np.bool_)
     accepted[order] = spend_before < budget[camp]
-    return accepted
+    room = np.empty(len(order), dtype=np.float64)
+    room[order] = budget[camp] - spend_before
+    return accepted, room
 
 
 def _stable_argsort(values: NDArray[np.float64]) -> NDArray[np.intp]:

@@ -1,24 +1,23 @@
-"""Proportional pacing: the first controller, steering each multiplier on spend pace and ROI.
+"""Baseline: proportional pacing, steering each multiplier on spend pace and ROI.
 
-At every tick each campaign compares its spend with a planned spend (budget x the share of the
-day's traffic already past, from ``plan``) and its ROI with its target, and moves its multiplier
-by the worse of the two log-errors, scaled by ``gain`` and bounded per tick:
+At every tick each campaign compares its spend with a planned spend (budget x the forecast
+share of the day's traffic already past) and its ROI (on the engine's predicted GMV of its
+clicks) with its target, and moves its multiplier by the worse of the two log-errors, scaled by
+``gain`` and bounded per tick:
 
     k <- k * exp(clip(gain * min(log(roi / target), log(planned / spend)), -step, +step))
 
 ROI is smoothed with a small pseudo-spend at target so that one early click does not swing it;
-a campaign that has spent nothing follows its pace alone.
-It is a sound baseline; the dual-based controller of the auto-bidding work replaces it.
+a campaign that has spent nothing follows its pace alone. It was the engine's first controller;
+the dual policy (``bidding.dual``) replaces it as the default.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 from numpy.typing import NDArray
 
-from quanzhan.bidding.controller import CampaignState
+from quanzhan.bidding.policy import CampaignSpec, Observation, basis_gmv
 
 _PSEUDO_SPEND_SHARE = 0.05  # of the budget, credited at the target ROI
 _PACE_SLACK_SHARE = 0.02  # of the budget, so an idle campaign's pace error stays finite
@@ -29,31 +28,38 @@ _BOUNDS = (1e-3, 50.0)
 class ProportionalPacing:
     """One multiplier per campaign, starting at ``1 / target``: break-even on ad GMV at target."""
 
-    def __init__(
-        self,
-        *,
-        target_roi: NDArray[np.float64],
-        gain: float,
-        plan: Callable[[float], float] | None = None,
-    ) -> None:
-        if not np.all(np.isfinite(target_roi) & (target_roi > 0)):
-            raise ValueError("target ROI must be finite and positive")
-        self._initial = 1.0 / target_roi
-        self._k = self._initial.copy()
+    name = "proportional"
+    needs_menus = False
+
+    def __init__(self, *, gain: float = 0.6) -> None:
+        if not np.isfinite(gain) or gain <= 0:
+            raise ValueError("gain must be finite and positive")
         self.gain = gain
-        self.plan = plan or (lambda fraction: fraction)
+        self._spec: CampaignSpec | None = None
+        self._k = np.zeros(0)
+
+    def reset(self, *, campaigns: CampaignSpec, seed: int) -> None:
+        target = campaigns.target_roi
+        if not np.all(np.isfinite(target) & (target > 0)):
+            raise ValueError("target ROI must be finite and positive")
+        self._spec = campaigns
+        self._k = 1.0 / target
 
     def multipliers(self) -> NDArray[np.float64]:
         return self._k.copy()
 
-    def update(self, state: CampaignState) -> None:
-        pseudo = _PSEUDO_SPEND_SHARE * state.budget
-        roi = (state.gmv + state.target_roi * pseudo) / (state.spend + pseudo)
-        slack = _PACE_SLACK_SHARE * state.budget
-        planned = state.budget * self.plan(state.day_fraction)
+    def update(self, observation: Observation) -> None:
+        if self._spec is None:
+            raise RuntimeError("call reset() before using the policy")
+        spec = self._spec
+        gmv = basis_gmv(spec, observation.gmv_predicted, observation.gmv_organic)
+        pseudo = _PSEUDO_SPEND_SHARE * spec.budget
+        roi = (gmv + spec.target_roi * pseudo) / (observation.spend + pseudo)
+        slack = _PACE_SLACK_SHARE * spec.budget
+        planned = spec.budget * observation.planned_share
         # Nothing spent, nothing to hold against the target: pace alone decides.
-        roi_error = np.where(state.spend > 0, np.log(roi / state.target_roi), np.inf)
-        error = np.minimum(roi_error, np.log((planned + slack) / (state.spend + slack)))
+        roi_error = np.where(observation.spend > 0, np.log(roi / spec.target_roi), np.inf)
+        error = np.minimum(roi_error, np.log((planned + slack) / (observation.spend + slack)))
         self._k *= np.exp(np.clip(self.gain * error, -_STEP, _STEP))
         np.clip(self._k, *_BOUNDS, out=self._k)
 

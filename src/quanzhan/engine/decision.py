@@ -87,12 +87,14 @@ class Engine:
         remaining_budget: NDArray[np.float64],
         active: NDArray[np.bool_] | None = None,
         with_menus: bool = False,
+        menu_campaigns: NDArray[np.bool_] | None = None,
     ) -> Decided:
         """Slots, prices and predictions for every request.
 
         ``multiplier`` is each campaign's bid per unit of value; ``remaining_budget`` caps each
         bid, and campaigns with nothing left (or not ``active``) do not bid. ``with_menus`` also
-        returns every full-site candidate's slot menu (``engine.opportunity``).
+        returns the slot menus (``engine.opportunity``) of the candidates among
+        ``menu_campaigns`` (default: every campaign that is not manual CPC).
         """
         if len(multiplier) != len(self.campaigns) or len(remaining_budget) != len(self.campaigns):
             raise ValueError("multiplier and remaining_budget need one entry per campaign")
@@ -100,8 +102,11 @@ class Engine:
         if active is not None:
             live &= active
         starts = list(range(0, max(len(batch), 1), _CHUNK))
+        menus_of = None
+        if with_menus:
+            menus_of = ~self._manual if menu_campaigns is None else menu_campaigns
         parts = [
-            self._decide_chunk(_slice(batch, start), multiplier, remaining_budget, live, with_menus)
+            self._decide_chunk(_slice(batch, start), multiplier, remaining_budget, live, menus_of)
             for start in starts
         ]
         if len(parts) == 1:
@@ -126,7 +131,7 @@ class Engine:
         multiplier: NDArray[np.float64],
         remaining: NDArray[np.float64],
         live: NDArray[np.bool_],
-        with_menus: bool,
+        menus_of: NDArray[np.bool_] | None,
     ) -> Decided:
         interest = self.profiles.distribution(batch.user)
         candidates = self.retriever.retrieve(batch, interest=interest, live=live)
@@ -154,12 +159,12 @@ class Engine:
             max_slots=self.max_slots,
         )
         menus = None
-        if with_menus:
+        if menus_of is not None:
             menus = slot_menus(
                 request_id=batch.request_id,
                 surface=batch.surface,
                 campaign=campaign,
-                eligible=valid & ~self._manual[c] & (pctr >= floor[:, None]) & (pctr > 0),
+                eligible=valid & menus_of[c] & (pctr >= floor[:, None]) & (pctr > 0),
                 pctr=pctr,
                 pcvr=pcvr,
                 landscape_ecpm=result.landscape_ecpm,
@@ -213,6 +218,15 @@ class Engine:
     ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
         col = np.maximum(winner, 0)[:, :, None]
         return np.take_along_axis(x_ctr, col, axis=1), np.take_along_axis(x_cvr, col, axis=1)
+
+    def set_campaigns(self, campaigns: CampaignTable) -> None:
+        """New modes, manual bids or budgets for the same campaigns (same rows, same items)."""
+        if len(campaigns) != len(self.campaigns) or not np.array_equal(
+            campaigns.item, self.campaigns.item
+        ):
+            raise ValueError("set_campaigns takes the same campaigns, row for row")
+        self.campaigns = campaigns
+        self._manual = campaigns.mode == CampaignMode.MANUAL_CPC
 
     def record(self, impressions: Impressions) -> None:
         """Log shown ads and their clicks; they are learned from at the next ``refresh``."""

@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 
 from quanzhan.domain import Surface
 from quanzhan.sim.catalog import Catalog
-from quanzhan.sim.config import BehaviourConfig
+from quanzhan.sim.config import BehaviourConfig, SurgeConfig
 from quanzhan.sim.users import Users
 
 # Logit offsets per surface (search, home, cart, post-purchase, detail, off-site): intent differs.
@@ -43,6 +43,7 @@ class Behaviour:
     users: Users
     affinity_mean: float
     affinity_scale: float
+    surges: tuple[SurgeConfig, ...] = ()
 
     def affinity(self, user: NDArray[np.int32], item: NDArray[np.int32]) -> NDArray[np.float64]:
         """Standardised latent dot product of each (user, item) pair."""
@@ -71,9 +72,14 @@ class Behaviour:
         return _sigmoid(logit)
 
     def purchase_probability(
-        self, *, user: NDArray[np.int32], item: NDArray[np.int32], surface: NDArray[np.int8]
+        self,
+        *,
+        user: NDArray[np.int32],
+        item: NDArray[np.int32],
+        surface: NDArray[np.int8],
+        time: NDArray[np.float64] | None = None,
     ) -> NDArray[np.float64]:
-        """Odds that one click ends in an order."""
+        """Odds that one click ends in an order; readier during a promotion surge."""
         cfg = self.config
         items = self.catalog.items
         relative_price = np.log(
@@ -82,7 +88,14 @@ class Behaviour:
         logit = _logit(cfg.cvr_mean) + _CVR_OFFSET[surface]
         logit = logit + cfg.cvr_affinity_weight * self.affinity(user, item)
         logit = logit + 0.5 * self.catalog.quality[item] - cfg.price_elasticity * relative_price
-        return _sigmoid(logit)
+        odds = _sigmoid(logit)
+        if time is not None:
+            for surge in self.surges:
+                start = surge.day * 86_400.0 + surge.start_hour * 3600.0
+                end = surge.day * 86_400.0 + surge.end_hour * 3600.0
+                inside = (time >= start) & (time < end)
+                odds = np.where(inside, np.minimum(odds * surge.conversion_factor, 0.95), odds)
+        return odds
 
     def position_factor(self, position: NDArray[np.int64]) -> NDArray[np.float64]:
         """How likely page position ``position`` (0 = top) is seen, relative to the top."""
@@ -99,7 +112,12 @@ class Behaviour:
 
 
 def build_behaviour(
-    config: BehaviourConfig, catalog: Catalog, users: Users, rng: np.random.Generator
+    config: BehaviourConfig,
+    catalog: Catalog,
+    users: Users,
+    rng: np.random.Generator,
+    *,
+    surges: tuple[SurgeConfig, ...] = (),
 ) -> Behaviour:
     """Fix the affinity scale on pairs a shopper would typically meet: items of their interests."""
     sample = min(20_000, len(users))
@@ -109,4 +127,4 @@ def build_behaviour(
     )
     dot = np.einsum("nd,nd->n", users.latent[user], catalog.latent[item]).astype(np.float64)
     scale = float(dot.std()) or 1.0
-    return Behaviour(config, catalog, users, float(dot.mean()), scale)
+    return Behaviour(config, catalog, users, float(dot.mean()), scale, surges)

@@ -98,6 +98,22 @@ def _default_pages() -> dict[str, PageConfig]:
     return {name: PageConfig(ad_slots=a, organic_slots=o) for name, (a, o) in slots.items()}
 
 
+class SurgeConfig(_Section):
+    """A promotion window: more page views and readier buyers between two hours of one day."""
+
+    day: int = Field(ge=0)
+    start_hour: float = Field(ge=0, lt=24)
+    end_hour: float = Field(gt=0, le=24)
+    traffic_factor: float = Field(default=3.0, gt=0, le=100)
+    conversion_factor: float = Field(default=1.3, gt=0, le=10)
+
+    @model_validator(mode="after")
+    def _check(self) -> SurgeConfig:
+        if self.end_hour <= self.start_hour:
+            raise ValueError("a surge must end after it starts")
+        return self
+
+
 class TrafficConfig(_Section):
     """How many page views, on which surfaces, at what time of day."""
 
@@ -107,9 +123,12 @@ class TrafficConfig(_Section):
     diurnal: tuple[float, ...] = DEFAULT_DIURNAL
     pages: dict[str, PageConfig] = Field(default_factory=_default_pages)
     tick_minutes: float = Field(default=15.0, gt=0, le=1440)
+    surges: tuple[SurgeConfig, ...] = ()
 
     @model_validator(mode="after")
     def _check(self) -> TrafficConfig:
+        if any(surge.day >= self.days for surge in self.surges):
+            raise ValueError("a surge falls after the last simulated day")
         for name, mapping in (("surface_mix", self.surface_mix), ("pages", self.pages)):
             unknown = set(mapping) - set(SURFACE_NAMES)
             if unknown:
@@ -140,6 +159,16 @@ class BehaviourConfig(_Section):
     order_delay_max_hours: Positive = 48.0
 
 
+class EntrantConfig(_Section):
+    """Campaigns that enter mid-run: a competitor arriving with a large budget."""
+
+    count: int = Field(gt=0)
+    day: int = Field(default=0, ge=0)
+    hour: float = Field(default=12.0, ge=0, lt=24)
+    budget: float = Field(gt=0)
+    target_roi: float = Field(gt=0)
+
+
 class CampaignsConfig(_Section):
     """The advertisers: full-site ROI campaigns of many budgets and targets, and manual CPC."""
 
@@ -149,6 +178,8 @@ class CampaignsConfig(_Section):
     budget_range: tuple[Positive, Positive] = (5.0, 300.0)
     target_roi_range: tuple[Positive, Positive] = (1.5, 6.0)
     manual_cpc_value_share: tuple[Positive, Positive] = (0.1, 0.6)
+    new_item_share: Share = 0.0
+    entrants: tuple[EntrantConfig, ...] = ()
 
     @model_validator(mode="after")
     def _check(self) -> CampaignsConfig:
@@ -173,8 +204,11 @@ class ScenarioConfig(_Section):
 
     @model_validator(mode="after")
     def _check(self) -> ScenarioConfig:
-        if self.campaigns.n_campaigns > self.catalog.n_items:
+        entrants = sum(e.count for e in self.campaigns.entrants)
+        if self.campaigns.n_campaigns + entrants > self.catalog.n_items:
             raise ValueError("n_campaigns cannot exceed n_items: one campaign per item")
+        if any(e.day >= self.traffic.days for e in self.campaigns.entrants):
+            raise ValueError("an entrant arrives after the last simulated day")
         return self
 
 

@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 from quanzhan.domain import N_SURFACES, CampaignTable, ItemTable, Surface
 from quanzhan.engine.batch import RequestBatch
 from quanzhan.sim.behaviour import Behaviour, build_behaviour
-from quanzhan.sim.campaigns import build_campaigns
+from quanzhan.sim.campaigns import build_campaigns, campaign_start_times, new_items
 from quanzhan.sim.catalog import Catalog, build_catalog
 from quanzhan.sim.config import ScenarioConfig
 from quanzhan.sim.traffic import DAY_SECONDS, HiddenContext, Traffic, tick_counts
@@ -57,6 +57,7 @@ class Feedback:
     slot: NDArray[np.int64]
     clicked: NDArray[np.bool_]
     true_ctr: NDArray[np.float64]  # click odds of the impression, position included
+    true_cvr: NDArray[np.float64]  # purchase odds should it be clicked
     click_id: NDArray[np.int64]
     click_time: NDArray[np.float64]
     click_user: NDArray[np.int32]  # the shopper who clicked: known once they land on the item
@@ -114,6 +115,7 @@ class Market:
         self._next_click = 0
         self._pending: list[Orders] = []
         self._batch: tuple[RequestBatch, HiddenContext] | None = None
+        self._last: tuple[RequestBatch, HiddenContext] | None = None
 
     @property
     def tick_seconds(self) -> float:
@@ -134,14 +136,21 @@ class Market:
         ]
         self.catalog = build_catalog(cfg.catalog, catalog_rng)
         self.users = build_users(cfg.users, self.catalog, user_rng)
-        self.behaviour = build_behaviour(cfg.behaviour, self.catalog, self.users, behaviour_rng)
+        self.behaviour = build_behaviour(
+            cfg.behaviour, self.catalog, self.users, behaviour_rng, surges=cfg.traffic.surges
+        )
         self.campaigns = build_campaigns(cfg.campaigns, cfg.behaviour, self.catalog, campaign_rng)
+        self._campaign_start = campaign_start_times(cfg.campaigns)
         history_user, history_item = build_history(cfg.users, self.users, self.catalog, user_rng)
+        # New items have no past on the platform: nobody clicked them before.
+        known = ~np.isin(history_item, new_items(cfg.campaigns, self.campaigns))
+        history_user, history_item = history_user[known], history_item[known]
         self._traffic = Traffic(cfg.traffic, self.catalog, self.users)
         self._counts = tick_counts(cfg.traffic, traffic_rng)
         diurnal = np.asarray(cfg.traffic.diurnal, dtype=np.float64)
         yesterday = traffic_rng.multinomial(cfg.traffic.requests_per_day, diurnal / diurnal.sum())
         self._tick, self._next_id, self._next_click = 0, 0, 0
+        self._last = None
         self._pending, self._batch = [], None
         return MarketView(
             items=self.catalog.items,
@@ -184,10 +193,37 @@ class Market:
         if item.shape[0] != len(batch) or campaign.shape != item.shape:
             raise ValueError("ads must be (n_requests, n_slots) for the current batch")
         self._batch = None
+        self._last = (batch, hidden)
         feedback, ad_orders = self._serve_ads(batch, hidden, item)
         organic_orders, impressions, clicks = self._serve_organic(batch, hidden, item)
         self._pending.extend([ad_orders, organic_orders])
         return replace(feedback, organic_impressions=impressions, organic_clicks=clicks)
+
+    @property
+    def max_ad_slots(self) -> int:
+        return max(page.ad_slots for page in self.config.traffic.pages.values())
+
+    def campaigns_active(self) -> NDArray[np.bool_]:
+        """Which campaigns have started by the current tick (entrants start mid-run)."""
+        active: NDArray[np.bool_] = self._campaign_start <= self.clock
+        return active
+
+    def truth(
+        self, *, request_index: NDArray[np.int64], item: NDArray[np.int32]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Evaluation only: true click odds at the top position and purchase odds of showing
+        ``item`` on rows of the batch served last."""
+        if self._last is None:
+            raise RuntimeError("truth() needs a served batch")
+        batch, hidden = self._last
+        surface = batch.surface[request_index]
+        user = hidden.user[request_index]
+        match = self._match(batch, hidden, request_index, item)
+        ctr = self.behaviour.click_probability(user=user, item=item, surface=surface, match=match)
+        cvr = self.behaviour.purchase_probability(
+            user=user, item=item, surface=surface, time=batch.time[request_index]
+        )
+        return ctr, cvr
 
     def orders_until(self, time: float) -> Orders:
         """Orders placed up to ``time`` and not handed out before, sorted by time."""
@@ -220,9 +256,10 @@ class Market:
         click_time = batch.time[request_index[clicked]] + self._rng.exponential(
             _CLICK_LAG_SECONDS, n_clicks
         )
-        cvr = self.behaviour.purchase_probability(
-            user=user[clicked], item=shown[clicked], surface=surface[clicked]
+        all_cvr = self.behaviour.purchase_probability(
+            user=user, item=shown, surface=surface, time=batch.time[request_index]
         )
+        cvr = all_cvr[clicked]
         ordered = self._rng.random(n_clicks) < cvr
         orders = self._orders(user[clicked][ordered], shown[clicked][ordered], click_time[ordered])
         feedback = Feedback(
@@ -230,6 +267,7 @@ class Market:
             slot=slot.astype(np.int64),
             clicked=clicked,
             true_ctr=ctr,
+            true_cvr=all_cvr,
             click_id=click_id,
             click_time=click_time,
             click_user=user[clicked].astype(np.int32),
@@ -256,7 +294,10 @@ class Market:
         ctr = ctr * self.behaviour.position_factor(page_position.astype(np.int64))
         clicked = self._rng.random(len(ctr)) < ctr
         cvr = self.behaviour.purchase_probability(
-            user=user[clicked], item=shown[clicked], surface=surface[clicked]
+            user=user[clicked],
+            item=shown[clicked],
+            surface=surface[clicked],
+            time=batch.time[request_index[clicked]],
         )
         ordered = self._rng.random(len(cvr)) < cvr
         click_time = batch.time[request_index[clicked]] + self._rng.exponential(

@@ -1,9 +1,11 @@
 """The day loop: the market and the engine, tick by tick, with accounting in between.
 
-Per tick: the market draws page views; the engine decides; the market shows the ads and samples
-clicks; the ledger charges them (it alone enforces budgets); attribution credits the orders whose
-time has come; the controller moves the multipliers; and on schedule the engine relearns from
-its log. After the last tick the orders still to come are credited too.
+Per tick: the market draws page views; the engine decides with the policy's multipliers; the
+market shows the ads and samples clicks; the ledger charges them (it alone enforces budgets);
+attribution credits the orders whose time has come; the policy sees the tick's figures and
+moves; on schedule the engine relearns from its log. After the last tick the orders still to
+come are credited too. An optional oracle records ground-truth slot menus and outcomes, for
+evaluation only (the hindsight optimum); the engine and the policy never see it.
 """
 
 from __future__ import annotations
@@ -13,21 +15,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
 
 from quanzhan.accounting.attribution import Attribution
 from quanzhan.accounting.ledger import Ledger
 from quanzhan.accounting.stats import Stats
-from quanzhan.bidding.controller import CampaignState
 from quanzhan.bidding.forecast import TrafficForecast
-from quanzhan.bidding.pacing import ProportionalPacing
-from quanzhan.domain import RoiBasis
-from quanzhan.engine.batch import Decision, RequestBatch
-from quanzhan.engine.decision import Engine
+from quanzhan.bidding.observer import TickObserver
+from quanzhan.bidding.policy import CampaignSpec, MenuView, Policy
+from quanzhan.bidding.registry import make_policy
+from quanzhan.domain import CampaignMode
+from quanzhan.engine.batch import RequestBatch
+from quanzhan.engine.decision import Decided, Engine
 from quanzhan.engine.log import Impressions
+from quanzhan.engine.opportunity import Opportunities
 from quanzhan.sim.config import ScenarioConfig
 from quanzhan.sim.evaluation import PredictionRecord
 from quanzhan.sim.market import Feedback, Market, MarketView, Orders
+from quanzhan.sim.oracle import Oracle
 from quanzhan.sim.traffic import DAY_SECONDS
 
 Progress = Callable[[int, int], None]
@@ -39,6 +43,7 @@ class SimulationResult:
 
     config: ScenarioConfig
     seed: int
+    policy: str
     view: MarketView
     stats: Stats
     ledger: Ledger
@@ -47,13 +52,24 @@ class SimulationResult:
     wall_seconds: float
     refreshes: int
     free_clicks: int
-    expected_gmv_ad: NDArray[np.float64]
+    oracle: Oracle
 
 
 class Simulation:
-    """One scenario run from one seed; ``run`` plays every tick."""
+    """One scenario run from one seed, steered by one policy; ``run`` plays every tick.
 
-    def __init__(self, config: ScenarioConfig, *, seed: int) -> None:
+    ``policy`` defaults to the scenario's (``engine.policy``); ``menus`` turns on the oracle
+    (ground-truth slot menus for the hindsight optimum), which costs time and memory.
+    """
+
+    def __init__(
+        self,
+        config: ScenarioConfig,
+        *,
+        seed: int,
+        policy: Policy | None = None,
+        menus: bool = False,
+    ) -> None:
         if seed < 0:
             raise ValueError("seed must be non-negative")
         self.config = config
@@ -61,15 +77,23 @@ class Simulation:
         self.market = Market(config)
         self.view = self.market.reset(seed=seed)
         campaigns = self.view.campaigns
-        max_slots = max(page.ad_slots for page in config.traffic.pages.values())
         self.engine = Engine(
             config=config.engine,
             items=self.view.items,
             campaigns=campaigns,
             n_users=self.view.n_users,
-            max_slots=max_slots,
+            max_slots=self.market.max_ad_slots,
             history_user=self.view.history_user,
             history_item=self.view.history_item,
+            seed=seed,
+        )
+        self.policy = policy or make_policy(config.engine.policy)
+        self.policy.reset(
+            campaigns=CampaignSpec(
+                budget=campaigns.budget,
+                target_roi=campaigns.target_roi,
+                roi_basis=campaigns.roi_basis,
+            ),
             seed=seed,
         )
         self.ledger = Ledger(budget=campaigns.budget.copy())
@@ -78,19 +102,17 @@ class Simulation:
         self.stats = Stats(n_campaigns=len(campaigns), n_hours=24 * config.traffic.days + 1)
         self.forecast = TrafficForecast()
         self.forecast.add_day(self.view.history_hourly_requests.astype(np.float64))
-        self.controller = ProportionalPacing(
-            target_roi=campaigns.target_roi,
-            gain=config.engine.pacing_gain,
-            plan=self.forecast.share_elapsed,
-        )
+        self.observer = TickObserver(n_campaigns=len(campaigns))
+        self.oracle = Oracle(market=self.market, days=config.traffic.days, enabled=menus)
         self.click_prediction = PredictionRecord()
         self.purchase_prediction = PredictionRecord()
         self._item_campaign = np.full(len(self.view.items), -1, dtype=np.int32)
         self._item_campaign[campaigns.item] = np.arange(len(campaigns), dtype=np.int32)
+        self._menus = menus or self.policy.needs_menus
+        # The campaigns the policy steers: the full-site ones, whatever mode a benchmark runs.
+        self.steered = campaigns.mode == CampaignMode.FULL_SITE
         self._next_refresh = config.engine.first_refresh_hours * 3600
         self._free_clicks = 0
-        # Ground-truth expected ad GMV per campaign, for evaluation only; the engine never sees it.
-        self._expected_gmv = np.zeros(len(campaigns))
 
     def run(self, progress: Progress | None = None) -> SimulationResult:
         started = clock.perf_counter()
@@ -107,6 +129,7 @@ class Simulation:
         return SimulationResult(
             config=self.config,
             seed=self.seed,
+            policy=self.policy.name,
             view=self.view,
             stats=self.stats,
             ledger=self.ledger,
@@ -115,109 +138,110 @@ class Simulation:
             wall_seconds=clock.perf_counter() - started,
             refreshes=self.engine.predictor.refreshes,
             free_clicks=self._free_clicks,
-            expected_gmv_ad=self._expected_gmv.copy(),
+            oracle=self.oracle,
         )
 
     def _maybe_new_day(self, tick: int) -> None:
-        if tick and (tick * self.market.tick_seconds) % DAY_SECONDS == 0:
+        now = tick * self.market.tick_seconds
+        if tick and now % DAY_SECONDS == 0:
             self.ledger.start_day()
-            self.controller.start_day()
+            self.policy.start_day()
             self.forecast.end_day()
+            self.observer.start_day(at=now)
 
     def _tick(self, batch: RequestBatch) -> None:
         self.forecast.observe(batch.time)
         self.stats.add_platform("requests", surface=batch.surface, time=batch.time)
         decided = self.engine.decide(
             batch,
-            multiplier=self.controller.multipliers(),
+            multiplier=self.policy.multipliers(),
             remaining_budget=self.ledger.remaining(),
+            active=self.market.campaigns_active(),
+            with_menus=self._menus,
+            menu_campaigns=self.steered,
         )
-        decision, features = decided.decision, (decided.x_ctr, decided.x_cvr)
+        decision = decided.decision
         self.engine.record_auctions(batch, decision)
         feedback = self.market.serve(campaign=decision.campaign, item=decision.item)
-        self._account_impressions(batch, decision, features, feedback)
+        if decided.menus is not None:
+            self._note_menus(batch, decided.menus)
+        self.oracle.record_impressions(batch=batch, decision=decision, feedback=feedback)
+        self._account_impressions(batch, decided, feedback)
         self._credit(self.market.orders_until(self.market.clock))
         now = self.market.clock
-        self.controller.update(self._state(now))
         if now >= self._next_refresh:
             self.engine.refresh(now=now)
+            self.observer.learn_delays(now=now)
             self._next_refresh += self.config.engine.refresh_hours * 3600
+        self.policy.update(
+            self.observer.observe(
+                now=now,
+                day_seconds=DAY_SECONDS,
+                planned_share=self.forecast.share_elapsed(
+                    (now % DAY_SECONDS or DAY_SECONDS) / DAY_SECONDS
+                ),
+                spend=self.ledger.spend,
+            )
+        )
+
+    def _note_menus(self, batch: RequestBatch, menus: Opportunities) -> None:
+        """Menus in the engine's own predicted terms for the policy; in truth for the oracle."""
+        position = self.engine.predictor.position_factor(
+            np.repeat(menus.surface, self.market.max_ad_slots),
+            np.tile(np.arange(self.market.max_ad_slots), len(menus)),
+        ).reshape(menus.price.shape)
+        clicks = position * menus.pctr[:, None]
+        price = self.view.items.price[self.view.campaigns.item[menus.campaign]]
+        if self.policy.needs_menus:
+            self.observer.add_menus(
+                MenuView(
+                    campaign=menus.campaign.astype(np.int64),
+                    value=clicks * (menus.pcvr * price)[:, None],
+                    cost=clicks * menus.price,
+                )
+            )
+        self.oracle.record_menus(batch=batch, menus=menus)
 
     def _account_impressions(
-        self,
-        batch: RequestBatch,
-        decision: Decision,
-        features: tuple[NDArray[np.float32], NDArray[np.float32]],
-        feedback: Feedback,
+        self, batch: RequestBatch, decided: Decided, feedback: Feedback
     ) -> None:
+        decision = decided.decision
         row, slot = feedback.request_index, feedback.slot
         campaign = decision.campaign[row, slot]
         surface = batch.surface[row]
         clicked = feedback.clicked
+        click_campaign, click_surface = campaign[clicked], surface[clicked]
+        item = decision.item[row, slot]
         self.stats.add_campaign(
             "impressions", campaign=campaign, surface=surface, time=batch.time[row]
         )
         charged = self.ledger.charge(
             click_id=feedback.click_id,
-            campaign=campaign[clicked],
+            campaign=click_campaign,
             price=decision.price[row, slot][clicked],
             time=feedback.click_time,
         )
-        self._free_clicks += int(np.sum(charged == 0))
-        click_surface = surface[clicked]
+        self._free_clicks += int(np.sum(charged < decision.price[row, slot][clicked]))
+        time = feedback.click_time
+        self.stats.add_campaign("clicks", campaign=click_campaign, surface=click_surface, time=time)
         self.stats.add_campaign(
-            "clicks", campaign=campaign[clicked], surface=click_surface, time=feedback.click_time
+            "spend", campaign=click_campaign, surface=click_surface, time=time, value=charged
         )
+        pcvr = decision.pcvr[row, slot][clicked]
+        value = pcvr * self.view.items.price[item[clicked]]
         self.stats.add_campaign(
-            "spend",
-            campaign=campaign[clicked],
-            surface=click_surface,
-            time=feedback.click_time,
-            value=charged,
+            "predicted_gmv", campaign=click_campaign, surface=click_surface, time=time, value=value
         )
-        value = (
-            decision.pcvr[row, slot][clicked]
-            * self.view.items.price[decision.item[row, slot][clicked]]
-        )
-        self.stats.add_campaign(
-            "predicted_gmv",
-            campaign=campaign[clicked],
-            surface=click_surface,
-            time=feedback.click_time,
-            value=value,
-        )
-        self._expected_gmv += np.bincount(
-            campaign[clicked],
-            weights=feedback.click_true_cvr
-            * self.view.items.price[decision.item[row, slot][clicked]],
-            minlength=len(self._expected_gmv),
-        )
+        self.observer.add_clicks(campaign=click_campaign, time=time, pcvr=pcvr, value=value)
         self.attribution.record_clicks(
             click_id=feedback.click_id,
             user=feedback.click_user,
-            item=decision.item[row, slot][clicked],
-            campaign=campaign[clicked],
+            item=item[clicked],
+            campaign=click_campaign,
             surface=click_surface,
-            time=feedback.click_time,
+            time=time,
         )
-        click_id = np.full(len(row), -1, dtype=np.int64)
-        click_id[clicked] = feedback.click_id
-        click_time = np.full(len(row), np.nan)
-        click_time[clicked] = feedback.click_time
-        self.engine.record(
-            Impressions(
-                request_id=batch.request_id[row],
-                time=batch.time[row],
-                surface=surface,
-                slot=slot,
-                campaign=campaign,
-                user=np.where(batch.user[row] >= 0, batch.user[row], -1).astype(np.int32),
-                click_id=click_id,
-                click_time=click_time,
-                x_ctr=features[0][row, slot],
-                x_cvr=features[1][row, slot],
-            )
-        )
+        self._log_impressions(batch, decided, feedback)
         self.click_prediction.add(
             surface=surface,
             predicted=decision.pctr[row, slot],
@@ -226,7 +250,7 @@ class Simulation:
         )
         self.purchase_prediction.add(
             surface=click_surface,
-            predicted=decision.pcvr[row, slot][clicked],
+            predicted=pcvr,
             truth=feedback.click_true_cvr,
             outcome=feedback.click_ordered,
         )
@@ -236,27 +260,52 @@ class Simulation:
         )
         self.stats.add_surface_totals("organic_clicks", totals=feedback.organic_clicks, time=end)
 
+    def _log_impressions(self, batch: RequestBatch, decided: Decided, feedback: Feedback) -> None:
+        row, slot, clicked = feedback.request_index, feedback.slot, feedback.clicked
+        click_id = np.full(len(row), -1, dtype=np.int64)
+        click_id[clicked] = feedback.click_id
+        click_time = np.full(len(row), np.nan)
+        click_time[clicked] = feedback.click_time
+        self.engine.record(
+            Impressions(
+                request_id=batch.request_id[row],
+                time=batch.time[row],
+                surface=batch.surface[row],
+                slot=slot,
+                campaign=decided.decision.campaign[row, slot],
+                user=batch.user[row],
+                click_id=click_id,
+                click_time=click_time,
+                x_ctr=decided.x_ctr[row, slot],
+                x_cvr=decided.x_cvr[row, slot],
+            )
+        )
+
     def _credit(self, orders: Orders) -> None:
         """Attribute orders: to the last ad click within the window, else organic."""
         if len(orders) == 0:
             return
         found = self.attribution.attribute(user=orders.user, item=orders.item, time=orders.time)
         ad = found.campaign >= 0
+        campaign, surface, time = found.campaign[ad], found.surface[ad], orders.time[ad]
+        self.stats.add_campaign("orders", campaign=campaign, surface=surface, time=time)
         self.stats.add_campaign(
-            "orders", campaign=found.campaign[ad], surface=found.surface[ad], time=orders.time[ad]
+            "gmv_ad", campaign=campaign, surface=surface, time=time, value=orders.amount[ad]
         )
-        self.stats.add_campaign(
-            "gmv_ad",
-            campaign=found.campaign[ad],
-            surface=found.surface[ad],
-            time=orders.time[ad],
-            value=orders.amount[ad],
+        self.observer.add_ad_orders(
+            campaign=campaign, click_time=found.click_time[ad], time=time, amount=orders.amount[ad]
         )
         organic = ~ad
+        organic_campaign = self._item_campaign[orders.item[organic]]
         self.stats.add_organic_orders(
-            campaign=self._item_campaign[orders.item[organic]],
-            time=orders.time[organic],
-            amount=orders.amount[organic],
+            campaign=organic_campaign, time=orders.time[organic], amount=orders.amount[organic]
+        )
+        in_day = orders.time[organic] < self.market.clock
+        self.observer.add_organic(
+            campaign=organic_campaign[in_day], amount=orders.amount[organic][in_day]
+        )
+        self.oracle.record_organic(
+            campaign=organic_campaign, time=orders.time[organic], amount=orders.amount[organic]
         )
         zeros = np.zeros(int(organic.sum()), dtype=np.int8)
         self.stats.add_platform("organic_orders", surface=zeros, time=orders.time[organic])
@@ -264,20 +313,3 @@ class Simulation:
             "gmv_organic", surface=zeros, time=orders.time[organic], value=orders.amount[organic]
         )
         self.engine.record_attributed_orders(found.click_id[ad])
-
-    def _state(self, now: float) -> CampaignState:
-        day = int(min(now - 1e-9, DAY_SECONDS * self.config.traffic.days - 1) // DAY_SECONDS)
-        hours = slice(24 * day, 24 * (day + 1))
-        campaigns = self.view.campaigns
-        # Orders come minutes to hours after their clicks: steer on the engine's predicted GMV
-        # of the clicks bought, not on the orders that happen to have arrived.
-        gmv_ad = self.stats.campaign_totals("predicted_gmv", hours)
-        full_site = campaigns.roi_basis == RoiBasis.FULL_SITE
-        gmv = gmv_ad + np.where(full_site, self.stats.organic_gmv(hours), 0.0)
-        return CampaignState(
-            day_fraction=(now - day * DAY_SECONDS) / DAY_SECONDS,
-            spend=self.ledger.spend,
-            gmv=gmv,
-            budget=campaigns.budget,
-            target_roi=campaigns.target_roi,
-        )

@@ -62,7 +62,7 @@ def _campaigns(result: SimulationResult) -> list[dict[str, Any]]:
     )
     gmv_ad = stats.campaign_totals("gmv_ad")
     organic = stats.organic_gmv()
-    expected = result.expected_gmv_ad
+    expected = result.oracle.value.sum(axis=1)
     clicks = stats.campaign_totals("clicks")
     impressions = stats.campaign_totals("impressions")
     rows = []

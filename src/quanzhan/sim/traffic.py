@@ -29,15 +29,30 @@ class HiddenContext:
 
 
 def tick_counts(config: TrafficConfig, rng: np.random.Generator) -> NDArray[np.int64]:
-    """Page views per tick for every day: each day's total split along the diurnal curve."""
+    """Page views per tick for every day: each day's total split along the diurnal curve, with
+    surges multiplying their hours (a surge day has more page views than the others)."""
     per_hour = np.asarray(config.diurnal, dtype=np.float64)
     ticks_per_day = round(1440 / config.tick_minutes)
     minute_weight = np.repeat(per_hour / per_hour.sum() / 60.0, 60)
     share = minute_weight.reshape(ticks_per_day, -1).sum(axis=1)
-    days = [
-        rng.multinomial(config.requests_per_day, share / share.sum()) for _ in range(config.days)
-    ]
+    share /= share.sum()
+    days = []
+    for day in range(config.days):
+        factor = _surge_factor(config, day, ticks_per_day)
+        total = round(config.requests_per_day * float(np.sum(share * factor)))
+        weights = share * factor
+        days.append(rng.multinomial(total, weights / weights.sum()))
     return np.concatenate(days).astype(np.int64)
+
+
+def _surge_factor(config: TrafficConfig, day: int, ticks_per_day: int) -> NDArray[np.float64]:
+    start = np.arange(ticks_per_day) * config.tick_minutes / 60.0  # tick start, in hours
+    factor = np.ones(ticks_per_day)
+    for surge in config.surges:
+        if surge.day == day:
+            inside = (start >= surge.start_hour) & (start < surge.end_hour)
+            factor[inside] *= surge.traffic_factor
+    return factor
 
 
 @dataclass(frozen=True, slots=True)

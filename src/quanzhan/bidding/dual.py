@@ -1,0 +1,120 @@
+"""The default policy: budget and ROI duals turned into one bid multiplier per campaign.
+
+The per-campaign LP (``bidding.menu_lp``) has Lagrangian bid ``v (1 + mu) / (lambda + mu R)``:
+a uniform multiplier ``k`` on value. At the optimum either the budget binds (``mu = 0``,
+``k = 1 / lambda``: the largest ``k`` that spends the budget by midnight) or the ROI binds
+(``lambda = 0``, ``k = (1 + mu) / (mu R)``: the largest ``k`` whose ROI is still the target), so
+``k = min(k_budget, k_roi)``. The policy tracks both faces in log space at every tick:
+
+- ``k_budget`` follows spend against a *planned* spend, ``budget x planned_share``: the traffic
+  forecast's share of the day already past, so spend follows the day's traffic curve;
+- ``k_roi`` follows the estimated ROI against the target. Orders arrive minutes to hours after
+  the click, so GMV is estimated as the engine's predicted GMV of the clicks bought, scaled by
+  how the orders that should have arrived by now (under the learned delay distribution) compare
+  with those that did: no reaction to orders that are merely late, and a campaign whose
+  predictions run hot or cold is corrected as evidence accumulates, across days;
+- campaigns with little history bid up by a bounded exploration share until they have clicks.
+
+Each face is held within a factor of the applied multiplier so the idle one cannot wind up.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from quanzhan.bidding.policy import CampaignSpec, Observation, basis_gmv
+
+_GAIN = 0.35
+_STEP = 0.35
+_PRIOR_ORDERS = 4.0  # pseudo-orders behind the calibration of predicted GMV
+_SLACK_SHARE = 0.02  # of the budget, keeps the pace error finite for idle campaigns
+_WINDUP = 2.0  # a face may sit at most this factor above the applied multiplier
+_BOUNDS = (1e-3, 100.0)
+_EXPLORE_CLICKS = 10.0  # campaigns with fewer clicks to date explore
+_EXPLORE_BOOST = 1.2
+_EXPLORE_SHARE = 0.1  # of the budget a day, at most, spent exploring
+
+
+class DualPacing:
+    """Budget-and-ROI dual pacing with delay-corrected GMV; the default policy."""
+
+    name = "dual"
+    needs_menus = False
+
+    def __init__(self) -> None:
+        self._spec: CampaignSpec | None = None
+        self._log_budget = np.zeros(0)
+        self._log_roi = np.zeros(0)
+        self._orders_seen = np.zeros(0)
+        self._orders_due = np.zeros(0)
+        self._clicks_before = np.zeros(0)
+        self._today: Observation | None = None
+
+    def reset(self, *, campaigns: CampaignSpec, seed: int) -> None:
+        n = len(campaigns)
+        self._spec = campaigns
+        self._log_roi = -np.log(campaigns.target_roi)
+        self._log_budget = self._log_roi + np.log(_WINDUP)
+        self._orders_seen = np.zeros(n)
+        self._orders_due = np.zeros(n)
+        self._clicks_before = np.zeros(n)
+        self._today = None
+
+    def multipliers(self) -> NDArray[np.float64]:
+        k = np.exp(np.minimum(self._log_budget, self._log_roi))
+        if self._today is not None and self._spec is not None:
+            clicks = self._clicks_before + self._today.clicks
+            exploring = (clicks < _EXPLORE_CLICKS) & (
+                self._today.spend < _EXPLORE_SHARE * self._spec.budget
+            )
+            k = np.where(exploring, k * _EXPLORE_BOOST, k)
+        out: NDArray[np.float64] = np.clip(k, *_BOUNDS)
+        return out
+
+    def update(self, observation: Observation) -> None:
+        spec = self._require()
+        self._today = observation
+        slack = _SLACK_SHARE * spec.budget
+        planned = spec.budget * observation.planned_share
+        pace = np.log((planned + slack) / (observation.spend + slack))
+        self._log_budget += np.clip(_GAIN * pace, -_STEP, _STEP)
+        roi = self._roi(observation)
+        roi_error = np.where(
+            observation.spend > 0, np.log(np.maximum(roi, 1e-9) / spec.target_roi), 0.1
+        )
+        self._log_roi += np.clip(_GAIN * roi_error, -_STEP, _STEP)
+        applied = np.minimum(self._log_budget, self._log_roi) + np.log(_WINDUP)
+        np.minimum(self._log_budget, applied, out=self._log_budget)
+        np.minimum(self._log_roi, applied, out=self._log_roi)
+        low, high = np.log(_BOUNDS[0]), np.log(_BOUNDS[1])
+        np.clip(self._log_budget, low, high, out=self._log_budget)
+        np.clip(self._log_roi, low, high, out=self._log_roi)
+
+    def start_day(self) -> None:
+        if self._today is not None:
+            self._orders_seen += self._today.orders_realized
+            self._orders_due += self._today.orders_arrived
+            self._clicks_before += self._today.clicks
+        self._today = None
+
+    def calibration(self) -> NDArray[np.float64]:
+        """Realized over predicted orders to date, shrunk to 1: how far to trust predictions."""
+        seen, due = self._orders_seen.copy(), self._orders_due.copy()
+        if self._today is not None:
+            seen += self._today.orders_realized
+            due += self._today.orders_arrived
+        out: NDArray[np.float64] = (seen + _PRIOR_ORDERS) / (due + _PRIOR_ORDERS)
+        return out
+
+    def _roi(self, observation: Observation) -> NDArray[np.float64]:
+        spec = self._require()
+        gmv = observation.gmv_predicted * self.calibration()
+        total = basis_gmv(spec, gmv, observation.gmv_organic)
+        out: NDArray[np.float64] = total / np.maximum(observation.spend, 1e-12)
+        return out
+
+    def _require(self) -> CampaignSpec:
+        if self._spec is None:
+            raise RuntimeError("call reset() before using the policy")
+        return self._spec

@@ -1,0 +1,141 @@
+"""The per-campaign LP over slot menus, solved exactly for every campaign at once.
+
+Each row is one auction a campaign took part in, with a menu of slots: slot ``j`` would bring
+``value[a, j]`` and cost ``cost[a, j]`` (``nan`` where the slot is not on the page). For each
+campaign the LP is
+
+    maximise  sum V x   subject to  sum C x <= B,  sum V x + G0 >= R sum C x,
+              sum_j x[a, j] <= 1,  x >= 0.
+
+With a bid multiplier ``k`` an auction is worth ``k V - C``; as ``k`` grows each auction climbs
+its menu's upper concave hull, one increment ``(dC, dV)`` at a time, at ``k = dC / dV``. Sorted
+by that ratio, the increments' marginal ROI ``dV / dC`` falls, so both constraints cut the
+sorted list at one point: the LP optimum takes every increment before the first cut and the cut
+one fractionally (the fractional multiple-choice knapsack of Sinha and Zoltners, with a second
+ratio constraint that keeps the prefix structure). The ratio there is the optimal uniform bid
+multiplier. Everything is a sort and grouped sums: no solver, no loop over campaigns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+
+@dataclass(frozen=True, slots=True)
+class MenuSolution:
+    """Per campaign ``(n,)``: the LP's optimal value and spend, and the bid multiplier that
+    reaches it (``inf`` when every increment is taken, 0 when none can be)."""
+
+    value: NDArray[np.float64]
+    spend: NDArray[np.float64]
+    multiplier: NDArray[np.float64]
+
+
+def hull_increments(
+    value: NDArray[np.float64], cost: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """``(m, s)`` cost and value increments along each menu's upper concave hull from (0, 0).
+
+    Unavailable slots (``nan``) and slots dominated by a cheaper, better one never appear;
+    unused increment places hold 0.
+    """
+    m, s = value.shape
+    usable = np.isfinite(value) & np.isfinite(cost) & (value > 0)
+    d_cost = np.zeros((m, s))
+    d_value = np.zeros((m, s))
+    at_cost = np.zeros(m)
+    at_value = np.zeros(m)
+    rows = np.arange(m)
+    for step in range(s):
+        gain = np.where(usable, value - at_value[:, None], 0.0)
+        extra = cost - at_cost[:, None]
+        climbs = gain > 0
+        # The next hull point has the best value per extra cost; a free gain comes first.
+        slope = np.full((m, s), -np.inf)
+        slope[climbs] = np.where(
+            extra[climbs] > 0, gain[climbs] / np.maximum(extra[climbs], 1e-300), np.inf
+        )
+        best = np.argmax(slope, axis=1)
+        ok = climbs[rows, best]
+        d_cost[ok, step] = np.maximum(extra[rows, best][ok], 0.0)
+        d_value[ok, step] = gain[rows, best][ok]
+        at_cost = np.where(ok, np.maximum(cost[rows, best], at_cost), at_cost)
+        at_value = np.where(ok, value[rows, best], at_value)
+    return d_cost, d_value
+
+
+def solve_menus(
+    *,
+    group: NDArray[np.int64],
+    value: NDArray[np.float64],
+    cost: NDArray[np.float64],
+    budget: NDArray[np.float64],
+    target_roi: NDArray[np.float64],
+    base_gmv: NDArray[np.float64],
+) -> MenuSolution:
+    """Solve every campaign's LP; ``group`` (m,) names each row's campaign in ``0..n-1``."""
+    n = len(budget)
+    if not (len(target_roi) == len(base_gmv) == n) or value.shape != cost.shape:
+        raise ValueError("budget, target_roi and base_gmv need one entry per campaign")
+    if len(group) != len(value) or (len(group) and (group.min() < 0 or group.max() >= n)):
+        raise ValueError("group must give a campaign in 0..n-1 for every menu row")
+    d_cost, d_value = hull_increments(value, cost)
+    owner = np.repeat(group, value.shape[1])
+    d_cost, d_value = d_cost.ravel(), d_value.ravel()
+    keep = d_value > 0
+    owner, d_cost, d_value = owner[keep], d_cost[keep], d_value[keep]
+    ratio = d_cost / d_value
+    order = np.lexsort((ratio, owner))
+    owner, d_cost, d_value, ratio = owner[order], d_cost[order], d_value[order], ratio[order]
+    return _cut(owner, d_cost, d_value, ratio, budget, target_roi, base_gmv)
+
+
+def _cut(
+    owner: NDArray[np.int64],
+    d_cost: NDArray[np.float64],
+    d_value: NDArray[np.float64],
+    ratio: NDArray[np.float64],
+    budget: NDArray[np.float64],
+    target: NDArray[np.float64],
+    base: NDArray[np.float64],
+) -> MenuSolution:
+    """Take each campaign's sorted increments up to the first constraint, that one in part."""
+    n = len(budget)
+    start = np.searchsorted(owner, np.arange(n))
+    cum_cost = _grouped_cumsum(d_cost, owner, start)
+    cum_value = _grouped_cumsum(d_value, owner, start)
+    prev_cost, prev_value = cum_cost - d_cost, cum_value - d_value
+    # The share of each increment that both constraints allow (1 = all of it).
+    by_budget = np.clip((budget[owner] - prev_cost) / np.maximum(d_cost, 1e-300), 0.0, 1.0)
+    by_budget[d_cost <= 0] = np.where(
+        prev_cost[d_cost <= 0] <= budget[owner][d_cost <= 0], 1.0, 0.0
+    )
+    slack = prev_value + base[owner] - target[owner] * prev_cost
+    drain = target[owner] * d_cost - d_value  # how much ROI slack the increment uses
+    by_roi = np.where(drain > 0, np.clip(slack / np.maximum(drain, 1e-300), 0.0, 1.0), 1.0)
+    by_roi[slack < 0] = 0.0
+    share = np.minimum(by_budget, by_roi)
+    cut = share < 1.0
+    first_cut = np.full(n, np.iinfo(np.int64).max)
+    np.minimum.at(first_cut, owner[cut], np.flatnonzero(cut))
+    index = np.arange(len(owner))
+    taken = np.where(index < first_cut[owner], 1.0, np.where(index == first_cut[owner], share, 0.0))
+    value = np.bincount(owner, weights=taken * d_value, minlength=n).astype(np.float64)
+    spend = np.bincount(owner, weights=taken * d_cost, minlength=n).astype(np.float64)
+    multiplier = np.full(n, np.inf)
+    has_cut = first_cut < len(owner)
+    multiplier[has_cut] = ratio[first_cut[has_cut]]
+    multiplier[np.bincount(owner, minlength=n) == 0] = 0.0
+    return MenuSolution(value=value, spend=spend, multiplier=multiplier)
+
+
+def _grouped_cumsum(
+    values: NDArray[np.float64], owner: NDArray[np.int64], start: NDArray[np.int64]
+) -> NDArray[np.float64]:
+    total = np.cumsum(values)
+    before = np.concatenate([[0.0], total])[start[owner]]
+    out: NDArray[np.float64] = total - before
+    return out

@@ -1,0 +1,129 @@
+"""Today's figures per campaign, gathered from clicks, charges and orders, for the policy.
+
+The observer is fed by whatever drives the engine (the simulator's day loop, or the service's
+control loop) and turns what it was fed into an ``Observation`` at each control tick. It learns
+the order-delay distribution from the attributed orders it sees, so that the orders today's
+clicks *should* have brought by now can be told apart from those still on their way.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from quanzhan.bidding.delay import DelayModel
+from quanzhan.bidding.policy import MenuView, Observation
+
+
+class TickObserver:
+    """Accumulates one day at a time for ``n_campaigns``; ``start_day`` clears the day."""
+
+    def __init__(self, *, n_campaigns: int) -> None:
+        self.n = n_campaigns
+        self.delay = DelayModel()
+        self._day_start = 0.0
+        self._click_campaign: list[NDArray[np.int64]] = []
+        self._click_time: list[NDArray[np.float64]] = []
+        self._click_pcvr: list[NDArray[np.float64]] = []
+        self._click_value: list[NDArray[np.float64]] = []
+        self._orders = np.zeros(n_campaigns)
+        self._gmv = np.zeros(n_campaigns)
+        self._organic = np.zeros(n_campaigns)
+        self._menus: list[MenuView] = []
+        self._delays: list[tuple[NDArray[np.float64], NDArray[np.float64]]] = []
+
+    def start_day(self, *, at: float) -> None:
+        self._day_start = at
+        self._click_campaign, self._click_time = [], []
+        self._click_pcvr, self._click_value = [], []
+        self._orders = np.zeros(self.n)
+        self._gmv = np.zeros(self.n)
+        self._organic = np.zeros(self.n)
+        self._menus = []
+
+    def add_clicks(
+        self,
+        *,
+        campaign: NDArray[np.int32],
+        time: NDArray[np.float64],
+        pcvr: NDArray[np.float64],
+        value: NDArray[np.float64],
+    ) -> None:
+        """Ad clicks with the predicted purchase odds and predicted GMV they were bought at."""
+        self._click_campaign.append(campaign.astype(np.int64))
+        self._click_time.append(time)
+        self._click_pcvr.append(pcvr)
+        self._click_value.append(value)
+
+    def add_ad_orders(
+        self,
+        *,
+        campaign: NDArray[np.int32],
+        click_time: NDArray[np.float64],
+        time: NDArray[np.float64],
+        amount: NDArray[np.float64],
+    ) -> None:
+        """Orders attributed to ad clicks; those of today's clicks count towards today."""
+        self._delays.append((click_time, time))
+        today = click_time >= self._day_start
+        self._orders += np.bincount(campaign[today], minlength=self.n)
+        self._gmv += np.bincount(campaign[today], weights=amount[today], minlength=self.n)
+
+    def add_organic(self, *, campaign: NDArray[np.int32], amount: NDArray[np.float64]) -> None:
+        """Organic orders of campaign items (``campaign`` -1 for items without a campaign)."""
+        has = campaign >= 0
+        self._organic += np.bincount(campaign[has], weights=amount[has], minlength=self.n)
+
+    def add_menus(self, menus: MenuView) -> None:
+        self._menus.append(menus)
+
+    def learn_delays(self, *, now: float) -> None:
+        """Refit the delay distribution on every attributed order seen so far."""
+        if not self._delays:
+            return
+        click_time = np.concatenate([d[0] for d in self._delays])
+        order_time = np.concatenate([d[1] for d in self._delays])
+        self._delays = [(click_time, order_time)]
+        self.delay.fit(delay=order_time - click_time, horizon=now - click_time)
+
+    def observe(
+        self, *, now: float, day_seconds: float, planned_share: float, spend: NDArray[np.float64]
+    ) -> Observation:
+        campaign = _ints(self._click_campaign)
+        time, pcvr = _floats(self._click_time), _floats(self._click_pcvr)
+        value = _floats(self._click_value)
+        arrived = self.delay.share_arrived(now - time)
+        return Observation(
+            now=now,
+            day_fraction=(now - self._day_start) / day_seconds,
+            planned_share=planned_share,
+            spend=spend,
+            gmv_realized=self._gmv.copy(),
+            gmv_predicted=np.bincount(campaign, weights=value, minlength=self.n).astype(np.float64),
+            orders_realized=self._orders.copy(),
+            orders_arrived=np.bincount(campaign, weights=pcvr * arrived, minlength=self.n).astype(
+                np.float64
+            ),
+            gmv_organic=self._organic.copy(),
+            clicks=np.bincount(campaign, minlength=self.n).astype(np.float64),
+            menus=self._menu_view(),
+        )
+
+    def _menu_view(self) -> MenuView | None:
+        if not self._menus:
+            return None
+        merged = MenuView(
+            campaign=np.concatenate([m.campaign for m in self._menus]),
+            value=np.concatenate([m.value for m in self._menus]),
+            cost=np.concatenate([m.cost for m in self._menus]),
+        )
+        self._menus = [merged]
+        return merged
+
+
+def _ints(parts: list[NDArray[np.int64]]) -> NDArray[np.int64]:
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+
+def _floats(parts: list[NDArray[np.float64]]) -> NDArray[np.float64]:
+    return np.concatenate(parts) if parts else np.zeros(0)

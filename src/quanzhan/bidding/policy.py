@@ -1,0 +1,129 @@
+"""The bidding-policy interface, and the registry of the policies that ship.
+
+A policy steers the full-site campaigns of one market: for campaign ``c`` the engine bids
+``multipliers()[c] * pCVR * price`` per click. The simulator (or the service) drives it:
+
+    policy.reset(campaigns=spec, seed=7)     # before the first page view
+    for every control tick:
+        k = policy.multipliers()             # read before each batch of auctions
+        ...                                  # auctions, charges, orders
+        policy.update(observation)           # the tick's figures, today so far
+    policy.start_day()                       # at midnight: budgets start again
+
+Contract, checked for every registered policy by ``tests/bidding/test_policy_conformance.py``:
+
+- ``multipliers()`` returns ``(n,)`` finite, non-negative floats and never aliases internal state;
+- the same seed and the same observations give the same multipliers (no hidden randomness);
+- a policy is picklable (so runs can be checkpointed and sharded);
+- a policy sees only its campaigns' own figures: everything in ``Observation`` is per campaign.
+
+Budgets are enforced by the ledger whatever a policy does; a policy's job is to spend well.
+To plug in your own, implement the four methods and pass an instance where a policy is asked
+for (``Simulation(..., policy=MyPolicy())``) or add it to ``POLICIES``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from quanzhan.domain import RoiBasis
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignSpec:
+    """What the merchants asked for, ``(n,)`` each."""
+
+    budget: NDArray[np.float64]
+    target_roi: NDArray[np.float64]
+    roi_basis: NDArray[np.int8]
+
+    def __len__(self) -> int:
+        return len(self.budget)
+
+    @property
+    def full_site(self) -> NDArray[np.bool_]:
+        mask: NDArray[np.bool_] = self.roi_basis == RoiBasis.FULL_SITE
+        return mask
+
+
+@dataclass(frozen=True, slots=True)
+class MenuView:
+    """Today's slot menus so far, in the engine's own predicted terms: row ``a`` is one auction
+    a campaign took part in, ``value``/``cost`` ``(m, s)`` what each slot would have brought and
+    cost (``nan`` where absent), ``campaign`` ``(m,)`` whose menu it is."""
+
+    campaign: NDArray[np.int64]
+    value: NDArray[np.float64]
+    cost: NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One control tick's figures for today so far, ``(n,)`` per campaign.
+
+    - ``planned_share``: the traffic forecast's share of today's page views already past;
+    - ``spend``: charged today;
+    - ``gmv_realized``: GMV of the orders already attributed to today's ad clicks;
+    - ``gmv_predicted``: the engine's predicted GMV of today's ad clicks (pCVR x price);
+    - ``orders_realized``: orders already attributed to today's ad clicks;
+    - ``orders_arrived``: the orders today's clicks were predicted to bring (sum of pCVR) that
+      should have arrived by now under the learned order-delay distribution: the fair yardstick
+      for ``orders_realized`` while orders are still on their way;
+    - ``gmv_organic``: the item's organic GMV today (counts on the full-site basis);
+    - ``clicks``: today's ad clicks;
+    - ``menus``: today's slot menus, for policies that re-solve the LP (may be ``None``).
+    """
+
+    now: float
+    day_fraction: float
+    planned_share: float
+    spend: NDArray[np.float64]
+    gmv_realized: NDArray[np.float64]
+    gmv_predicted: NDArray[np.float64]
+    orders_realized: NDArray[np.float64]
+    orders_arrived: NDArray[np.float64]
+    gmv_organic: NDArray[np.float64]
+    clicks: NDArray[np.float64]
+    menus: MenuView | None = None
+
+
+class Policy(Protocol):
+    """Steers bid multipliers; see the module docstring for the contract.
+
+    ``needs_menus``: whether ``update`` wants ``Observation.menus`` (they cost time to gather).
+    """
+
+    name: str
+    needs_menus: bool
+
+    def reset(self, *, campaigns: CampaignSpec, seed: int) -> None:
+        """Start afresh for these campaigns."""
+        ...
+
+    def multipliers(self) -> NDArray[np.float64]:
+        """``(n,)`` bid multipliers to use until the next update."""
+        ...
+
+    def update(self, observation: Observation) -> None:
+        """Take one tick's figures and move the multipliers."""
+        ...
+
+    def start_day(self) -> None:
+        """A new day: daily figures start again from zero."""
+        ...
+
+
+def basis_gmv(
+    spec: CampaignSpec, ad_gmv: NDArray[np.float64], organic: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """GMV on each campaign's ROI basis: organic counts on the full-site basis only."""
+    out: NDArray[np.float64] = ad_gmv + np.where(spec.full_site, organic, 0.0)
+    return out
+
+
+PolicyFactory = Callable[[], Policy]

@@ -1,0 +1,210 @@
+"""The bidding benchmark: every policy in turn on the same market and seed, against hindsight.
+
+Each policy steers the scenario's full-site campaigns through the whole run (the scenario's
+manual-CPC campaigns stay as they are, part of the competition); ``manual_cpc`` runs those
+full-site campaigns as fixed-CPC ones instead, bidding the break-even price at the market's
+average conversion rate. For every steered campaign and day the oracle gives the expected GMV
+achieved and, over that run's true slot menus, the hindsight optimum. Then per policy:
+
+- ``efficiency`` of a campaign: expected GMV achieved / hindsight-optimal GMV, over all days;
+  ``efficiency_median`` and ``efficiency_p10`` across campaigns with a positive optimum;
+- ``roi_met_share``: share of campaigns whose expected ROI (on their basis) is at least 98% of
+  target (a campaign that spent nothing has not broken its target);
+- ``budget_utilisation_median``: spend / budget over the run; ``overspend_campaigns``: campaigns
+  charged past their daily budget on any day;
+- ``gmv``: expected ad GMV of the steered campaigns; ``cmr``: all charges of the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from quanzhan.bidding.menu_lp import solve_menus
+from quanzhan.bidding.registry import DEFAULT_POLICY, POLICIES, make_policy
+from quanzhan.domain import CampaignMode, RoiBasis
+from quanzhan.errors import ConfigError, OutputError
+from quanzhan.sim.config import ScenarioConfig
+from quanzhan.sim.run import Simulation, SimulationResult
+
+MANUAL_CPC = "manual_cpc"
+ROI_MET_SHARE_OF_TARGET = 0.98
+BENCH_POLICIES = (*sorted(POLICIES), MANUAL_CPC)
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignOutcomes:
+    """Per steered campaign ``(k,)``: who, and how it did against its hindsight optimum."""
+
+    campaign: NDArray[np.int64]
+    achieved: NDArray[np.float64]
+    optimum: NDArray[np.float64]
+    roi_expected: NDArray[np.float64]
+    target_roi: NDArray[np.float64]
+    spend: NDArray[np.float64]
+    budget: NDArray[np.float64]
+    overspent: NDArray[np.bool_]
+
+
+def run_policy(
+    config: ScenarioConfig, *, seed: int, policy: str, progress: Progress | None = None
+) -> SimulationResult:
+    """One run of the scenario with ``policy`` steering its full-site campaigns."""
+    if policy not in BENCH_POLICIES:
+        raise ConfigError(f"unknown policy {policy!r}; known: {', '.join(BENCH_POLICIES)}")
+    chosen = DEFAULT_POLICY if policy == MANUAL_CPC else policy
+    simulation = Simulation(config, seed=seed, policy=make_policy(chosen), menus=True)
+    if policy == MANUAL_CPC:
+        _as_manual(simulation)
+    report = None if progress is None else (lambda done, total: progress(policy, done, total))
+    return simulation.run(report)
+
+
+def _as_manual(simulation: Simulation) -> None:
+    """Full-site campaigns bid a fixed CPC: break-even at the market's average conversion rate."""
+    table = simulation.view.campaigns
+    auto = table.mode == CampaignMode.FULL_SITE
+    price = simulation.view.items.price[table.item]
+    guess = simulation.config.behaviour.cvr_mean * price / table.target_roi
+    manual = replace(
+        table,
+        mode=np.where(auto, CampaignMode.MANUAL_CPC, table.mode).astype(np.int8),
+        manual_cpc=np.where(auto, np.maximum(guess, 0.01), table.manual_cpc),
+    )
+    simulation.engine.set_campaigns(manual)
+
+
+def outcomes(result: SimulationResult, *, steered: NDArray[np.bool_]) -> CampaignOutcomes:
+    """Achieved against hindsight for every steered campaign."""
+    table = result.view.campaigns
+    oracle = result.oracle
+    days = oracle.days
+    full_site = table.roi_basis == RoiBasis.FULL_SITE
+    organic = np.where(full_site[:, None], oracle.organic, 0.0)
+    menus = oracle.menus()
+    group = menus.campaign * days + menus.day
+    solution = solve_menus(
+        group=group,
+        value=menus.value,
+        cost=menus.cost,
+        budget=np.repeat(table.budget, days),
+        target_roi=np.repeat(table.target_roi, days),
+        base_gmv=organic.ravel(),
+    )
+    optimum = solution.value.reshape(len(table), days).sum(axis=1)
+    achieved = oracle.value.sum(axis=1)
+    expected_spend = oracle.spend.sum(axis=1)
+    roi = np.where(
+        expected_spend > 0,
+        (achieved + organic.sum(axis=1)) / np.maximum(expected_spend, 1e-12),
+        np.inf,
+    )
+    daily_spend = _daily_spend(result, days)
+    overspent = np.any(daily_spend > table.budget[:, None] * (1 + 1e-9) + 1e-9, axis=1)
+    index = np.flatnonzero(steered)
+    return CampaignOutcomes(
+        campaign=index,
+        achieved=achieved[index],
+        optimum=optimum[index],
+        roi_expected=roi[index],
+        target_roi=table.target_roi[index],
+        spend=daily_spend.sum(axis=1)[index],
+        budget=table.budget[index] * days,
+        overspent=overspent[index],
+    )
+
+
+def _daily_spend(result: SimulationResult, days: int) -> NDArray[np.float64]:
+    rows = result.ledger.rows()
+    n = len(result.view.campaigns)
+    flat = rows.campaign.astype(np.int64) * days + np.minimum(rows.day, days - 1)
+    return (
+        np.bincount(flat, weights=rows.amount, minlength=n * days)
+        .reshape(n, days)
+        .astype(np.float64)
+    )
+
+
+def policy_figures(found: CampaignOutcomes, result: SimulationResult) -> dict[str, Any]:
+    """The benchmark's figures for one policy."""
+    scored = found.optimum > 0
+    efficiency = found.achieved[scored] / found.optimum[scored]
+    met = found.roi_expected >= ROI_MET_SHARE_OF_TARGET * found.target_roi
+    return {
+        "efficiency_median": _round(np.median(efficiency)) if len(efficiency) else None,
+        "efficiency_p10": _round(np.percentile(efficiency, 10)) if len(efficiency) else None,
+        "roi_met_share": _round(float(np.mean(met))) if len(met) else None,
+        "budget_utilisation_median": _round(float(np.median(found.spend / found.budget)))
+        if len(found.spend)
+        else None,
+        "overspend_campaigns": int(found.overspent.sum()),
+        "gmv": _round(float(found.achieved.sum())),
+        "cmr": _round(float(result.ledger.rows().amount.sum())),
+        "campaigns": len(found.campaign),
+    }
+
+
+def _round(value: float) -> float:
+    return round(float(value), 5)
+
+
+def dump_run(directory: Path, *, policy: str, result: SimulationResult) -> Path:
+    """Write one run's true slot menus and outcomes as ``DIR/POLICY.npz`` (see ``docs``)."""
+    menus = result.oracle.menus()
+    table = result.view.campaigns
+    path = directory / f"{policy}.npz"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(
+            path,
+            menu_campaign=menus.campaign,
+            menu_day=menus.day,
+            menu_value=menus.value,
+            menu_cost=menus.cost,
+            budget=table.budget,
+            target_roi=table.target_roi,
+            roi_basis=table.roi_basis,
+            mode=table.mode,
+            organic_gmv=result.oracle.organic,
+            achieved_gmv=result.oracle.value,
+            achieved_spend=result.oracle.spend,
+        )
+    except OSError as error:
+        raise OutputError(f"cannot write {path}: {error.strerror or error}") from error
+    return path
+
+
+def bench_bidding(
+    config: ScenarioConfig,
+    *,
+    seed: int,
+    policies: tuple[str, ...] = BENCH_POLICIES,
+    progress: Progress | None = None,
+    dump: Path | None = None,
+) -> tuple[dict[str, Any], dict[str, CampaignOutcomes]]:
+    """Run every policy on the same market and seed; the benchmark's JSON and the per-campaign
+    outcomes behind it."""
+    figures: dict[str, Any] = {}
+    per_campaign: dict[str, CampaignOutcomes] = {}
+    for policy in policies:
+        result = run_policy(config, seed=seed, policy=policy, progress=progress)
+        steered = result.view.campaigns.mode == CampaignMode.FULL_SITE
+        found = outcomes(result, steered=steered)
+        figures[policy] = policy_figures(found, result)
+        per_campaign[policy] = found
+        if dump is not None:
+            dump_run(dump, policy=policy, result=result)
+    summary = {
+        "scenario": config.name,
+        "seed": seed,
+        "days": config.traffic.days,
+        "default_policy": DEFAULT_POLICY,
+        "policies": figures,
+    }
+    return summary, per_campaign
