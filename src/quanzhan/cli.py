@@ -116,9 +116,7 @@ def bench_bidding_command(
         )
     _write_json(json_path, summary)
     plot = json_path.with_suffix(".png")
-    efficiencies = {
-        p: o.achieved[o.optimum > 0] / o.optimum[o.optimum > 0] for p, o in found.items()
-    }
+    efficiencies = {p: o.efficiency for p, o in found.items()}
     write_bench_plot(summary=summary, efficiencies=efficiencies, path=plot)
     table = Table(title=f"Bidding benchmark: {config.name}, seed {seed}", title_justify="left")
     for column in (

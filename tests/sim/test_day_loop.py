@@ -117,3 +117,36 @@ def test_two_days_reset_daily_budgets() -> None:
         assert np.all(spend <= budget + biggest + 1e-9)
     summary = build_summary(result, wall_seconds=0.0)
     assert len(summary["by_hour"]["hour"]) == 49
+
+
+def test_models_train_on_a_window_smaller_than_the_log() -> None:
+    """More mature clicks than the training window once crashed the purchase model's refresh."""
+    config = load_scenario("tiny")
+    small = config.model_copy(
+        update={"engine": config.engine.model_copy(update={"max_training_rows": 1000})}
+    )
+    simulation = Simulation(small, seed=5)
+    result = simulation.run()
+    assert result.refreshes > 0
+    assert simulation.engine.predictor.purchase.bias.tolist() != [np.log(0.01 / 0.99)] * 6
+
+
+def test_page_views_do_not_depend_on_what_was_shown() -> None:
+    """Every policy of a benchmark must meet the same shoppers at the same moments."""
+    from quanzhan.sim.market import Market
+
+    traces = []
+    for show in (False, True):
+        market = Market(load_scenario("tiny"))
+        view = market.reset(seed=9)
+        users = []
+        for _ in range(3):
+            batch = market.next_requests()
+            assert batch is not None
+            item = np.full((len(batch), 1), -1, np.int32)
+            if show:
+                item[:, 0] = view.campaigns.item[0]
+            market.serve(campaign=np.zeros_like(item), item=item)
+            users.append(batch.user.copy())
+        traces.append(np.concatenate(users))
+    assert np.array_equal(traces[0], traces[1])

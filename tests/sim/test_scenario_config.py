@@ -76,3 +76,35 @@ def test_a_valid_file_round_trips(tmp_path: Path) -> None:
 def test_missing_file_is_a_scenario_error(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError, match="cannot read"):
         load_scenario(str(tmp_path / "absent.yaml"))
+
+
+@pytest.mark.parametrize(
+    ("traffic", "message"),
+    [
+        ("{requests_per_day: 3, tick_minutes: 7.5}", "whole number of minutes"),
+        ("{requests_per_day: 3, tick_minutes: 7}", "whole number of minutes"),
+        ("{requests_per_day: 3, surface_mix: {search: .nan}}", "traffic.surface_mix"),
+        ("{requests_per_day: 3, surges: [{day: 5, start_hour: 1, end_hour: 2}]}", "after the last"),
+    ],
+)
+def test_traffic_mistakes_are_caught_before_any_work(
+    tmp_path: Path, traffic: str, message: str
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "name: x\ncatalog: {n_items: 10, n_categories: 2, n_merchants: 1}\n"
+        f"users: {{n_users: 5}}\ntraffic: {traffic}\ncampaigns: {{n_campaigns: 1}}\n"
+    )
+    with pytest.raises(ScenarioError, match=message):
+        load_scenario(str(path))
+
+
+def test_infinite_money_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "name: x\ncatalog: {n_items: 10, n_categories: 2, n_merchants: 1}\n"
+        "users: {n_users: 5}\ntraffic: {requests_per_day: 3}\n"
+        "campaigns: {n_campaigns: 1, budget_range: [1, .inf]}\n"
+    )
+    with pytest.raises(ScenarioError, match="budget_range"):
+        load_scenario(str(path))

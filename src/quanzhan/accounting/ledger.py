@@ -177,6 +177,7 @@ class Ledger:
         )
         charged = fresh[accepted]
         amount[charged] = np.minimum(batch.price[charged], room[accepted])
+        _trim_rounding(amount, charged, batch.campaign, self._spend, self._budget)
         self._record(batch=batch, charged=charged, amount=amount[charged], refused=fresh[~accepted])
         self._seen.add(batch.click_id[fresh])
         return amount
@@ -238,6 +239,32 @@ class Ledger:
                 day=_frozen(np.full(len(charged), self._day, dtype=np.int32)),
             )
         )
+
+
+def _trim_rounding(
+    amount: NDArray[np.float64],
+    charged: NDArray[np.intp],
+    campaign: NDArray[np.int32],
+    spend: NDArray[np.float64],
+    budget: NDArray[np.float64],
+) -> None:
+    """Take any float rounding past a budget off that campaign's last charge, in place.
+
+    The room before each click comes from one running sum over the batch, exact but for the
+    last bits; the trim makes ``spend <= budget`` hold exactly, not just to 1e-10.
+    """
+    if len(charged) == 0:
+        return
+    camp = campaign[charged]
+    total = spend + np.bincount(camp, weights=amount[charged], minlength=len(spend))
+    excess = total - budget
+    over = np.flatnonzero(excess > 0)
+    if len(over) == 0:
+        return
+    last = np.full(len(spend), -1, dtype=np.int64)
+    np.maximum.at(last, camp, np.arange(len(charged)))  # charged is in time order
+    rows = charged[last[over]]
+    amount[rows] = np.maximum(amount[rows] - excess[over], 0.0)
 
 
 def _accepted(

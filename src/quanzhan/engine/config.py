@@ -10,7 +10,7 @@ from quanzhan.domain import SURFACE_NAMES
 class SurfaceRules(BaseModel):
     """The auction rules of one surface: the reserve price per click and the relevance floor."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     reserve: float = Field(default=0.05, ge=0)
     relevance_floor: float = Field(default=0.002, ge=0, lt=1)
@@ -31,7 +31,7 @@ def _default_rules() -> dict[str, SurfaceRules]:
 class EngineConfig(BaseModel):
     """Everything the decision path and its learning need, with production-sane defaults."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     candidates: int = Field(default=48, ge=1, le=1000)
     embedding_dim: int = Field(default=16, ge=2, le=256)

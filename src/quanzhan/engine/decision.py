@@ -98,15 +98,21 @@ class Engine:
         """
         if len(multiplier) != len(self.campaigns) or len(remaining_budget) != len(self.campaigns):
             raise ValueError("multiplier and remaining_budget need one entry per campaign")
-        live = remaining_budget > 0
-        if active is not None:
-            live &= active
+        listed = np.ones(len(self.campaigns), dtype=bool) if active is None else active.copy()
+        live = listed & (remaining_budget > 0)
+        # Menus must cover a campaign's whole day, budget or not, so that the hindsight optimum
+        # does not depend on when a policy ran the budget out: retrieval then lists every active
+        # campaign and only the auction leaves out those with nothing left.
+        if not with_menus:
+            listed = live
         starts = list(range(0, max(len(batch), 1), _CHUNK))
         menus_of = None
         if with_menus:
             menus_of = ~self._manual if menu_campaigns is None else menu_campaigns
         parts = [
-            self._decide_chunk(_slice(batch, start), multiplier, remaining_budget, live, menus_of)
+            self._decide_chunk(
+                _slice(batch, start), multiplier, remaining_budget, listed, live, menus_of
+            )
             for start in starts
         ]
         if len(parts) == 1:
@@ -130,11 +136,12 @@ class Engine:
         batch: RequestBatch,
         multiplier: NDArray[np.float64],
         remaining: NDArray[np.float64],
+        listed: NDArray[np.bool_],
         live: NDArray[np.bool_],
         menus_of: NDArray[np.bool_] | None,
     ) -> Decided:
         interest = self.profiles.distribution(batch.user)
-        candidates = self.retriever.retrieve(batch, interest=interest, live=live)
+        candidates = self.retriever.retrieve(batch, interest=interest, live=listed)
         campaign = candidates.campaign
         c = np.maximum(campaign, 0)
         x_ctr, x_cvr = self.predictor.features(
@@ -164,7 +171,11 @@ class Engine:
                 request_id=batch.request_id,
                 surface=batch.surface,
                 campaign=campaign,
-                eligible=valid & menus_of[c] & (pctr >= floor[:, None]) & (pctr > 0),
+                eligible=candidates.valid
+                & listed[c]
+                & menus_of[c]
+                & (pctr >= floor[:, None])
+                & (pctr > 0),
                 pctr=pctr,
                 pcvr=pcvr,
                 landscape_ecpm=result.landscape_ecpm,

@@ -156,7 +156,7 @@ class Predictor:
         rows = self._recent(len(clicks))
         x = clicks.x_cvr[rows].copy()
         x[:, 2], x[:, 3] = self._out_of_fold(
-            clicks.campaign[rows], fold[rows], rows, clicks.campaign, y, ones, self.config.prior_cvr
+            clicks.campaign[rows], fold, rows, clicks.campaign, y, ones, self.config.prior_cvr
         )
         self.purchase.fit(
             surface=clicks.surface[rows],

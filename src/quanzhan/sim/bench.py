@@ -2,9 +2,10 @@
 
 Each policy steers the scenario's full-site campaigns through the whole run (the scenario's
 manual-CPC campaigns stay as they are, part of the competition); ``manual_cpc`` runs those
-full-site campaigns as fixed-CPC ones instead, bidding the break-even price at the market's
-average conversion rate. For every steered campaign and day the oracle gives the expected GMV
-achieved and, over that run's true slot menus, the hindsight optimum. Then per policy:
+full-site campaigns as fixed-CPC ones instead, bidding the break-even price at the engine's
+published prior conversion rate. For every steered campaign and day the oracle gives the
+expected GMV achieved and, over that run's true slot menus, the hindsight optimum. Then per
+policy:
 
 - ``efficiency`` of a campaign: expected GMV achieved / hindsight-optimal GMV, over all days;
   ``efficiency_median`` and ``efficiency_p10`` across campaigns with a positive optimum;
@@ -51,6 +52,13 @@ class CampaignOutcomes:
     budget: NDArray[np.float64]
     overspent: NDArray[np.bool_]
 
+    @property
+    def efficiency(self) -> NDArray[np.float64]:
+        """Achieved over optimum, for the campaigns whose optimum is positive."""
+        scored = self.optimum > 0
+        out: NDArray[np.float64] = self.achieved[scored] / self.optimum[scored]
+        return out
+
 
 def run_policy(
     config: ScenarioConfig, *, seed: int, policy: str, progress: Progress | None = None
@@ -67,11 +75,11 @@ def run_policy(
 
 
 def _as_manual(simulation: Simulation) -> None:
-    """Full-site campaigns bid a fixed CPC: break-even at the market's average conversion rate."""
+    """Full-site campaigns bid a fixed CPC: break-even at the engine's prior conversion rate."""
     table = simulation.view.campaigns
     auto = table.mode == CampaignMode.FULL_SITE
     price = simulation.view.items.price[table.item]
-    guess = simulation.config.behaviour.cvr_mean * price / table.target_roi
+    guess = simulation.config.engine.prior_cvr * price / table.target_roi
     manual = replace(
         table,
         mode=np.where(auto, CampaignMode.MANUAL_CPC, table.mode).astype(np.int8),
@@ -133,8 +141,7 @@ def _daily_spend(result: SimulationResult, days: int) -> NDArray[np.float64]:
 
 def policy_figures(found: CampaignOutcomes, result: SimulationResult) -> dict[str, Any]:
     """The benchmark's figures for one policy."""
-    scored = found.optimum > 0
-    efficiency = found.achieved[scored] / found.optimum[scored]
+    efficiency = found.efficiency
     met = found.roi_expected >= ROI_MET_SHARE_OF_TARGET * found.target_roi
     return {
         "efficiency_median": _round(np.median(efficiency)) if len(efficiency) else None,

@@ -7,7 +7,7 @@ from numpy.typing import NDArray
 
 from quanzhan.domain import CampaignMode, CampaignTable, RoiBasis
 from quanzhan.sim.catalog import Catalog
-from quanzhan.sim.config import BehaviourConfig, CampaignsConfig
+from quanzhan.sim.config import CampaignsConfig
 
 
 def campaign_start_times(config: CampaignsConfig) -> NDArray[np.float64]:
@@ -26,15 +26,16 @@ def new_items(config: CampaignsConfig, campaigns: CampaignTable) -> NDArray[np.i
 
 def build_campaigns(
     config: CampaignsConfig,
-    behaviour: BehaviourConfig,
+    conversion_guess: float,
     catalog: Catalog,
     rng: np.random.Generator,
 ) -> CampaignTable:
     """One campaign per promoted item; better items are a little more likely to be promoted.
 
     Budgets are log-uniform over ``budget_range`` and targets uniform over ``target_roi_range``.
-    Manual campaigns bid a fixed share of the item's value per click at the market's average
-    conversion rate: a merchant's rough guess, as in the older keyword-bid products.
+    Manual campaigns bid a fixed share of the item's value per click at a published average
+    conversion rate (``conversion_guess``, the engine's prior): a merchant's rough guess, as in
+    the older keyword-bid products.
     """
     n_regular = config.n_campaigns
     n = n_regular + sum(e.count for e in config.entrants)
@@ -52,7 +53,7 @@ def build_campaigns(
     mode = np.where(manual, CampaignMode.MANUAL_CPC, CampaignMode.FULL_SITE).astype(np.int8)
     ad_only = rng.random(n) < config.ad_only_share
     basis = np.where(ad_only, RoiBasis.AD_ONLY, RoiBasis.FULL_SITE).astype(np.int8)
-    value_per_click = behaviour.cvr_mean * catalog.items.price[item]
+    value_per_click = conversion_guess * catalog.items.price[item]
     cpc = np.round(value_per_click * rng.uniform(*config.manual_cpc_value_share, size=n), 2)
     return CampaignTable(
         item=item.astype(np.int32),

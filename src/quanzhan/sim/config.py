@@ -24,7 +24,7 @@ Share = Annotated[float, Field(ge=0, le=1)]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class CatalogConfig(_Section):
@@ -139,8 +139,8 @@ class TrafficConfig(_Section):
             raise ValueError("surface_mix shares must be non-negative and not all zero")
         if len(self.diurnal) != 24 or min(self.diurnal) < 0 or sum(self.diurnal) <= 0:
             raise ValueError("diurnal must hold 24 non-negative hourly weights, not all zero")
-        if (1440 / self.tick_minutes) % 1:
-            raise ValueError("tick_minutes must divide a day (1440 minutes) evenly")
+        if self.tick_minutes % 1 or 1440 % self.tick_minutes:
+            raise ValueError("tick_minutes must be a whole number of minutes dividing 1440")
         return self
 
 
@@ -172,7 +172,7 @@ class EntrantConfig(_Section):
 class CampaignsConfig(_Section):
     """The advertisers: full-site ROI campaigns of many budgets and targets, and manual CPC."""
 
-    n_campaigns: int = Field(ge=0)
+    n_campaigns: int = Field(gt=0)
     manual_share: Share = 0.2
     ad_only_share: Share = 0.1
     budget_range: tuple[Positive, Positive] = (5.0, 300.0)

@@ -13,7 +13,7 @@ Every draw comes from generators spawned from the one seed at reset, so a seed f
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -69,32 +69,40 @@ class Feedback:
 
 @dataclass(frozen=True, slots=True)
 class Orders:
-    """Orders as the platform sees them: who bought which item, when, for how much."""
+    """Orders as the platform sees them: who bought which item, when, for how much.
+
+    ``from_organic`` is hidden truth, for evaluation only: whether the click that caused the
+    order was an organic one. Attribution never reads it.
+    """
 
     user: NDArray[np.int32]
     item: NDArray[np.int32]
     time: NDArray[np.float64]
     amount: NDArray[np.float64]
+    from_organic: NDArray[np.bool_]
 
     def __len__(self) -> int:
         return len(self.user)
 
     @staticmethod
     def empty() -> Orders:
-        return Orders(np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0), np.zeros(0))
+        return Orders(
+            np.zeros(0, np.int32),
+            np.zeros(0, np.int32),
+            np.zeros(0),
+            np.zeros(0),
+            np.zeros(0, bool),
+        )
 
-    def take(self, mask: NDArray[np.bool_]) -> Orders:
-        return Orders(self.user[mask], self.item[mask], self.time[mask], self.amount[mask])
+    def take(self, index: NDArray[np.bool_] | NDArray[np.intp]) -> Orders:
+        return Orders(**{f.name: getattr(self, f.name)[index] for f in fields(Orders)})
 
     @staticmethod
     def concat(parts: list[Orders]) -> Orders:
         if not parts:
             return Orders.empty()
         return Orders(
-            np.concatenate([p.user for p in parts]),
-            np.concatenate([p.item for p in parts]),
-            np.concatenate([p.time for p in parts]),
-            np.concatenate([p.amount for p in parts]),
+            **{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Orders)}
         )
 
 
@@ -110,6 +118,7 @@ class Market:
         self._traffic: Traffic
         self._counts: NDArray[np.int64]
         self._rng: np.random.Generator
+        self._page_rng: np.random.Generator
         self._tick = 0
         self._next_id = 0
         self._next_click = 0
@@ -131,15 +140,26 @@ class Market:
         if seed < 0:
             raise ValueError("seed must be non-negative")
         cfg = self.config
-        catalog_rng, user_rng, behaviour_rng, campaign_rng, traffic_rng, self._rng = [
-            np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(6)
-        ]
+        # Page views draw from their own generator, apart from the outcomes of what is shown,
+        # so that every policy of a benchmark meets the same shoppers at the same moments.
+        streams = np.random.SeedSequence(seed).spawn(7)
+        (
+            catalog_rng,
+            user_rng,
+            behaviour_rng,
+            campaign_rng,
+            traffic_rng,
+            self._rng,
+            self._page_rng,
+        ) = [np.random.default_rng(s) for s in streams]
         self.catalog = build_catalog(cfg.catalog, catalog_rng)
         self.users = build_users(cfg.users, self.catalog, user_rng)
         self.behaviour = build_behaviour(
             cfg.behaviour, self.catalog, self.users, behaviour_rng, surges=cfg.traffic.surges
         )
-        self.campaigns = build_campaigns(cfg.campaigns, cfg.behaviour, self.catalog, campaign_rng)
+        self.campaigns = build_campaigns(
+            cfg.campaigns, cfg.engine.prior_cvr, self.catalog, campaign_rng
+        )
         self._campaign_start = campaign_start_times(cfg.campaigns)
         history_user, history_item = build_history(cfg.users, self.users, self.catalog, user_rng)
         # New items have no past on the platform: nobody clicked them before.
@@ -178,7 +198,7 @@ class Market:
             end=start + self.tick_seconds,
             count=count,
             first_id=self._next_id,
-            rng=self._rng,
+            rng=self._page_rng,
         )
         self._tick += 1
         self._next_id += count
@@ -204,8 +224,9 @@ class Market:
         return max(page.ad_slots for page in self.config.traffic.pages.values())
 
     def campaigns_active(self) -> NDArray[np.bool_]:
-        """Which campaigns have started by the current tick (entrants start mid-run)."""
-        active: NDArray[np.bool_] = self._campaign_start <= self.clock
+        """Which campaigns have started by the start of the current tick (entrants come mid-run)."""
+        started = max(self._tick - 1, 0) * self.tick_seconds  # the current tick's start
+        active: NDArray[np.bool_] = self._campaign_start <= started
         return active
 
     def truth(
@@ -261,7 +282,9 @@ class Market:
         )
         cvr = all_cvr[clicked]
         ordered = self._rng.random(n_clicks) < cvr
-        orders = self._orders(user[clicked][ordered], shown[clicked][ordered], click_time[ordered])
+        orders = self._orders(
+            user[clicked][ordered], shown[clicked][ordered], click_time[ordered], organic=False
+        )
         feedback = Feedback(
             request_index=request_index.astype(np.int64),
             slot=slot.astype(np.int64),
@@ -303,7 +326,9 @@ class Market:
         click_time = batch.time[request_index[clicked]] + self._rng.exponential(
             _CLICK_LAG_SECONDS, int(clicked.sum())
         )
-        orders = self._orders(user[clicked][ordered], shown[clicked][ordered], click_time[ordered])
+        orders = self._orders(
+            user[clicked][ordered], shown[clicked][ordered], click_time[ordered], organic=True
+        )
         impressions = np.bincount(surface, minlength=N_SURFACES).astype(np.int64)
         clicks = np.bincount(surface[clicked], minlength=N_SURFACES).astype(np.int64)
         return orders, impressions, clicks
@@ -327,7 +352,12 @@ class Market:
         return match
 
     def _orders(
-        self, user: NDArray[np.int32], item: NDArray[np.int32], click_time: NDArray[np.float64]
+        self,
+        user: NDArray[np.int32],
+        item: NDArray[np.int32],
+        click_time: NDArray[np.float64],
+        *,
+        organic: bool,
     ) -> Orders:
         delay = self.behaviour.order_delay(self._rng, len(user))
         return Orders(
@@ -335,6 +365,7 @@ class Market:
             item=item.astype(np.int32),
             time=click_time + delay,
             amount=self.catalog.items.price[item].astype(np.float64),
+            from_organic=np.full(len(user), organic),
         )
 
     @property
@@ -344,4 +375,4 @@ class Market:
 
 def _sorted(orders: Orders) -> Orders:
     order = np.argsort(orders.time, kind="stable")
-    return Orders(orders.user[order], orders.item[order], orders.time[order], orders.amount[order])
+    return orders.take(order)

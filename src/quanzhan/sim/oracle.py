@@ -3,10 +3,11 @@
 The oracle reads the market's hidden truth, so nothing it holds may reach the engine or a
 policy. For every ad shown it books the *expected* GMV and spend (true click odds x true
 purchase odds x price, true click odds x price per click) per campaign and day, so sampling
-noise does not blur comparisons. With menus on, it also books every full-site candidate's slot
-menu in true terms; over those, ``bidding.menu_lp`` gives each campaign's hindsight optimum:
-the most expected GMV it could have had on that day's traffic, competitors' bids fixed, under
-its budget and target ROI.
+noise does not blur comparisons, and the organic GMV of each campaign's item by cause (orders
+from organic clicks, whatever attribution later credited them to). With menus on, it also
+books every full-site candidate's slot menu in true terms; over those, ``bidding.menu_lp``
+gives each campaign's hindsight optimum: the most expected GMV it could have had on that day's
+traffic, competitors' bids fixed, under its budget and target ROI.
 """
 
 from __future__ import annotations

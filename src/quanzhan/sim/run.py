@@ -87,7 +87,7 @@ class Simulation:
             history_item=self.view.history_item,
             seed=seed,
         )
-        self.policy = policy or make_policy(config.engine.policy)
+        self.policy = make_policy(config.engine.policy) if policy is None else policy
         self.policy.reset(
             campaigns=CampaignSpec(
                 budget=campaigns.budget,
@@ -304,8 +304,13 @@ class Simulation:
         self.observer.add_organic(
             campaign=organic_campaign[in_day], amount=orders.amount[organic][in_day]
         )
+        # The oracle books organic GMV by cause, not by attribution: an organic purchase that
+        # last-click attribution credits to an earlier ad click is still organic in truth.
+        caused = orders.from_organic
         self.oracle.record_organic(
-            campaign=organic_campaign, time=orders.time[organic], amount=orders.amount[organic]
+            campaign=self._item_campaign[orders.item[caused]],
+            time=orders.time[caused],
+            amount=orders.amount[caused],
         )
         zeros = np.zeros(int(organic.sum()), dtype=np.int8)
         self.stats.add_platform("organic_orders", surface=zeros, time=orders.time[organic])
