@@ -1,4 +1,5 @@
-"""``ProportionalPacing`` and the ``TrafficForecast`` that plans its spend along the day."""
+"""``ProportionalPacing`` (a ``Policy``) and the ``TrafficForecast`` that plans its spend along
+the day."""
 
 from __future__ import annotations
 
@@ -13,58 +14,89 @@ from hypothesis.extra.numpy import arrays
 from numpy.typing import NDArray
 
 from quanzhan.bidding import pacing
-from quanzhan.bidding.controller import CampaignState
 from quanzhan.bidding.forecast import TrafficForecast
 from quanzhan.bidding.pacing import ProportionalPacing
+from quanzhan.bidding.policy import CampaignSpec, Observation
+from quanzhan.domain import RoiBasis
 
 DAY = 86_400.0
 LOW, HIGH = pacing._BOUNDS
 STEP = pacing._STEP
+FULL, AD_ONLY = int(RoiBasis.FULL_SITE), int(RoiBasis.AD_ONLY)
 
 
-def _state(
-    *,
-    fraction: float,
-    spend: list[float],
-    gmv: list[float],
-    budget: list[float],
-    target: list[float],
-) -> CampaignState:
-    return CampaignState(
-        day_fraction=fraction,
-        spend=np.array(spend, dtype=np.float64),
-        gmv=np.array(gmv, dtype=np.float64),
+def _spec(
+    *, budget: list[float], target: list[float], basis: list[int] | None = None
+) -> CampaignSpec:
+    return CampaignSpec(
         budget=np.array(budget, dtype=np.float64),
         target_roi=np.array(target, dtype=np.float64),
+        roi_basis=np.array(basis if basis is not None else [FULL] * len(budget), dtype=np.int8),
     )
 
 
-def _after_one_tick(state: CampaignState, gain: float = 0.6) -> NDArray[np.float64]:
-    controller = ProportionalPacing(target_roi=state.target_roi, gain=gain)
+def _observation(
+    *,
+    share: float,
+    spend: list[float],
+    gmv: list[float],
+    organic: list[float] | None = None,
+    realized: list[float] | None = None,
+) -> Observation:
+    """A tick at which ``share`` of the day's traffic is past (the plan), the forecast being a
+    straight line; ``gmv`` is the engine's predicted GMV of the clicks bought."""
+    n = len(spend)
+    zeros = np.zeros(n)
+    return Observation(
+        now=share * DAY,
+        day_fraction=share,
+        planned_share=share,
+        spend=np.array(spend, dtype=np.float64),
+        gmv_realized=np.array(realized, dtype=np.float64) if realized is not None else zeros,
+        gmv_predicted=np.array(gmv, dtype=np.float64),
+        orders_realized=zeros.copy(),
+        orders_arrived=zeros.copy(),
+        gmv_organic=np.array(organic, dtype=np.float64) if organic is not None else zeros.copy(),
+        clicks=zeros.copy(),
+    )
+
+
+def _controller(spec: CampaignSpec, gain: float = 0.6) -> ProportionalPacing:
+    controller = ProportionalPacing(gain=gain)
+    controller.reset(campaigns=spec, seed=0)
+    return controller
+
+
+def _after_one_tick(
+    spec: CampaignSpec, observation: Observation, gain: float = 0.6
+) -> NDArray[np.float64]:
+    """The multipliers after one update over those before it."""
+    controller = _controller(spec, gain)
     before = controller.multipliers()
-    controller.update(state)
+    controller.update(observation)
     ratio: NDArray[np.float64] = controller.multipliers() / before
     return ratio
 
 
 def test_starts_at_break_even_on_the_target() -> None:
-    target = np.array([1.5, 2.0, 4.0])
-    np.testing.assert_allclose(
-        ProportionalPacing(target_roi=target, gain=0.5).multipliers(), 1 / target
-    )
+    target = [1.5, 2.0, 4.0]
+    controller = _controller(_spec(budget=[10.0, 10.0, 10.0], target=target), gain=0.5)
+    np.testing.assert_allclose(controller.multipliers(), 1 / np.array(target))
 
 
 def test_under_spending_profitable_campaign_bids_up() -> None:
     # Half the day gone, a fifth of the budget spent, ROI twice the target.
     ratio = _after_one_tick(
-        _state(fraction=0.5, spend=[20.0], gmv=[160.0], budget=[100.0], target=[4.0])
+        _spec(budget=[100.0], target=[4.0]),
+        _observation(share=0.5, spend=[20.0], gmv=[160.0]),
     )
     assert ratio[0] > 1.0
 
 
 def test_campaign_below_its_target_roi_bids_down_even_when_under_spending() -> None:
     ratio = _after_one_tick(
-        _state(fraction=0.5, spend=[20.0], gmv=[30.0], budget=[100.0], target=[3.0])
+        _spec(budget=[100.0], target=[3.0]),
+        _observation(share=0.5, spend=[20.0], gmv=[30.0]),
     )
     assert ratio[0] < 1.0
 
@@ -72,73 +104,116 @@ def test_campaign_below_its_target_roi_bids_down_even_when_under_spending() -> N
 def test_over_pacing_campaign_bids_down_even_when_profitable() -> None:
     # A quarter of the day gone, 60% of the budget spent, ROI twice the target.
     ratio = _after_one_tick(
-        _state(fraction=0.25, spend=[60.0], gmv=[360.0], budget=[100.0], target=[3.0])
+        _spec(budget=[100.0], target=[3.0]),
+        _observation(share=0.25, spend=[60.0], gmv=[360.0]),
     )
     assert ratio[0] < 1.0
 
 
+def test_a_campaign_that_has_spent_its_budget_bids_down_however_profitable() -> None:
+    for share in (0.1, 0.5, 0.99, 1.0):
+        ratio = _after_one_tick(
+            _spec(budget=[100.0], target=[2.0]),
+            _observation(share=share, spend=[100.0], gmv=[5000.0]),
+        )
+        assert ratio[0] <= 1.0
+
+
 def test_on_plan_and_on_target_holds_still() -> None:
     ratio = _after_one_tick(
-        _state(fraction=0.4, spend=[40.0], gmv=[120.0], budget=[100.0], target=[3.0])
+        _spec(budget=[100.0], target=[3.0]),
+        _observation(share=0.4, spend=[40.0], gmv=[120.0]),
     )
     assert ratio[0] == pytest.approx(1.0, abs=1e-12)
 
 
-def test_campaigns_move_independently() -> None:
-    state = _state(
-        fraction=0.5,
-        spend=[20.0, 20.0, 90.0],
-        gmv=[160.0, 30.0, 540.0],
-        budget=[100.0, 100.0, 100.0],
-        target=[4.0, 3.0, 3.0],
+def test_organic_gmv_counts_towards_roi_on_the_full_site_basis_only() -> None:
+    """Ad GMV at two thirds of the target: below target on the ad-only basis, but the item's
+    organic GMV lifts the full-site campaign over it."""
+    spec = _spec(budget=[100.0, 100.0], target=[3.0, 3.0], basis=[FULL, AD_ONLY])
+    observation = _observation(
+        share=0.5, spend=[20.0, 20.0], gmv=[40.0, 40.0], organic=[200.0, 200.0]
     )
-    ratio = _after_one_tick(state)
+    ratio = _after_one_tick(spec, observation)
+    assert ratio[0] > 1.0 > ratio[1]
+    # Without the organic GMV both are below target and move alike.
+    bare = _after_one_tick(spec, _observation(share=0.5, spend=[20.0, 20.0], gmv=[40.0, 40.0]))
+    assert bare[0] < 1.0
+    assert bare[0] == pytest.approx(bare[1], rel=1e-12)
+    assert ratio[1] == pytest.approx(bare[1], rel=1e-12)
+
+
+def test_roi_is_judged_on_predicted_not_realized_gmv() -> None:
+    """Orders arrive late: the controller steers on the predicted GMV of the clicks bought."""
+    spec = _spec(budget=[100.0], target=[3.0])
+    late = _observation(share=0.5, spend=[20.0], gmv=[160.0], realized=[0.0])
+    arrived = _observation(share=0.5, spend=[20.0], gmv=[160.0], realized=[160.0])
+    assert _after_one_tick(spec, late)[0] == _after_one_tick(spec, arrived)[0] > 1.0
+
+
+def test_campaigns_move_independently() -> None:
+    spec = _spec(budget=[100.0, 100.0, 100.0], target=[4.0, 3.0, 3.0])
+    ratio = _after_one_tick(
+        spec, _observation(share=0.5, spend=[20.0, 20.0, 90.0], gmv=[160.0, 30.0, 540.0])
+    )
     assert ratio[0] > 1.0 > ratio[1]
     assert ratio[2] < 1.0
     alone = _after_one_tick(
-        _state(fraction=0.5, spend=[20.0], gmv=[160.0], budget=[100.0], target=[4.0])
+        _spec(budget=[100.0], target=[4.0]), _observation(share=0.5, spend=[20.0], gmv=[160.0])
     )
     assert ratio[0] == pytest.approx(alone[0], rel=1e-12)
 
 
 def test_the_move_is_proportional_to_the_gain_until_it_is_bounded() -> None:
     # A small ROI shortfall while under plan: the ROI error decides.
-    small = _state(fraction=0.5, spend=[20.0], gmv=[57.0], budget=[100.0], target=[3.0])
-    weak, strong = _after_one_tick(small, gain=0.1), _after_one_tick(small, gain=0.2)
+    spec = _spec(budget=[100.0], target=[3.0])
+    small = _observation(share=0.5, spend=[20.0], gmv=[57.0])
+    weak, strong = _after_one_tick(spec, small, gain=0.1), _after_one_tick(spec, small, gain=0.2)
+    assert weak[0] < 1.0
     assert math.log(strong[0]) == pytest.approx(2 * math.log(weak[0]), rel=1e-9)
     # Far from target, the move saturates at the per-tick bound whatever the error.
-    bad = _state(fraction=0.5, spend=[20.0], gmv=[1.0], budget=[100.0], target=[3.0])
-    worse = _state(fraction=0.5, spend=[20.0], gmv=[0.0], budget=[100.0], target=[30.0])
-    assert _after_one_tick(bad, gain=50.0)[0] == pytest.approx(_after_one_tick(worse, gain=50.0)[0])
-    assert _after_one_tick(bad, gain=50.0)[0] == pytest.approx(math.exp(-STEP))
-    great = _state(fraction=0.9, spend=[1.0], gmv=[1e6], budget=[100.0], target=[1.0])
-    assert _after_one_tick(great, gain=50.0)[0] == pytest.approx(math.exp(STEP))
+    bad = _after_one_tick(spec, _observation(share=0.5, spend=[20.0], gmv=[1.0]), gain=50.0)
+    worse = _after_one_tick(
+        _spec(budget=[100.0], target=[30.0]),
+        _observation(share=0.5, spend=[20.0], gmv=[0.0]),
+        gain=50.0,
+    )
+    assert bad[0] == pytest.approx(worse[0])
+    assert bad[0] == pytest.approx(math.exp(-STEP))
+    great = _after_one_tick(
+        _spec(budget=[100.0], target=[1.0]),
+        _observation(share=0.9, spend=[1.0], gmv=[1e6]),
+        gain=50.0,
+    )
+    assert great[0] == pytest.approx(math.exp(STEP))
 
 
 def test_the_plan_decides_what_under_spending_means() -> None:
     """Forty percent spent at midday is behind a straight line, ahead of a plan that expects
-    most of the traffic in the evening."""
-    state = _state(fraction=0.5, spend=[40.0], gmv=[400.0], budget=[100.0], target=[2.0])
-    linear = ProportionalPacing(target_roi=state.target_roi, gain=0.6)
-    evening = ProportionalPacing(target_roi=state.target_roi, gain=0.6, plan=lambda f: f**3)
-    start = linear.multipliers()
-    linear.update(state)
-    evening.update(state)
-    assert linear.multipliers()[0] > start[0] > evening.multipliers()[0]
+    most of the traffic in the evening (an eighth of it by midday)."""
+    spec = _spec(budget=[100.0], target=[2.0])
+    linear = _observation(share=0.5, spend=[40.0], gmv=[400.0])
+    evening = Observation(
+        now=linear.now,
+        day_fraction=linear.day_fraction,
+        planned_share=0.5**3,
+        spend=linear.spend,
+        gmv_realized=linear.gmv_realized,
+        gmv_predicted=linear.gmv_predicted,
+        orders_realized=linear.orders_realized,
+        orders_arrived=linear.orders_arrived,
+        gmv_organic=linear.gmv_organic,
+        clicks=linear.clicks,
+    )
+    assert _after_one_tick(spec, linear)[0] > 1.0 > _after_one_tick(spec, evening)[0]
 
 
 def test_a_new_day_keeps_the_multipliers() -> None:
-    controller = ProportionalPacing(target_roi=np.array([2.0, 5.0]), gain=0.6)
-    controller.update(
-        _state(
-            fraction=0.5,
-            spend=[10.0, 90.0],
-            gmv=[100.0, 50.0],
-            budget=[100.0, 100.0],
-            target=[2.0, 5.0],
-        )
-    )
+    controller = _controller(_spec(budget=[100.0, 100.0], target=[2.0, 5.0]))
+    start = controller.multipliers()
+    controller.update(_observation(share=0.5, spend=[10.0, 90.0], gmv=[100.0, 50.0]))
     learned = controller.multipliers()
+    assert not np.allclose(learned, start)
     controller.start_day()
     np.testing.assert_array_equal(controller.multipliers(), learned)
     learned[:] = 123.0  # a copy: the caller cannot move the controller
@@ -146,47 +221,69 @@ def test_a_new_day_keeps_the_multipliers() -> None:
 
 
 @pytest.mark.parametrize("target", [[2.0, 0.0], [-1.0], [3.0, -0.5, 2.0]])
-def test_non_positive_targets_are_refused(target: list[float]) -> None:
+def test_non_positive_targets_are_refused_at_reset(target: list[float]) -> None:
+    controller = ProportionalPacing(gain=0.6)
     with pytest.raises(ValueError, match="positive"):
-        ProportionalPacing(target_roi=np.array(target), gain=0.6)
+        controller.reset(campaigns=_spec(budget=[10.0] * len(target), target=target), seed=0)
 
 
-def test_a_nan_target_is_refused() -> None:
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_a_nan_or_infinite_target_is_refused_at_reset(bad: float) -> None:
+    controller = ProportionalPacing(gain=0.6)
     with pytest.raises(ValueError, match="positive"):
-        ProportionalPacing(target_roi=np.array([2.0, math.nan]), gain=0.6)
+        controller.reset(campaigns=_spec(budget=[10.0, 10.0], target=[2.0, bad]), seed=0)
+
+
+@pytest.mark.parametrize("gain", [0.0, -0.5, math.nan, math.inf])
+def test_the_gain_must_be_finite_and_positive(gain: float) -> None:
+    with pytest.raises(ValueError, match="gain"):
+        ProportionalPacing(gain=gain)
+
+
+def test_update_before_reset_is_refused() -> None:
+    with pytest.raises(RuntimeError):
+        ProportionalPacing().update(_observation(share=0.5, spend=[1.0], gmv=[1.0]))
 
 
 @st.composite
-def tick_sequences(draw: st.DrawFn) -> tuple[NDArray[np.float64], list[CampaignState], float]:
+def tick_sequences(draw: st.DrawFn) -> tuple[CampaignSpec, list[Observation], float]:
     n = draw(st.integers(1, 6))
     target = draw(arrays(np.float64, (n,), elements=st.floats(0.5, 20.0)))
     budget = draw(arrays(np.float64, (n,), elements=st.floats(0.5, 1e4)))
-    states = []
+    basis = draw(arrays(np.int8, (n,), elements=st.sampled_from([FULL, AD_ONLY])))
+    observations = []
     for _ in range(draw(st.integers(1, 12))):
         spend = budget * draw(arrays(np.float64, (n,), elements=st.floats(0.0, 1.5)))
         roi = draw(arrays(np.float64, (n,), elements=st.floats(0.0, 100.0)))
-        states.append(
-            CampaignState(
-                day_fraction=draw(st.floats(0.0, 1.0)),
+        share = draw(st.floats(0.0, 1.0))
+        observations.append(
+            Observation(
+                now=share * DAY,
+                day_fraction=share,
+                planned_share=share,
                 spend=spend,
-                gmv=spend * roi + draw(arrays(np.float64, (n,), elements=st.floats(0.0, 1e3))),
-                budget=budget,
-                target_roi=target,
+                gmv_realized=np.zeros(n),
+                gmv_predicted=spend * roi,
+                orders_realized=np.zeros(n),
+                orders_arrived=np.zeros(n),
+                gmv_organic=draw(arrays(np.float64, (n,), elements=st.floats(0.0, 1e3))),
+                clicks=np.zeros(n),
             )
         )
-    return target, states, draw(st.floats(0.01, 100.0))
+    spec = CampaignSpec(budget=budget, target_roi=target, roi_basis=basis)
+    return spec, observations, draw(st.floats(0.01, 100.0))
 
 
 @settings(max_examples=200, deadline=None)
 @given(tick_sequences())
 def test_multipliers_stay_bounded_and_move_at_most_a_step(
-    case: tuple[NDArray[np.float64], list[CampaignState], float],
+    case: tuple[CampaignSpec, list[Observation], float],
 ) -> None:
-    target, states, gain = case
-    controller = ProportionalPacing(target_roi=target, gain=gain)
-    for state in states:
+    spec, observations, gain = case
+    controller = _controller(spec, gain)
+    for observation in observations:
         before = controller.multipliers()
-        controller.update(state)
+        controller.update(observation)
         after = controller.multipliers()
         assert np.all(np.isfinite(after))
         assert np.all((after >= LOW) & (after <= HIGH))
@@ -291,16 +388,8 @@ def test_a_logged_day_must_be_24_non_negative_counts(hourly: NDArray[np.float64]
 
 def test_an_idle_campaign_bids_up_to_find_traffic() -> None:
     """No spend and no GMV: nothing to hold against the target, so pace alone moves it."""
-    controller = ProportionalPacing(target_roi=np.array([3.0]), gain=0.6)
+    controller = _controller(_spec(budget=[100.0], target=[3.0]))
     start = controller.multipliers()[0]
-    for fraction in (0.25, 0.5, 0.9):
-        controller.update(
-            CampaignState(
-                day_fraction=fraction,
-                spend=np.zeros(1),
-                gmv=np.zeros(1),
-                budget=np.array([100.0]),
-                target_roi=np.array([3.0]),
-            )
-        )
+    for share in (0.25, 0.5, 0.9):
+        controller.update(_observation(share=share, spend=[0.0], gmv=[0.0]))
     assert controller.multipliers()[0] > start

@@ -17,7 +17,7 @@ from quanzhan.bidding.policy import CampaignSpec, Observation
 
 _BOUNDS = (1e-3, 100.0)
 _MIN_PLANNED_SHARE = 0.01
-_MAX_ROWS = 200_000  # beyond this, an even sample of the day's menus stands for all of them
+_MAX_ROWS = 50_000  # beyond this, an even sample of the day's menus stands for all of them
 
 
 class OnlineLp:
