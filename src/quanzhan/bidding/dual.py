@@ -11,8 +11,8 @@ a uniform multiplier ``k`` on value. At the optimum either the budget binds (``m
 - ``k_roi`` follows the estimated ROI against the target. Orders arrive minutes to hours after
   the click, so GMV is estimated as the engine's predicted GMV of the clicks bought, scaled by
   how the orders that should have arrived by now (under the learned delay distribution) compare
-  with those that did, market-wide and per campaign: no reaction to orders that are merely
-  late, and predictions that run hot or cold are corrected as evidence accumulates, across days;
+  with those that did: no reaction to orders that are merely late, and a campaign whose
+  predictions run hot or cold is corrected as evidence accumulates, across days;
 - campaigns with little history bid up by a bounded exploration share until they have clicks.
 
 Each face is held within a factor of the applied multiplier so the idle one cannot wind up.
@@ -27,8 +27,7 @@ from quanzhan.bidding.policy import CampaignSpec, Observation, basis_gmv
 
 _GAIN = 0.35
 _STEP = 0.35
-_PRIOR_ORDERS = 4.0  # pseudo-orders behind a campaign's calibration, at the market-wide one
-_MARKET_PRIOR_ORDERS = 20.0  # pseudo-orders behind the market-wide calibration, at 1
+_PRIOR_ORDERS = 4.0  # pseudo-orders behind the calibration of predicted GMV
 _SLACK_SHARE = 0.02  # of the budget, keeps the pace error finite for idle campaigns
 _WINDUP = 2.0  # a face may sit at most this factor above the applied multiplier
 _BOUNDS = (1e-3, 100.0)
@@ -84,7 +83,9 @@ class DualPacing:
         roi_error = np.where(
             observation.spend > 0, np.log(np.maximum(roi, 1e-9) / spec.target_roi), 0.1
         )
-        self._log_roi += np.clip(_GAIN * roi_error, -_STEP, _STEP)
+        roi_step = np.clip(_GAIN * roi_error, -_STEP, _STEP)
+        # Ahead of the spending plan, a good ROI is no reason to bid up.
+        self._log_roi += np.where(pace < 0, np.minimum(roi_step, 0.0), roi_step)
         applied = np.minimum(self._log_budget, self._log_roi) + np.log(_WINDUP)
         np.minimum(self._log_budget, applied, out=self._log_budget)
         np.minimum(self._log_roi, applied, out=self._log_roi)
@@ -100,18 +101,15 @@ class DualPacing:
         self._today = None
 
     def calibration(self) -> NDArray[np.float64]:
-        """Realized over predicted orders to date: how far to trust predicted GMV.
+        """Realized over predicted orders to date, shrunk to 1: how far to trust predicted GMV.
 
-        Shrunk in two levels: all campaigns together towards 1 (an auction keeps the
-        candidates whose value is over-predicted, so won clicks run hot in general), and each
-        campaign towards that market-wide figure, since one campaign sees few orders a day.
+        Each campaign's own evidence only: a policy sees its campaigns one by one.
         """
         seen, due = self._orders_seen.copy(), self._orders_due.copy()
         if self._today is not None:
             seen += self._today.orders_realized
             due += self._today.orders_arrived
-        market = (seen.sum() + _MARKET_PRIOR_ORDERS) / (due.sum() + _MARKET_PRIOR_ORDERS)
-        out: NDArray[np.float64] = (seen + _PRIOR_ORDERS * market) / (due + _PRIOR_ORDERS)
+        out: NDArray[np.float64] = (seen + _PRIOR_ORDERS) / (due + _PRIOR_ORDERS)
         return out
 
     def _roi(self, observation: Observation) -> NDArray[np.float64]:

@@ -108,6 +108,11 @@ def _cut(
     cum_cost = _grouped_cumsum(d_cost, owner, start)
     cum_value = _grouped_cumsum(d_value, owner, start)
     prev_cost, prev_value = cum_cost - d_cost, cum_value - d_value
+    # A campaign's first increment starts from nothing, exactly: the grouped sums carry the
+    # rounding of everything sorted before it, which must not read as spent ROI slack.
+    first = np.zeros(len(owner), dtype=bool)
+    first[start[start < len(owner)]] = True
+    prev_cost[first], prev_value[first] = 0.0, 0.0
     # The share of each increment that both constraints allow (1 = all of it).
     by_budget = np.clip((budget[owner] - prev_cost) / np.maximum(d_cost, 1e-300), 0.0, 1.0)
     by_budget[d_cost <= 0] = np.where(
@@ -115,8 +120,11 @@ def _cut(
     )
     slack = prev_value + base[owner] - target[owner] * prev_cost
     drain = target[owner] * d_cost - d_value  # how much ROI slack the increment uses
-    by_roi = np.where(drain > 0, np.clip(slack / np.maximum(drain, 1e-300), 0.0, 1.0), 1.0)
-    by_roi[slack < 0] = 0.0
+    by_roi = np.where(
+        drain > 0, np.clip(np.maximum(slack, 0.0) / np.maximum(drain, 1e-300), 0.0, 1.0), 1.0
+    )
+    tolerance = 1e-9 * (prev_value + base[owner] + target[owner] * prev_cost) + 1e-12
+    by_roi[slack < -tolerance] = 0.0
     share = np.minimum(by_budget, by_roi)
     cut = share < 1.0
     first_cut = np.full(n, np.iinfo(np.int64).max)

@@ -17,7 +17,7 @@ from quanzhan.bidding.policy import CampaignSpec, Observation
 
 _BOUNDS = (1e-3, 100.0)
 _MIN_PLANNED_SHARE = 0.01
-_MAX_ROWS = 50_000  # beyond this, an even sample of the day's menus stands for all of them
+_MAX_ROWS_PER_CAMPAIGN = 500  # beyond this, an even sample of a campaign's menus stands for all
 
 
 class OnlineLp:
@@ -46,17 +46,33 @@ class OnlineLp:
         spec = self._spec
         share = max(observation.planned_share, _MIN_PLANNED_SHARE)
         organic = np.where(spec.full_site, observation.gmv_organic, 0.0)
-        stride = max(1, -(-len(menus.campaign) // _MAX_ROWS))
+        keep, scale = _even_sample(menus.campaign, len(spec))
         solution = solve_menus(
-            group=menus.campaign[::stride],
-            value=menus.value[::stride],
-            cost=menus.cost[::stride],
-            budget=spec.budget * share / stride,
+            group=menus.campaign[keep],
+            value=menus.value[keep],
+            cost=menus.cost[keep],
+            budget=spec.budget * share / scale,
             target_roi=spec.target_roi,
-            base_gmv=organic / stride,
+            base_gmv=organic / scale,
         )
         seen = np.bincount(menus.campaign, minlength=len(spec)) > 0
         self._k = np.where(seen, np.clip(solution.multiplier, *_BOUNDS), self._k)
 
     def start_day(self) -> None:
         """Yesterday's multiplier carries over until today's menus arrive."""
+
+
+def _even_sample(
+    campaign: NDArray[np.int64], n: int
+) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """Every ``stride``-th menu row of each campaign, in time order, at most about
+    ``_MAX_ROWS_PER_CAMPAIGN`` each; and per campaign how many rows each kept one stands for."""
+    order = np.argsort(campaign, kind="stable")
+    counts = np.bincount(campaign, minlength=n)
+    start = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rank = np.arange(len(order)) - start[campaign[order]]
+    stride = np.maximum(1, -(-counts // _MAX_ROWS_PER_CAMPAIGN))
+    keep = np.sort(order[rank % stride[campaign[order]] == 0])
+    kept = np.bincount(campaign[keep], minlength=n)
+    scale: NDArray[np.float64] = counts / np.maximum(kept, 1)
+    return keep.astype(np.int64), np.maximum(scale, 1.0)

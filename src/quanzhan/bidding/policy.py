@@ -1,4 +1,5 @@
-"""The bidding-policy interface, and the registry of the policies that ship.
+"""The bidding-policy interface: what a policy is given and what it must answer (the policies
+that ship are named in ``bidding.registry``).
 
 A policy steers the full-site campaigns of one market: for campaign ``c`` the engine bids
 ``multipliers()[c] * pCVR * price`` per click. The simulator (or the service) drives it:

@@ -1,0 +1,188 @@
+"""``TickObserver``: today's figures per campaign, as a policy sees them at each tick."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from quanzhan.bidding.observer import TickObserver
+from quanzhan.bidding.policy import MenuView, Observation
+
+DAY = 86_400.0
+HOUR = 3600.0
+
+
+def _ints(values: list[int]) -> np.ndarray:
+    return np.array(values, dtype=np.int32)
+
+
+def _floats(values: list[float]) -> np.ndarray:
+    return np.array(values, dtype=np.float64)
+
+
+def _observe(observer: TickObserver, now: float, *, share: float = 0.5) -> Observation:
+    return observer.observe(
+        now=now, day_seconds=DAY, planned_share=share, spend=np.arange(observer.n, dtype=float)
+    )
+
+
+def test_clicks_and_predicted_gmv_are_counted_per_campaign() -> None:
+    observer = TickObserver(n_campaigns=4)
+    observer.add_clicks(
+        campaign=_ints([0, 2, 2, 0, 1]),
+        time=_floats([10.0, 20.0, 30.0, 40.0, 50.0]),
+        pcvr=_floats([0.01, 0.02, 0.03, 0.04, 0.05]),
+        value=_floats([1.0, 2.0, 3.0, 4.0, 5.0]),
+    )
+    observer.add_clicks(
+        campaign=_ints([2]), time=_floats([60.0]), pcvr=_floats([0.1]), value=_floats([10.0])
+    )
+    seen = _observe(observer, 100.0)
+    np.testing.assert_array_equal(seen.clicks, [2.0, 1.0, 3.0, 0.0])
+    np.testing.assert_allclose(seen.gmv_predicted, [5.0, 5.0, 15.0, 0.0])
+    assert seen.clicks.shape == seen.gmv_predicted.shape == (4,)
+
+
+def test_a_tick_with_nothing_observed_is_all_zeros() -> None:
+    seen = _observe(TickObserver(n_campaigns=3), 600.0, share=0.01)
+    for name in (
+        "gmv_realized", "gmv_predicted", "orders_realized", "orders_arrived", "gmv_organic",
+        "clicks",
+    ):  # fmt: skip
+        np.testing.assert_array_equal(getattr(seen, name), np.zeros(3))
+    assert seen.menus is None
+    assert seen.planned_share == 0.01
+    np.testing.assert_array_equal(seen.spend, [0.0, 1.0, 2.0])
+    assert seen.now == 600.0
+    assert seen.day_fraction == pytest.approx(600.0 / DAY)
+
+
+def test_orders_arrived_follows_the_delay_distribution() -> None:
+    observer = TickObserver(n_campaigns=3)
+    now = DAY - 1.0
+    median = observer.delay.median_seconds
+    observer.add_clicks(
+        campaign=_ints([0, 0, 1, 2]),
+        time=_floats([now, now, now - median, now - DAY + 1.0]),
+        pcvr=_floats([0.3, 0.2, 0.4, 0.05]),
+        value=_floats([1.0, 1.0, 1.0, 1.0]),
+    )
+    seen = _observe(observer, now)
+    # Clicks made just now: none of their orders can have come yet.
+    assert seen.orders_arrived[0] == 0.0
+    # Half of the orders come within the median delay.
+    assert seen.orders_arrived[1] == pytest.approx(0.5 * 0.4, rel=1e-9)
+    # A day on, practically all of them.
+    assert seen.orders_arrived[2] == pytest.approx(0.05, rel=1e-3)
+    assert seen.orders_arrived[2] <= 0.05
+
+
+def test_orders_arrived_grows_with_time_towards_the_predicted_orders() -> None:
+    observer = TickObserver(n_campaigns=1)
+    pcvr = _floats([0.1, 0.2, 0.3])
+    observer.add_clicks(
+        campaign=_ints([0, 0, 0]), time=_floats([0.0, 60.0, 120.0]), pcvr=pcvr, value=pcvr
+    )
+    arrived = [_observe(observer, now).orders_arrived[0] for now in (120.0, 600.0, HOUR, DAY)]
+    assert arrived == sorted(arrived)
+    assert arrived[0] < arrived[-1]
+    assert arrived[-1] == pytest.approx(pcvr.sum(), rel=1e-3)
+
+
+def test_only_orders_of_todays_clicks_count_today() -> None:
+    observer = TickObserver(n_campaigns=2)
+    observer.add_clicks(
+        campaign=_ints([0]), time=_floats([DAY - 600.0]), pcvr=_floats([0.1]), value=_floats([9.0])
+    )
+    observer.start_day(at=DAY)
+    observer.add_ad_orders(
+        campaign=_ints([0, 0, 1, 1, 1]),
+        click_time=_floats([DAY - 600.0, DAY + 10.0, DAY - 1.0, DAY, DAY + 50.0]),
+        time=_floats([DAY + 100.0, DAY + 200.0, DAY + 300.0, DAY + 400.0, DAY + 500.0]),
+        amount=_floats([10.0, 20.0, 40.0, 80.0, 160.0]),
+    )
+    seen = _observe(observer, DAY + 600.0)
+    np.testing.assert_array_equal(seen.orders_realized, [1.0, 2.0])
+    np.testing.assert_allclose(seen.gmv_realized, [20.0, 240.0])
+    # Yesterday's click is gone from today's figures too.
+    np.testing.assert_array_equal(seen.clicks, [0.0, 0.0])
+    np.testing.assert_array_equal(seen.gmv_predicted, [0.0, 0.0])
+    assert seen.day_fraction == pytest.approx(600.0 / DAY)
+
+
+def test_orders_accumulate_over_ticks_until_the_day_ends() -> None:
+    observer = TickObserver(n_campaigns=1)
+    for k in range(3):
+        observer.add_ad_orders(
+            campaign=_ints([0]),
+            click_time=_floats([100.0 * k]),
+            time=_floats([100.0 * k + 50.0]),
+            amount=_floats([5.0]),
+        )
+    seen = _observe(observer, 400.0)
+    assert seen.orders_realized[0] == 3.0
+    assert seen.gmv_realized[0] == 15.0
+    observer.start_day(at=DAY)
+    cleared = _observe(observer, DAY + 1.0)
+    assert cleared.orders_realized[0] == cleared.gmv_realized[0] == 0.0
+
+
+def test_organic_orders_without_a_campaign_are_ignored() -> None:
+    observer = TickObserver(n_campaigns=3)
+    observer.add_organic(
+        campaign=_ints([-1, 0, 2, -1, 2]), amount=_floats([1000.0, 3.0, 4.0, 500.0, 6.0])
+    )
+    observer.add_organic(campaign=_ints([-1]), amount=_floats([7.0]))
+    seen = _observe(observer, 100.0)
+    np.testing.assert_allclose(seen.gmv_organic, [3.0, 0.0, 10.0])
+    observer.start_day(at=DAY)
+    np.testing.assert_array_equal(_observe(observer, DAY + 1.0).gmv_organic, np.zeros(3))
+
+
+def test_the_days_menus_are_gathered_and_cleared_at_midnight() -> None:
+    observer = TickObserver(n_campaigns=2)
+    first = MenuView(campaign=np.array([0, 1]), value=np.ones((2, 3)), cost=np.full((2, 3), 0.5))
+    second = MenuView(
+        campaign=np.array([1]), value=np.full((1, 3), 2.0), cost=np.full((1, 3), math.nan)
+    )
+    observer.add_menus(first)
+    observer.add_menus(second)
+    menus = _observe(observer, 100.0).menus
+    assert menus is not None
+    np.testing.assert_array_equal(menus.campaign, [0, 1, 1])
+    np.testing.assert_array_equal(menus.value[:, 0], [1.0, 1.0, 2.0])
+    assert menus.cost.shape == (3, 3)
+    assert np.isnan(menus.cost[2]).all()
+    # The same menus at the next tick, not twice over.
+    again = _observe(observer, 200.0).menus
+    assert again is not None and len(again.campaign) == 3
+    observer.start_day(at=DAY)
+    assert _observe(observer, DAY + 1.0).menus is None
+
+
+def test_learning_delays_from_the_orders_seen() -> None:
+    """Orders that come two hours after their click teach the observer that orders are slow,
+    and the orders it expects by now follow."""
+    observer = TickObserver(n_campaigns=1)
+    rng = np.random.default_rng(0)
+    clicks = rng.uniform(0.0, 12 * HOUR, 3000)
+    delay = rng.lognormal(math.log(2 * HOUR), 0.5, 3000)
+    now = 16 * HOUR
+    arrived = clicks + delay <= now
+    observer.add_ad_orders(
+        campaign=np.zeros(int(arrived.sum()), dtype=np.int32),
+        click_time=clicks[arrived],
+        time=(clicks + delay)[arrived],
+        amount=np.ones(int(arrived.sum())),
+    )
+    observer.add_clicks(
+        campaign=_ints([0]), time=_floats([now - HOUR]), pcvr=_floats([1.0]), value=_floats([1.0])
+    )
+    before = _observe(observer, now).orders_arrived[0]
+    observer.learn_delays(now=now)
+    assert observer.delay.median_seconds == pytest.approx(2 * HOUR, rel=0.1)
+    after = _observe(observer, now).orders_arrived[0]
+    # An hour-old click: most orders due under the 30-minute prior, few under two hours.
+    assert after < 0.5 < before
