@@ -174,10 +174,8 @@ def _table(*, header: Sequence[str], rows: Iterable[Sequence[str]], text_columns
     return "\n".join(lines)
 
 
-def _headline_rows(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """``(label, formatted value)`` for each headline figure."""
-    totals = summary.get("campaign_totals") or {}
-    wall = _finite(summary.get("wall_seconds"))
+def platform_rows(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``(label, formatted value)`` of the platform's figures: traffic, GMV, ad revenue."""
     return [
         ("Requests", format_count(summary["requests"])),
         ("Impressions", format_count(summary["impressions"])),
@@ -188,6 +186,15 @@ def _headline_rows(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("GMV organic", format_money(summary["gmv_organic"])),
         ("Ad revenue (CMR)", format_money(summary["cmr"])),
         ("Take rate (CMR / GMV)", format_share(summary["take_rate"])),
+    ]
+
+
+def _headline_rows(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``(label, formatted value)`` for each headline figure."""
+    totals = summary.get("campaign_totals") or {}
+    wall = _finite(summary.get("wall_seconds"))
+    return [
+        *platform_rows(summary),
         ("Full-site campaigns meeting ROI target", format_share(totals.get("roi_met_share"))),
         ("Median budget use", format_share(totals.get("budget_use_median"))),
         ("Wall time", MISSING if wall is None else f"{wall:,.2f} s"),

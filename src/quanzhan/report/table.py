@@ -18,8 +18,8 @@ from quanzhan.report.html import (
     PREDICTION_MODELS,
     format_count,
     format_metric,
-    format_money,
     format_share,
+    platform_rows,
 )
 
 __all__ = ["print_summary", "summary_tables"]
@@ -50,20 +50,7 @@ def _two_column_table(*, title: str, rows: list[tuple[str, str]]) -> Table:
 
 def _platform_table(summary: Mapping[str, Any]) -> Table:
     """Traffic, GMV, ad revenue and take rate."""
-    return _two_column_table(
-        title="Platform",
-        rows=[
-            ("Requests", format_count(summary["requests"])),
-            ("Impressions", format_count(summary["impressions"])),
-            ("Clicks", format_count(summary["clicks"])),
-            ("Orders", format_count(summary["orders"])),
-            ("GMV total", format_money(summary["gmv_total"])),
-            ("GMV from ads", format_money(summary["gmv_ad"])),
-            ("GMV organic", format_money(summary["gmv_organic"])),
-            ("Ad revenue (CMR)", format_money(summary["cmr"])),
-            ("Take rate", format_share(summary["take_rate"])),
-        ],
-    )
+    return _two_column_table(title="Platform", rows=platform_rows(summary))
 
 
 def _campaigns_table(summary: Mapping[str, Any]) -> Table:
