@@ -37,6 +37,7 @@ class Surface(IntEnum):
 
 
 SURFACE_NAMES: tuple[str, ...] = tuple(s.label for s in Surface)
+DAY_SECONDS = 86_400.0
 N_SURFACES = len(Surface)
 
 

@@ -30,7 +30,6 @@ class Stats:
         self.campaign = {m: np.zeros(shape) for m in self.CAMPAIGN_MEASURES}
         # Organic GMV of each campaign's item, by hour: it counts on the full-site basis.
         self.campaign_organic_gmv = np.zeros((n_campaigns, n_hours))
-        self.campaign_organic_orders = np.zeros((n_campaigns, n_hours))
         self.platform = {m: np.zeros((N_SURFACES, n_hours)) for m in self.PLATFORM_MEASURES}
 
     def hour_of(self, time: NDArray[np.float64]) -> NDArray[np.int64]:
@@ -84,7 +83,6 @@ class Stats:
         self.campaign_organic_gmv += np.bincount(flat, weights=amount[has], minlength=size).reshape(
             shape
         )
-        self.campaign_organic_orders += np.bincount(flat, minlength=size).reshape(shape)
 
     def campaign_totals(self, measure: str, hours: slice = slice(None)) -> NDArray[np.float64]:
         """``(n_campaigns,)`` totals of a measure over the given hours."""

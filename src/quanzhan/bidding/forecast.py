@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from quanzhan.domain import DAY_SECONDS
+
 _HOURS = 24
 # Weight of the flat prior, in days of observations.
 _PRIOR_DAYS = 0.5
@@ -22,7 +24,7 @@ class TrafficForecast:
 
     def observe(self, time: NDArray[np.float64]) -> None:
         """Count page views at these times (seconds since the first day began)."""
-        hour = ((time % 86_400.0) // 3600).astype(np.int64)
+        hour = ((time % DAY_SECONDS) // 3600).astype(np.int64)
         self._today += np.bincount(np.clip(hour, 0, _HOURS - 1), minlength=_HOURS)
 
     def add_day(self, hourly: NDArray[np.float64]) -> None:

@@ -17,7 +17,8 @@ from numpy.typing import NDArray
 
 # Extra cells probed beyond those needed to fill k at the average cell size.
 _EXTRA_PROBES = 4
-_QUALITY_WEIGHT = 0.05
+# Weight of a campaign's quality score against a perfect cell match (1.0), in every ranking.
+QUALITY_WEIGHT = 0.05
 
 
 class CategoryIndex:
@@ -71,7 +72,7 @@ class CategoryIndex:
         member = self.members[np.minimum(position, len(self.members) - 1)]
         campaign[found] = member[found]
         similarity = np.take_along_axis(cell_score, chosen_cell, axis=1)
-        score[found] = (similarity + _QUALITY_WEIGHT * self.quality[member])[found]
+        score[found] = (similarity + QUALITY_WEIGHT * self.quality[member])[found]
         return campaign, score
 
     def _probes(self, k: int) -> int:

@@ -61,7 +61,3 @@ class UserProfiles:
         norms = np.linalg.norm(embedded, axis=1, keepdims=True)
         out: NDArray[np.float32] = (embedded / np.maximum(norms, 1e-12)).astype(np.float32)
         return out
-
-    @property
-    def category_mix(self) -> NDArray[np.float64]:
-        return self._mix.copy()

@@ -28,8 +28,3 @@ def smoothed_logit(
     rate = np.clip(rate, _FLOOR, 1 - _FLOOR)
     out: NDArray[np.float64] = np.log(rate / (1 - rate))
     return out
-
-
-def logit_to_rate(logit: NDArray[np.float64]) -> NDArray[np.float64]:
-    out: NDArray[np.float64] = 1.0 / (1.0 + np.exp(-logit))
-    return out

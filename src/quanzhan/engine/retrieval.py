@@ -20,10 +20,8 @@ from numpy.typing import NDArray
 
 from quanzhan.domain import ItemTable, Surface
 from quanzhan.engine.batch import Candidates, RequestBatch
-from quanzhan.engine.index import CategoryIndex
+from quanzhan.engine.index import QUALITY_WEIGHT, CategoryIndex
 
-# Weight of the quality lean against a perfect category match (1.0).
-_QUALITY_WEIGHT = 0.05
 # Weight of the category expansion of a query against one matched idf-weighted term.
 _CATEGORY_WEIGHT = 2.0
 # A query term expands to a category only where that category holds this share of its uses.
@@ -97,9 +95,7 @@ class Retriever:
         expanded = query @ self._term_category
         expanded = _normalise_rows(expanded.tocsr()) * _CATEGORY_WEIGHT
         scores = sp.hstack([query, expanded], format="csr") @ self._text_index
-        return _top_k(
-            scores.tocsr(), self.k, bonus=_QUALITY_WEIGHT * self._quality, live=self._live
-        )
+        return _top_k(scores.tocsr(), self.k, bonus=QUALITY_WEIGHT * self._quality, live=self._live)
 
     def _similar(
         self, batch: RequestBatch, rows: NDArray[np.bool_], interest: NDArray[np.float32]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from quanzhan.domain import Surface
+from quanzhan.domain import DAY_SECONDS, Surface
 from quanzhan.sim.catalog import Catalog
 from quanzhan.sim.config import BehaviourConfig, SurgeConfig
 from quanzhan.sim.users import Users
@@ -91,8 +91,8 @@ class Behaviour:
         odds = _sigmoid(logit)
         if time is not None:
             for surge in self.surges:
-                start = surge.day * 86_400.0 + surge.start_hour * 3600.0
-                end = surge.day * 86_400.0 + surge.end_hour * 3600.0
+                start = surge.day * DAY_SECONDS + surge.start_hour * 3600.0
+                end = surge.day * DAY_SECONDS + surge.end_hour * 3600.0
                 inside = (time >= start) & (time < end)
                 odds = np.where(inside, np.minimum(odds * surge.conversion_factor, 0.95), odds)
         return odds

@@ -32,9 +32,9 @@ from quanzhan.domain import CampaignMode, RoiBasis
 from quanzhan.errors import ConfigError, OutputError
 from quanzhan.sim.config import ScenarioConfig
 from quanzhan.sim.run import Simulation, SimulationResult
+from quanzhan.sim.summary import ROI_MET_TOLERANCE
 
 MANUAL_CPC = "manual_cpc"
-ROI_MET_SHARE_OF_TARGET = 0.98
 BENCH_POLICIES = (*sorted(POLICIES), MANUAL_CPC)
 Progress = Callable[[str, int, int], None]
 
@@ -142,7 +142,7 @@ def _daily_spend(result: SimulationResult, days: int) -> NDArray[np.float64]:
 def policy_figures(found: CampaignOutcomes, result: SimulationResult) -> dict[str, Any]:
     """The benchmark's figures for one policy."""
     efficiency = found.efficiency
-    met = found.roi_expected >= ROI_MET_SHARE_OF_TARGET * found.target_roi
+    met = found.roi_expected >= ROI_MET_TOLERANCE * found.target_roi
     return {
         "efficiency_median": _round(np.median(efficiency)) if len(efficiency) else None,
         "efficiency_p10": _round(np.percentile(efficiency, 10)) if len(efficiency) else None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from quanzhan.domain import CampaignMode, CampaignTable, RoiBasis
+from quanzhan.domain import DAY_SECONDS, CampaignMode, CampaignTable, RoiBasis
 from quanzhan.sim.catalog import Catalog
 from quanzhan.sim.config import CampaignsConfig
 
@@ -14,7 +14,7 @@ def campaign_start_times(config: CampaignsConfig) -> NDArray[np.float64]:
     """Seconds from the first day's start at which each campaign starts bidding."""
     start = [np.zeros(config.n_campaigns)]
     for entrant in config.entrants:
-        start.append(np.full(entrant.count, entrant.day * 86_400.0 + entrant.hour * 3600.0))
+        start.append(np.full(entrant.count, entrant.day * DAY_SECONDS + entrant.hour * 3600.0))
     return np.concatenate(start)
 
 

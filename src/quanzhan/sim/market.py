@@ -24,7 +24,7 @@ from quanzhan.sim.behaviour import Behaviour, build_behaviour
 from quanzhan.sim.campaigns import build_campaigns, campaign_start_times, new_items
 from quanzhan.sim.catalog import Catalog, build_catalog
 from quanzhan.sim.config import ScenarioConfig
-from quanzhan.sim.traffic import DAY_SECONDS, HiddenContext, Traffic, tick_counts
+from quanzhan.sim.traffic import HiddenContext, Traffic, tick_counts
 from quanzhan.sim.users import Users, build_history, build_users
 
 _CLICK_LAG_SECONDS = 20.0
@@ -367,10 +367,6 @@ class Market:
             amount=self.catalog.items.price[item].astype(np.float64),
             from_organic=np.full(len(user), organic),
         )
-
-    @property
-    def day_seconds(self) -> float:
-        return DAY_SECONDS
 
 
 def _sorted(orders: Orders) -> Orders:

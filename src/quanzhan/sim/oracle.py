@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from quanzhan.domain import DAY_SECONDS
 from quanzhan.engine.batch import Decision, RequestBatch
 from quanzhan.engine.opportunity import Opportunities
 from quanzhan.sim.market import Feedback, Market
-from quanzhan.sim.traffic import DAY_SECONDS
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from quanzhan.bidding.forecast import TrafficForecast
 from quanzhan.bidding.observer import TickObserver
 from quanzhan.bidding.policy import CampaignSpec, MenuView, Policy
 from quanzhan.bidding.registry import make_policy
-from quanzhan.domain import CampaignMode
+from quanzhan.domain import DAY_SECONDS, CampaignMode
 from quanzhan.engine.batch import RequestBatch
 from quanzhan.engine.decision import Decided, Engine
 from quanzhan.engine.log import Impressions
@@ -32,7 +32,6 @@ from quanzhan.sim.config import ScenarioConfig
 from quanzhan.sim.evaluation import PredictionRecord
 from quanzhan.sim.market import Feedback, Market, MarketView, Orders
 from quanzhan.sim.oracle import Oracle
-from quanzhan.sim.traffic import DAY_SECONDS
 
 Progress = Callable[[int, int], None]
 

@@ -13,7 +13,6 @@ from quanzhan.sim.catalog import Catalog
 from quanzhan.sim.config import TrafficConfig
 from quanzhan.sim.users import Users
 
-DAY_SECONDS = 86_400.0
 QUERY_TERMS = 2
 # Share of search results and context-led results drawn from the query's or item's category.
 _ON_TOPIC = 0.85
