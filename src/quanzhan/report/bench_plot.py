@@ -48,7 +48,7 @@ def write_bench_plot(
     left.set_ylabel("median efficiency (GMV / hindsight optimum)")
     left.set_title(f"{summary['scenario']} (seed {summary['seed']})")
     left.axhline(1.0, color="grey", linewidth=0.8, linestyle=":")
-    left.legend(fontsize="small", loc="lower left")
+    left.legend(fontsize="small", loc="best")
     data = [np.clip(np.asarray(efficiencies.get(n, [])), 0, 1.5) for n in names]
     right.boxplot(data, tick_labels=names, showfliers=False)
     right.set_ylabel("per-campaign efficiency")
