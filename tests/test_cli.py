@@ -71,3 +71,46 @@ def test_malformed_scenario_file(tmp_path: Path, content: str, fragment: str) ->
     done = _run("simulate", "--scenario", str(path), "--out", str(tmp_path / "o"), cwd=tmp_path)
     _one_line_error(done, fragment)
     assert not (tmp_path / "o").exists()
+
+
+def _two_day_tiny(tmp_path: Path) -> Path:
+    path = tmp_path / "two_days.yaml"
+    path.write_text(
+        "name: two_days\ncatalog: {n_items: 2000, n_categories: 20, n_merchants: 300}\n"
+        "users: {n_users: 5000}\ntraffic: {requests_per_day: 8000, days: 2, tick_minutes: 60}\n"
+        "campaigns: {n_campaigns: 40}\n"
+        "engine: {candidates: 16, first_refresh_hours: 6, refresh_hours: 12}\n"
+    )
+    return path
+
+
+def test_bench_bidding_writes_the_documented_json_and_a_plot(tmp_path: Path) -> None:
+    scenario = _two_day_tiny(tmp_path)
+    out = tmp_path / "bench" / "b.json"
+    done = _run(
+        "bench", "bidding", "--scenario", str(scenario), "--seed", "2",
+        "--json", str(out), "--policies", "dual,manual_cpc", "--dump", str(tmp_path / "dump"),
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(out.read_text())
+    assert summary["scenario"] == "two_days" and summary["default_policy"] == "dual"
+    assert set(summary["policies"]) == {"dual", "manual_cpc"}
+    for figures in summary["policies"].values():
+        assert {
+            "efficiency_median", "efficiency_p10", "roi_met_share", "budget_utilisation_median",
+            "overspend_campaigns", "gmv", "cmr",
+        } <= set(figures)  # fmt: skip
+        assert figures["overspend_campaigns"] == 0
+    assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "dump" / "dual.npz").exists()
+
+
+def test_bench_refuses_an_unknown_policy_before_any_work(tmp_path: Path) -> None:
+    done = _run("bench", "bidding", "--policies", "dual,guesswork", cwd=tmp_path)
+    _one_line_error(done, "unknown policy 'guesswork'")
+
+
+def test_bench_refuses_a_folder_for_its_json(tmp_path: Path) -> None:
+    done = _run("bench", "bidding", "--scenario", "tiny", "--json", str(tmp_path), cwd=tmp_path)
+    _one_line_error(done, "is a folder")

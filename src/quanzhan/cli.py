@@ -58,9 +58,8 @@ def simulate(
         task = progress.add_task(f"simulating {config.name}", total=simulation.market.n_ticks)
         result = simulation.run(lambda done, _total: progress.update(task, completed=done))
     summary = build_summary(result, wall_seconds=time.perf_counter() - started)
-    _write_json(out / "summary.json", summary)
     write_report(summary=summary, path=out / "report.html")
-    summary["wall_seconds"] = round(time.perf_counter() - started, 3)
+    summary["wall_seconds"] = round(time.perf_counter() - started, 3)  # the report included
     _write_json(out / "summary.json", summary)
     if not quiet:
         print_summary(summary=summary, console=console)
@@ -99,12 +98,18 @@ def bench_bidding_command(
 
     if seed < 0:
         raise QuanzhanError(f"seed must be a non-negative integer, not {seed}")
-    chosen = tuple(p.strip() for p in policies.split(",")) if policies else BENCH_POLICIES
+    named = [p.strip() for p in policies.split(",") if p.strip()] if policies else BENCH_POLICIES
+    chosen = tuple(dict.fromkeys(named))  # each once, in the order given
     unknown = [p for p in chosen if p not in BENCH_POLICIES]
-    if unknown:
-        raise QuanzhanError(f"unknown policy {unknown[0]!r}; known: {', '.join(BENCH_POLICIES)}")
+    if unknown or not chosen:
+        first = repr(unknown[0]) if unknown else "none"
+        raise QuanzhanError(f"unknown policy {first}; known: {', '.join(BENCH_POLICIES)}")
     config = load_scenario(scenario)
-    _prepare_out(json_path.parent if str(json_path.parent) else Path("."))
+    if json_path.is_dir():
+        raise OutputError(f"--json {json_path} is a folder; give a file path")
+    _prepare_out(json_path.parent)
+    if dump is not None:
+        _prepare_out(dump)
     with _progress(False) as progress:
         tasks = {p: progress.add_task(p, total=None) for p in chosen}
 
