@@ -4,7 +4,8 @@
     ├── ConfigError        a configuration value or file is invalid
     │   └── ScenarioError  a scenario name is unknown or a scenario file is malformed
     ├── ModelError         a model directory is missing, corrupt or incompatible
-    └── OutputError        an output location cannot be written
+    ├── OutputError        an output location cannot be written
+    └── HindsightSolverError  the LP solver failed (``bidding.hindsight``, also a RuntimeError)
 
 Library errors are translated at the boundary with ``raise ... from``; the CLI turns any
 ``QuanzhanError`` into a one-line message and a non-zero exit.

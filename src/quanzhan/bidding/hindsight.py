@@ -14,11 +14,14 @@ the hindsight optimum is the linear programme
 
 ``x = 0`` is always feasible and every ``x`` lies in ``[0, 1]``, so the optimum always exists.
 
-A controller is judged by its efficiency: the value it achieved on the same auctions (ad GMV,
+A policy is judged by its efficiency: the value it achieved on the same auctions (ad GMV,
 without ``G0``) over the hindsight value. The duals are the prices the ideal bidder would have
 used: in each auction it takes the slot of most ``(1 + mu) V - (lambda + mu R) C``, if positive,
-that is, it values a slot at ``V (1 + mu) / (lambda + mu R)``; a dual-based controller learns
+that is, it values a slot at ``V (1 + mu) / (lambda + mu R)``; a dual-based policy learns
 them online.
+
+This HiGHS formulation is the reference: the benchmark solves the same LP for every campaign at
+once with ``bidding.menu_lp`` (a sort, no solver), and a property test holds the two together.
 
 ``solve_hindsight`` solves the LP exactly with HiGHS (``scipy.optimize.linprog``), over the
 available pairs only, with a sparse constraint matrix: 5,000 auctions of 3 slots take about
