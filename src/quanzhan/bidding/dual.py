@@ -8,8 +8,9 @@ a uniform multiplier ``k`` on value. At the optimum either the budget binds (``m
 
 - ``k_budget`` follows spend against a *planned* spend, ``budget x planned_share``: the traffic
   forecast's share of the day already past, so spend follows the day's traffic curve;
-- ``k_roi`` follows the estimated ROI against the target. Orders arrive minutes to hours after
-  the click, so GMV is estimated as the engine's predicted GMV of the clicks bought, scaled by
+- ``k_roi`` follows the estimated ROI of what it has bought lately (the last few hours, not the
+  day's average, which no bid can mend once a morning went badly) against the target. Orders
+  arrive minutes to hours after the click, so GMV is estimated as the engine's predicted GMV of the clicks bought, scaled by
   how the orders that should have arrived by now (under the learned delay distribution) compare
   with those that did: no reaction to orders that are merely late, and a campaign whose
   predictions run hot or cold is corrected as evidence accumulates, across days;
@@ -31,6 +32,8 @@ _PRIOR_ORDERS = 4.0  # pseudo-orders behind the calibration of predicted GMV
 _SLACK_SHARE = 0.02  # of the budget, keeps the pace error finite for idle campaigns
 _WINDUP = 2.0  # a face may sit at most this factor above the applied multiplier
 _BOUNDS = (1e-3, 100.0)
+_DECAY = 0.92  # per tick: recent ROI weighs the last few hours (half-life ~8 ticks)
+_PSEUDO_SPEND_SHARE = 0.02  # of the budget, credited at the target ROI
 _EXPLORE_CLICKS = 10.0  # campaigns with fewer clicks to date explore
 _EXPLORE_BOOST = 1.2
 _EXPLORE_SHARE = 0.1  # of the budget a day, at most, spent exploring
@@ -60,6 +63,8 @@ class DualPacing:
         self._orders_due = np.zeros(n)
         self._clicks_before = np.zeros(n)
         self._today = None
+        self._last_spend, self._last_gmv = np.zeros(n), np.zeros(n)
+        self._recent_spend, self._recent_gmv = np.zeros(n), np.zeros(n)
 
     def multipliers(self) -> NDArray[np.float64]:
         k = np.exp(np.minimum(self._log_budget, self._log_roi))
@@ -79,10 +84,7 @@ class DualPacing:
         planned = spec.budget * observation.planned_share
         pace = np.log((planned + slack) / (observation.spend + slack))
         self._log_budget += np.clip(_GAIN * pace, -_STEP, _STEP)
-        roi = self._roi(observation)
-        roi_error = np.where(
-            observation.spend > 0, np.log(np.maximum(roi, 1e-9) / spec.target_roi), 0.1
-        )
+        roi_error = self._recent_roi_error(observation)
         roi_step = np.clip(_GAIN * roi_error, -_STEP, _STEP)
         # Ahead of the spending plan, a good ROI is no reason to bid up.
         self._log_roi += np.where(pace < 0, np.minimum(roi_step, 0.0), roi_step)
@@ -99,6 +101,8 @@ class DualPacing:
             self._orders_due += self._today.orders_arrived
             self._clicks_before += self._today.clicks
         self._today = None
+        self._last_spend = np.zeros_like(self._last_spend)  # today's figures start at zero
+        self._last_gmv = np.zeros_like(self._last_gmv)
 
     def calibration(self) -> NDArray[np.float64]:
         """Realized over predicted orders to date, shrunk to 1: how far to trust predicted GMV.
@@ -112,11 +116,26 @@ class DualPacing:
         out: NDArray[np.float64] = (seen + _PRIOR_ORDERS) / (due + _PRIOR_ORDERS)
         return out
 
-    def _roi(self, observation: Observation) -> NDArray[np.float64]:
+    def _recent_roi_error(self, observation: Observation) -> NDArray[np.float64]:
+        """Log of recent ROI over target: what the current multiplier is buying.
+
+        Today's cumulative ROI would not do: once a morning bought below target, no bid now can
+        mend the average fast, and steering on it only drives the multiplier to nothing. The
+        tick's increments of spend and estimated GMV are smoothed over a few hours instead; a
+        pseudo-spend at target keeps a quiet campaign's estimate near the target.
+        """
         spec = self._require()
-        gmv = observation.gmv_predicted * self.calibration()
-        total = basis_gmv(spec, gmv, observation.gmv_organic)
-        out: NDArray[np.float64] = total / np.maximum(observation.spend, 1e-12)
+        gmv = basis_gmv(
+            spec, observation.gmv_predicted * self.calibration(), observation.gmv_organic
+        )
+        spent = observation.spend - self._last_spend
+        earned = gmv - self._last_gmv
+        self._last_spend, self._last_gmv = observation.spend.copy(), gmv
+        self._recent_spend = _DECAY * self._recent_spend + spent
+        self._recent_gmv = _DECAY * self._recent_gmv + earned
+        pseudo = _PSEUDO_SPEND_SHARE * spec.budget
+        roi = (self._recent_gmv + spec.target_roi * pseudo) / (self._recent_spend + pseudo)
+        out: NDArray[np.float64] = np.log(np.maximum(roi, 1e-9) / spec.target_roi)
         return out
 
     def _require(self) -> CampaignSpec:
