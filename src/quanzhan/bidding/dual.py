@@ -10,10 +10,11 @@ a uniform multiplier ``k`` on value. At the optimum either the budget binds (``m
   forecast's share of the day already past, so spend follows the day's traffic curve;
 - ``k_roi`` follows the estimated ROI of what it has bought lately (the last few hours, not the
   day's average, which no bid can mend once a morning went badly) against the target. Orders
-  arrive minutes to hours after the click, so GMV is estimated as the engine's predicted GMV of the clicks bought, scaled by
-  how the orders that should have arrived by now (under the learned delay distribution) compare
-  with those that did: no reaction to orders that are merely late, and a campaign whose
-  predictions run hot or cold is corrected as evidence accumulates, across days;
+  arrive minutes to hours after the click, so GMV is estimated as the engine's predicted GMV of
+  the clicks bought, scaled by how the orders that should have arrived by now (under the
+  learned delay distribution) compare with those that did: no reaction to orders that are
+  merely late, and a campaign whose predictions run hot or cold is corrected as evidence
+  accumulates, across days;
 - campaigns with little history bid up by a bounded exploration share until they have clicks.
 
 Each face is held within a factor of the applied multiplier so the idle one cannot wind up.
