@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.special import expit, logit
 
 from quanzhan.domain import N_SURFACES
 
@@ -35,7 +36,7 @@ class LogisticModel:
     @classmethod
     def prior(cls, *, rate: float, n_features: int, n_positions: int) -> LogisticModel:
         return cls(
-            bias=np.full(N_SURFACES, np.log(rate / (1 - rate))),
+            bias=np.full(N_SURFACES, logit(rate)),
             shared=np.zeros(n_features),
             deviation=np.zeros((N_SURFACES, n_features)),
             position=np.zeros((N_SURFACES, n_positions)),
@@ -61,7 +62,7 @@ class LogisticModel:
         x: NDArray[np.float32],
         slot: NDArray[np.int64] | None = None,
     ) -> NDArray[np.float64]:
-        out: NDArray[np.float64] = 1.0 / (1.0 + np.exp(-self.logit(surface, x, slot)))
+        out: NDArray[np.float64] = expit(self.logit(surface, x, slot))
         return out
 
     def predict_grid(
@@ -70,7 +71,7 @@ class LogisticModel:
         """``(n, k)`` odds at the first position for ``(n, k, f)`` features, one surface per row."""
         weights = (self.shared[None, :] + self.deviation[surface]).astype(np.float32)
         z = np.einsum("nkf,nf->nk", x, weights) + self.bias[surface][:, None].astype(np.float32)
-        out: NDArray[np.float64] = 1.0 / (1.0 + np.exp(-z.astype(np.float64)))
+        out: NDArray[np.float64] = expit(z.astype(np.float64))
         return out
 
     def fit(
@@ -104,7 +105,7 @@ class LogisticModel:
 
         current = loss(theta)
         for _ in range(_MAX_NEWTON_STEPS):
-            p = 1.0 / (1.0 + np.exp(-(design @ theta)))
+            p = expit(design @ theta)
             grad = design.T @ (weight * (p - y)) + penalty * theta
             curvature = weight * p * (1.0 - p)
             weighted = (design32 * curvature[:, None].astype(np.float32)).T

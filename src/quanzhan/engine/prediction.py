@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.special import expit, logit
 
 from quanzhan.domain import ItemTable
 from quanzhan.engine.config import EngineConfig
@@ -62,10 +63,10 @@ class Predictor:
         self.purchase = LogisticModel.prior(
             rate=config.prior_cvr, n_features=N_FEATURES, n_positions=1
         )
-        self.ctr_item = np.full(n, _logit(config.prior_ctr))
-        self.ctr_category = np.full(items.n_categories, _logit(config.prior_ctr))
-        self.cvr_item = np.full(n, _logit(config.prior_cvr))
-        self.cvr_category = np.full(items.n_categories, _logit(config.prior_cvr))
+        self.ctr_item = np.full(n, logit(config.prior_ctr))
+        self.ctr_category = np.full(items.n_categories, logit(config.prior_ctr))
+        self.cvr_item = np.full(n, logit(config.prior_cvr))
+        self.cvr_category = np.full(items.n_categories, logit(config.prior_cvr))
         self.refreshes = 0
 
     @property
@@ -181,7 +182,7 @@ class Predictor:
             key=category, successes=successes, trials=trials,
             n_keys=self._n_categories, prior=prior, strength=_CATEGORY_STRENGTH,
         )  # fmt: skip
-        parent = 1.0 / (1.0 + np.exp(-per_category[self._category]))
+        parent = expit(per_category[self._category])
         per_item = smoothed_logit(
             key=campaign.astype(np.int64), successes=successes, trials=trials,
             n_keys=len(self._category), prior=parent, strength=_ITEM_STRENGTH,
@@ -223,10 +224,6 @@ class Predictor:
         index = np.flatnonzero(keep)
         weight = np.where(clicked[index], 1.0, 1.0 / rate)
         return index, weight
-
-
-def _logit(p: float) -> float:
-    return float(np.log(p / (1 - p)))
 
 
 def _relative_price(items: ItemTable, campaign_item: NDArray[np.int32]) -> NDArray[np.float64]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.special import logit
 
 _FLOOR = 1e-6
 
@@ -26,5 +27,5 @@ def smoothed_logit(
     tries = np.bincount(key, weights=trials, minlength=n_keys)
     rate = (wins + strength * np.asarray(prior)) / (tries + strength)
     rate = np.clip(rate, _FLOOR, 1 - _FLOOR)
-    out: NDArray[np.float64] = np.log(rate / (1 - rate))
+    out: NDArray[np.float64] = logit(rate)
     return out

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.special import expit, logit
 
 from quanzhan.domain import DAY_SECONDS, Surface
 from quanzhan.sim.catalog import Catalog
@@ -23,15 +24,6 @@ _CTR_OFFSET = np.array([0.25, 0.0, -0.1, -0.3, 0.05, -0.8])
 _CVR_OFFSET = np.array([0.35, -0.25, 0.45, -0.2, 0.2, -0.5])
 # Query match at which search odds are unchanged; a weaker match lowers them.
 _MATCH_PIVOT = 0.75
-
-
-def _logit(p: float) -> float:
-    return float(np.log(p / (1.0 - p)))
-
-
-def _sigmoid(x: NDArray[np.float64]) -> NDArray[np.float64]:
-    out: NDArray[np.float64] = 1.0 / (1.0 + np.exp(-x))
-    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,13 +55,14 @@ class Behaviour:
     ) -> NDArray[np.float64]:
         """Click odds at the first position; ``match`` in [0, 1] applies to search pairs."""
         cfg = self.config
-        logit = _logit(cfg.ctr_mean) + _CTR_OFFSET[surface]
-        logit = logit + cfg.affinity_weight * self.affinity(user, item)
-        logit = logit + self.catalog.quality[item]
+        z = logit(cfg.ctr_mean) + _CTR_OFFSET[surface]
+        z = z + cfg.affinity_weight * self.affinity(user, item)
+        z = z + self.catalog.quality[item]
         if match is not None:
             on_search = surface == Surface.SEARCH
-            logit = logit + np.where(on_search, cfg.search_match_weight * (match - _MATCH_PIVOT), 0)
-        return _sigmoid(logit)
+            z = z + np.where(on_search, cfg.search_match_weight * (match - _MATCH_PIVOT), 0)
+        out: NDArray[np.float64] = expit(z)
+        return out
 
     def purchase_probability(
         self,
@@ -85,10 +78,10 @@ class Behaviour:
         relative_price = np.log(
             items.price[item] / self.catalog.category_price_median[items.category[item]]
         )
-        logit = _logit(cfg.cvr_mean) + _CVR_OFFSET[surface]
-        logit = logit + cfg.cvr_affinity_weight * self.affinity(user, item)
-        logit = logit + 0.5 * self.catalog.quality[item] - cfg.price_elasticity * relative_price
-        odds = _sigmoid(logit)
+        z = logit(cfg.cvr_mean) + _CVR_OFFSET[surface]
+        z = z + cfg.cvr_affinity_weight * self.affinity(user, item)
+        z = z + 0.5 * self.catalog.quality[item] - cfg.price_elasticity * relative_price
+        odds: NDArray[np.float64] = expit(z)
         if time is not None:
             for surge in self.surges:
                 start = surge.day * DAY_SECONDS + surge.start_hour * 3600.0
