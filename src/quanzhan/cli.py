@@ -146,6 +146,67 @@ def bench_bidding_command(
     console.print(f"wrote {json_path} and {plot}")
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
+    database: Annotated[
+        str, typer.Option(help="SQLAlchemy URL: sqlite:///FILE or postgresql+psycopg://...")
+    ] = "sqlite:///quanzhan.db",
+    redis: Annotated[
+        str | None, typer.Option(help="Redis URL for spend counters shared by processes.")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Server processes.", min=1, max=64)] = 1,
+    tick_seconds: Annotated[
+        float, typer.Option(help="Seconds between control ticks (bid multiplier updates).")
+    ] = 60.0,
+    demo: Annotated[
+        bool, typer.Option(help="Make up an operator key and print it (for trying it out).")
+    ] = False,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Serve the HTTP API: merchants, campaigns, ad decisions, events and reports.
+
+    The operator key comes from QUANZHAN_OPERATOR_KEY; the schema is migrated at start.
+    """
+    import secrets
+
+    import uvicorn
+
+    from quanzhan.api.logs import configure
+    from quanzhan.api.settings import OPERATOR_KEY_ENV, ServiceSettings
+    from quanzhan.store.database import Database
+
+    if log_level.lower() not in ("debug", "info", "warning", "error"):
+        raise QuanzhanError(f"unknown log level {log_level!r}: use debug, info, warning or error")
+    if demo and not os.environ.get(OPERATOR_KEY_ENV):
+        os.environ[OPERATOR_KEY_ENV] = secrets.token_urlsafe(24)
+        console.print(f"operator key (demo): {os.environ[OPERATOR_KEY_ENV]}")
+    os.environ["QUANZHAN_DATABASE_URL"] = database
+    os.environ["QUANZHAN_TICK_SECONDS"] = str(tick_seconds)
+    if redis:
+        os.environ["QUANZHAN_REDIS_URL"] = redis
+    settings = ServiceSettings.from_environment()  # refuses to start without an operator key
+    store = Database(settings.database_url)
+    try:
+        store.migrate()  # once here, so a bad database stops the start with one line
+    except Exception as error:
+        raise QuanzhanError(f"cannot open database {database}: {error}") from error
+    finally:
+        store.dispose()
+    configure(log_level)
+    uvicorn.run(
+        "quanzhan.api.app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level.lower(),
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
 def _fmt(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}"
 

@@ -1,0 +1,88 @@
+"""Who is calling: every request carries ``Authorization: Bearer KEY``; the operator's key is the
+service's setting, merchants' keys are stored as hashes."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from quanzhan.api.runtime import Runtime
+from quanzhan.store import catalog
+
+_bearer = HTTPBearer(auto_error=False)
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def runtime_of(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
+
+
+def _key(credentials: HTTPAuthorizationCredentials | None) -> str:
+    if credentials is None or not credentials.credentials:
+        raise HTTPException(
+            401, "missing API key: send Authorization: Bearer KEY", {"WWW-Authenticate": "Bearer"}
+        )
+    return credentials.credentials
+
+
+def _is_operator(runtime: Runtime, key: str) -> bool:
+    return hmac.compare_digest(key.encode(), runtime.settings.operator_key.encode())
+
+
+def _merchant_id(runtime: Runtime, key: str) -> int | None:
+    cached = runtime.merchant_keys.get(key)
+    if cached is not None:
+        return cached
+    with runtime.database.read() as connection:
+        found = catalog.merchant_by_key(connection, key)
+    if found is not None:
+        runtime.merchant_keys[key] = found
+    return found
+
+
+def operator(runtime: RuntimeDep, credentials: Credentials) -> None:
+    key = _key(credentials)
+    if _is_operator(runtime, key):
+        return
+    if _merchant_id(runtime, key) is not None:
+        raise HTTPException(403, "this call needs the operator key")
+    raise HTTPException(401, "unknown API key", {"WWW-Authenticate": "Bearer"})
+
+
+def merchant(runtime: RuntimeDep, credentials: Credentials) -> int:
+    key = _key(credentials)
+    found = _merchant_id(runtime, key)
+    if found is not None:
+        return found
+    if _is_operator(runtime, key):
+        raise HTTPException(403, "this call needs a merchant's key")
+    raise HTTPException(401, "unknown API key", {"WWW-Authenticate": "Bearer"})
+
+
+class Caller:
+    """A merchant (``merchant_id``) or the operator (``None``)."""
+
+    def __init__(self, merchant_id: int | None) -> None:
+        self.merchant_id = merchant_id
+
+
+def merchant_or_operator(runtime: RuntimeDep, credentials: Credentials) -> Caller:
+    key = _key(credentials)
+    if _is_operator(runtime, key):
+        return Caller(None)
+    found = _merchant_id(runtime, key)
+    if found is None:
+        raise HTTPException(401, "unknown API key", {"WWW-Authenticate": "Bearer"})
+    return Caller(found)
+
+
+Operator = Annotated[None, Depends(operator)]
+MerchantId = Annotated[int, Depends(merchant)]
+AnyCaller = Annotated[Caller, Depends(merchant_or_operator)]

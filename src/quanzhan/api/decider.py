@@ -1,0 +1,194 @@
+"""Ad decisions for the HTTP API: concurrent requests gathered into small batches for the engine.
+
+Requests wait in a queue while the engine works on the batch before them, so under load each
+``Engine.decide`` call serves many page views and its fixed cost is shared; an idle server
+answers a lone request at once. The engine runs in a worker thread so the event loop keeps
+taking requests meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import secrets
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from quanzhan.api.snapshot import MAX_SLOTS, Snapshot, user_row
+from quanzhan.api.tokens import ClickToken, TokenSigner
+from quanzhan.domain import Surface
+from quanzhan.engine.batch import RequestBatch
+from quanzhan.store.events import hour_of
+
+_MAX_BATCH = 512
+
+
+@dataclass(frozen=True, slots=True)
+class AdRequest:
+    surface: Surface
+    user_id: str | None
+    query: str | None
+    item_id: int | None
+    slots: int
+
+
+@dataclass(frozen=True, slots=True)
+class Ad:
+    slot: int
+    item_id: int
+    campaign_id: int
+    click_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    decision_id: str
+    ads: list[Ad]
+
+
+@dataclass(frozen=True, slots=True)
+class Steering:
+    """Each campaign's bid multiplier and today's spend, by database id."""
+
+    multiplier: dict[int, float]
+    spend: dict[int, float]
+
+
+class Decider:
+    """Holds the current snapshot and steering, and answers requests in batches."""
+
+    def __init__(
+        self, *, signer: TokenSigner, token_ttl: float, clock: Callable[[], float]
+    ) -> None:
+        self.signer = signer
+        self.token_ttl = token_ttl
+        self.clock = clock
+        self.snapshot: Snapshot | None = None
+        self.steering = Steering(multiplier={}, spend={})
+        self._queue: list[tuple[AdRequest, asyncio.Future[Answer]]] = []
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._lock = threading.Lock()
+        self._traffic: Counter[str] = Counter()
+        self.batches = 0
+        self.requests = 0
+
+    def start(self) -> None:
+        self._wake = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def decide(self, request: AdRequest) -> Answer:
+        if self._wake is None:
+            raise RuntimeError("the decider is not started")
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        self._queue.append((request, future))
+        self._wake.set()
+        return await future
+
+    def take_traffic(self) -> Counter[str]:
+        """Page views served per hour since the last call (for the traffic forecast)."""
+        with self._lock:
+            counts, self._traffic = self._traffic, Counter()
+        return counts
+
+    async def _run(self) -> None:
+        assert self._wake is not None
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                batch, self._queue = self._queue[:_MAX_BATCH], self._queue[_MAX_BATCH:]
+                try:
+                    answers = await asyncio.to_thread(self.decide_now, [r for r, _ in batch])
+                except Exception as exc:  # every waiter hears of it, none hangs
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, future), answer in zip(batch, answers, strict=True):
+                    if not future.done():
+                        future.set_result(answer)
+
+    def decide_now(self, requests: list[AdRequest]) -> list[Answer]:
+        """Decide a batch synchronously (the batching loop's worker; also usable directly)."""
+        now = self.clock()
+        snapshot = self.snapshot
+        steering = self.steering
+        decision_ids = [secrets.token_hex(16) for _ in requests]
+        with self._lock:
+            self._traffic[hour_of(now)] += len(requests)
+        self.batches += 1
+        self.requests += len(requests)
+        if snapshot is None or snapshot.engine is None or not requests:
+            return [Answer(d, []) for d in decision_ids]
+        n = len(requests)
+        query_terms = [snapshot.query_terms(r.query) for r in requests]
+        width = max(1, max(len(t) for t in query_terms))
+        query = np.full((n, width), -1, dtype=np.int32)
+        for row, ids in enumerate(query_terms):
+            query[row, : len(ids)] = ids
+        batch = RequestBatch(
+            request_id=np.arange(n, dtype=np.int64),
+            time=np.full(n, now),
+            surface=np.array([r.surface for r in requests], dtype=np.int8),
+            user=np.array([user_row(r.user_id) for r in requests], dtype=np.int32),
+            query_terms=query,
+            context_item=np.array(
+                [snapshot.item_rows.get(r.item_id, -1) if r.item_id else -1 for r in requests],
+                dtype=np.int32,
+            ),
+            n_slots=np.array([min(r.slots, MAX_SLOTS) for r in requests], dtype=np.int16),
+        )
+        campaign_ids = snapshot.campaign_ids
+        multiplier = np.array([steering.multiplier.get(int(c), 0.0) for c in campaign_ids])
+        spend = np.array([steering.spend.get(int(c), 0.0) for c in campaign_ids])
+        decision = snapshot.engine.decide(
+            batch, multiplier=multiplier, remaining_budget=snapshot.campaign_budget - spend
+        ).decision
+        expires = now + self.token_ttl
+        answers = []
+        for row, request in enumerate(requests):
+            ads = []
+            for slot in np.flatnonzero(decision.campaign[row] >= 0):
+                campaign_row = int(decision.campaign[row, slot])
+                item_row = int(decision.item[row, slot])
+                pcvr = float(decision.pcvr[row, slot])
+                token = ClickToken(
+                    decision_id=decision_ids[row],
+                    slot=int(slot),
+                    campaign_id=int(campaign_ids[campaign_row]),
+                    item_id=int(snapshot.item_ids[item_row]),
+                    price=_cents_down(float(decision.price[row, slot])),
+                    pcvr=pcvr,
+                    value=pcvr * float(snapshot.item_price[item_row]),
+                    surface=request.surface.label,
+                    user_id=request.user_id,
+                    expires_at=expires,
+                )
+                ads.append(
+                    Ad(
+                        slot=int(slot),
+                        item_id=token.item_id,
+                        campaign_id=token.campaign_id,
+                        click_token=self.signer.sign(token),
+                    )
+                )
+            answers.append(Answer(decision_ids[row], ads))
+        return answers
+
+
+def _cents_down(price: float) -> float:
+    """The price per click in hundredths of a cent, rounded down: a clean figure for the ledger
+    that is never above the bid."""
+    return math.floor(price * 10_000) / 10_000

@@ -1,0 +1,126 @@
+"""The platform's side: ad decisions for page views, and the events that follow them."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from fastapi import APIRouter
+
+from quanzhan.api.auth import Operator, RuntimeDep
+from quanzhan.api.decider import AdRequest
+from quanzhan.api.schemas import (
+    AdEventIn,
+    AdOut,
+    DecisionIn,
+    DecisionOut,
+    EventResultOut,
+    EventsIn,
+    EventsOut,
+    OrderEventIn,
+)
+from quanzhan.api.tokens import TokenError
+from quanzhan.domain import Surface
+from quanzhan.store.events import AdEvent, EventResult, OrderEvent, day_of, ingest
+
+router = APIRouter(prefix="/v1", tags=["platform"])
+
+
+@router.post("/decisions", response_model=DecisionOut)
+async def decide(body: DecisionIn, runtime: RuntimeDep, _: Operator) -> DecisionOut:
+    """The ads for one page view: up to ``slots`` items, each with a signed click token that the
+    platform sends back with the ad's impression and click events."""
+    answer = await runtime.decider.decide(
+        AdRequest(
+            surface=Surface.parse(body.surface),
+            user_id=body.user_id,
+            query=body.query,
+            item_id=body.item_id,
+            slots=body.slots,
+        )
+    )
+    return DecisionOut(
+        decision_id=answer.decision_id,
+        ads=[
+            AdOut(
+                slot=ad.slot,
+                item_id=ad.item_id,
+                campaign_id=ad.campaign_id,
+                click_token=ad.click_token,
+            )
+            for ad in answer.ads
+        ],
+    )
+
+
+@router.post("/events", response_model=EventsOut)
+def take_events(body: EventsIn, runtime: RuntimeDep, _: Operator) -> EventsOut:
+    """Impressions, clicks and orders, acknowledged only once committed. Each event id is taken
+    once (resending a batch is safe); a click is charged once, at its auction's price, within the
+    campaign's budget; a forged or expired token is rejected and charges nothing."""
+    now = runtime.clock()
+    results: list[EventResult | None] = []
+    accepted: list[AdEvent | OrderEvent] = []
+    for event in body.events:
+        if isinstance(event, OrderEventIn):
+            accepted.append(
+                OrderEvent(
+                    id=event.id, item_id=event.item_id, user_id=event.user_id, amount=event.amount
+                )
+            )
+            results.append(None)
+            continue
+        parsed = _ad_event(runtime, event, now=now)
+        if isinstance(parsed, EventResult):
+            results.append(parsed)
+        else:
+            accepted.append(parsed)
+            results.append(None)
+    stored = iter(
+        runtime.database.retrying(
+            lambda c: ingest(c, accepted, now=now, attribution_window=runtime.attribution_window)
+        )
+        if accepted
+        else []
+    )
+    final = [r if r is not None else next(stored) for r in results]
+    charged: dict[int, float] = defaultdict(float)
+    for result in final:
+        if result.charged and result.campaign_id is not None:
+            charged[result.campaign_id] += result.charged
+    runtime.spend_board.add(day_of(now), dict(charged))
+    runtime.metrics.count_events(final)
+    return EventsOut(
+        accepted=sum(r.status == "accepted" for r in final),
+        duplicates=sum(r.status == "duplicate" for r in final),
+        rejected=sum(r.status == "rejected" for r in final),
+        results=[
+            EventResultOut(
+                id=r.id,
+                status=r.status,
+                reason=r.reason,
+                charged=r.charged,
+                campaign_id=r.campaign_id,
+            )
+            for r in final
+        ],
+    )
+
+
+def _ad_event(runtime: RuntimeDep, event: AdEventIn, *, now: float) -> AdEvent | EventResult:
+    try:
+        token = runtime.signer.verify(event.click_token, now=now)
+    except TokenError as exc:
+        return EventResult(event.id, "rejected", str(exc))
+    return AdEvent(
+        id=event.id,
+        type=event.type,
+        decision_id=token.decision_id,
+        slot=token.slot,
+        campaign_id=token.campaign_id,
+        item_id=token.item_id,
+        price=token.price,
+        pcvr=token.pcvr,
+        value=token.value,
+        surface=token.surface,
+        user_id=token.user_id if token.user_id is not None else event.user_id,
+    )

@@ -1,0 +1,160 @@
+"""One service process's moving parts: the database, the decider, the control loop, and the
+background work that keeps the decider's snapshot and steering current."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from quanzhan.api.control import ControlLoop
+from quanzhan.api.decider import Decider, Steering
+from quanzhan.api.metrics import Metrics
+from quanzhan.api.settings import ServiceSettings
+from quanzhan.api.snapshot import Snapshot
+from quanzhan.api.tokens import TokenSigner
+from quanzhan.bidding.registry import make_policy
+from quanzhan.store import catalog
+from quanzhan.store.counters import SpendBoard, make_spend_board
+from quanzhan.store.database import Database
+from quanzhan.store.events import day_of
+from quanzhan.store.schema import campaign_days, campaigns, clicks, controllers, items, traffic
+
+log = logging.getLogger("quanzhan.service")
+
+
+class Runtime:
+    def __init__(self, settings: ServiceSettings, *, clock: Callable[[], float]) -> None:
+        make_policy(settings.policy)  # an unknown policy stops the start, not the first campaign
+        self.settings = settings
+        self.clock = clock
+        self.database = Database(settings.database_url)
+        self.signer = TokenSigner(settings.token_key())
+        self.decider = Decider(
+            signer=self.signer, token_ttl=settings.token_ttl_seconds, clock=clock
+        )
+        self.spend_board: SpendBoard = make_spend_board(settings.redis_url)
+        self.control = ControlLoop(
+            database=self.database,
+            tick_seconds=settings.tick_seconds,
+            holder=f"{socket.gethostname()}:{os.getpid()}:{id(self)}",
+            clock=clock,
+        )
+        self.attribution_window = settings.engine.attribution_window_hours * 3600.0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._clicks_learned_until = 0.0
+        self.merchant_keys: dict[str, int] = {}
+        self.metrics = Metrics()
+
+    def start_sync(self) -> None:
+        self.database.migrate()
+        self._clicks_learned_until = self.clock()
+        self.refresh()
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.start_sync)
+        self.decider.start()
+        self._tasks = [
+            asyncio.get_running_loop().create_task(
+                self._every(self.settings.refresh_seconds, self.refresh)
+            ),
+            asyncio.get_running_loop().create_task(
+                self._every(self.settings.tick_seconds, self.control.tick)
+            ),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.decider.stop()
+        await asyncio.to_thread(self.flush_traffic)
+        self.spend_board.close()
+        self.database.dispose()
+
+    async def _every(self, seconds: float, work: Callable[[], Any]) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await asyncio.to_thread(work)
+            except Exception:  # the loop must outlive a failed round; the next one retries
+                log.exception("background work failed", extra={"work": work.__name__})
+
+    def refresh(self) -> None:
+        """Catalog, multipliers and today's spend from the database; traffic counts to it."""
+        now = self.clock()
+        with self.database.read() as connection:
+            version = catalog.catalog_version(connection)
+            snapshot = self.decider.snapshot
+            if snapshot is None or snapshot.version != version:
+                item_rows = [dict(r._mapping) for r in connection.execute(select(items))]
+                campaign_rows = [
+                    dict(r._mapping)
+                    for r in connection.execute(
+                        select(campaigns)
+                        .where(campaigns.c.status == catalog.ACTIVE)
+                        .order_by(campaigns.c.id)
+                    )
+                ]
+                snapshot = Snapshot.build(
+                    version=version,
+                    item_rows_db=item_rows,
+                    campaign_rows_db=campaign_rows,
+                    config=self.settings.engine,
+                )
+                self._learn_clicks(connection, snapshot, since=0.0)
+                self.decider.snapshot = snapshot
+            else:
+                self._learn_clicks(connection, snapshot, since=self._clicks_learned_until)
+            self._clicks_learned_until = now
+            multiplier = dict(
+                connection.execute(
+                    select(controllers.c.campaign_id, controllers.c.multiplier)
+                ).all()
+            )
+            spend = dict(
+                connection.execute(
+                    select(campaign_days.c.campaign_id, campaign_days.c.spend).where(
+                        campaign_days.c.day == day_of(now)
+                    )
+                ).all()
+            )
+        for campaign_id, amount in self.spend_board.read(day_of(now)).items():
+            spend[campaign_id] = max(spend.get(campaign_id, 0.0), amount)
+        self.decider.steering = Steering(multiplier=multiplier, spend=spend)
+        self.flush_traffic()
+
+    def _learn_clicks(self, connection: Any, snapshot: Snapshot, *, since: float) -> None:
+        rows = connection.execute(
+            select(clicks.c.user_id, clicks.c.item_id).where(clicks.c.time >= since)
+        ).all()
+        if rows:
+            snapshot.learn_clicks([r[0] for r in rows], [int(r[1]) for r in rows])
+
+    def flush_traffic(self) -> None:
+        counts = self.decider.take_traffic()
+        if not counts:
+            return
+
+        def write(connection: Any) -> None:
+            maker = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
+            for hour, n in sorted(counts.items()):
+                statement = maker(traffic).values(hour=hour, requests=n)
+                connection.execute(
+                    statement.on_conflict_do_update(
+                        index_elements=[traffic.c.hour],
+                        set_={"requests": traffic.c.requests + statement.excluded.requests},
+                    )
+                )
+
+        self.database.retrying(write)

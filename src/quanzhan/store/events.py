@@ -1,0 +1,254 @@
+"""Taking in impressions, clicks and orders: the ledger's side of the event API.
+
+One call takes a batch in one transaction, so a batch is committed whole or not at all, and the
+caller acknowledges it only after the commit. Rules:
+
+- every event id is taken once: a second event with the same id is a ``duplicate`` and changes
+  nothing, so a platform may safely resend a batch it got no answer for;
+- an ad (a decision's slot) is counted and charged once: a second click on the same ad is a
+  ``duplicate`` too, whatever its event id;
+- a click is charged the auction's price from its token, but never more than what is left of the
+  campaign's daily budget (the crossing click pays only the rest), so spend never passes the
+  budget, even with several processes charging one campaign: the campaign's day row is locked
+  while it is charged;
+- an order is attributed to the shopper's last click on the item within the attribution window;
+  an order without one is organic and counts towards the item's full-site GMV.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from sqlalchemy import Connection, insert, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from quanzhan.store.schema import campaign_days, campaigns, clicks, events, impressions, items
+from quanzhan.store.schema import ledger as ledger_rows
+from quanzhan.store.schema import orders as order_rows
+
+Status = Literal["accepted", "duplicate", "rejected"]
+
+
+@dataclass(frozen=True, slots=True)
+class AdEvent:
+    """An impression or a click on an ad, with its verified token's contents."""
+
+    id: str
+    type: Literal["impression", "click"]
+    decision_id: str
+    slot: int
+    campaign_id: int
+    item_id: int
+    price: float
+    pcvr: float
+    value: float
+    surface: str
+    user_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderEvent:
+    id: str
+    item_id: int
+    user_id: str | None
+    amount: float
+
+
+@dataclass(slots=True)
+class EventResult:
+    id: str
+    status: Status
+    reason: str | None = None
+    charged: float | None = None
+    campaign_id: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def day_of(timestamp: float) -> str:
+    """The UTC day a budget belongs to."""
+    return datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%d")
+
+
+def hour_of(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%dT%H")
+
+
+def ingest(
+    connection: Connection,
+    batch: list[AdEvent | OrderEvent],
+    *,
+    now: float,
+    attribution_window: float,
+) -> list[EventResult]:
+    """Record a batch of events in the open transaction; one result per event, in order."""
+    seen = _known_event_ids(connection, [e.id for e in batch])
+    day = day_of(now)
+    spend = _lock_days(
+        connection,
+        sorted({e.campaign_id for e in batch if isinstance(e, AdEvent) and e.type == "click"}),
+        day=day,
+    )
+    start_spend = dict(spend)
+    results: list[EventResult] = []
+    for event in batch:
+        if event.id in seen:
+            results.append(EventResult(event.id, "duplicate", "event id already taken"))
+            continue
+        if isinstance(event, OrderEvent):
+            result = _order(connection, event, now=now, window=attribution_window)
+        elif event.type == "impression":
+            result = _impression(connection, event, now=now)
+        else:
+            result = _click(connection, event, now=now, day=day, spend=spend)
+        if result.status == "accepted":
+            seen.add(event.id)
+            connection.execute(
+                insert(events).values(id=event.id, type=_type(event), received_at=now)
+            )
+        results.append(result)
+    for campaign_id, total in spend.items():
+        if total != start_spend[campaign_id]:
+            connection.execute(
+                update(campaign_days)
+                .where(campaign_days.c.campaign_id == campaign_id, campaign_days.c.day == day)
+                .values(spend=total)
+            )
+    return results
+
+
+def _type(event: AdEvent | OrderEvent) -> str:
+    return "order" if isinstance(event, OrderEvent) else event.type
+
+
+def _known_event_ids(connection: Connection, ids: list[str]) -> set[str]:
+    if not ids:
+        return set()
+    rows = connection.execute(select(events.c.id).where(events.c.id.in_(set(ids))))
+    return {row[0] for row in rows}
+
+
+def _lock_days(connection: Connection, campaign_ids: list[int], *, day: str) -> dict[int, float]:
+    """Today's spend of these campaigns, their rows locked until the transaction ends (in id
+    order, so two batches cannot deadlock on each other)."""
+    if not campaign_ids:
+        return {}
+    existing = connection.execute(
+        select(campaigns.c.id).where(campaigns.c.id.in_(campaign_ids))
+    ).scalars()
+    known = sorted(int(c) for c in existing)
+    if not known:
+        return {}
+    rows = [{"campaign_id": c, "day": day, "spend": 0.0} for c in known]
+    maker = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
+    connection.execute(maker(campaign_days).values(rows).on_conflict_do_nothing())
+    locked = connection.execute(
+        select(campaign_days.c.campaign_id, campaign_days.c.spend)
+        .where(campaign_days.c.campaign_id.in_(known), campaign_days.c.day == day)
+        .order_by(campaign_days.c.campaign_id)
+        .with_for_update()
+    )
+    return {int(c): float(s) for c, s in locked}
+
+
+def _ad_taken(connection: Connection, table: Any, event: AdEvent) -> bool:
+    found = connection.execute(
+        select(table.c.event_id).where(
+            tuple_(table.c.decision_id, table.c.slot) == (event.decision_id, event.slot)
+        )
+    ).first()
+    return found is not None
+
+
+def _impression(connection: Connection, event: AdEvent, *, now: float) -> EventResult:
+    if _ad_taken(connection, impressions, event):
+        return EventResult(event.id, "duplicate", "this ad's impression is already counted")
+    connection.execute(
+        insert(impressions).values(
+            event_id=event.id,
+            decision_id=event.decision_id,
+            slot=event.slot,
+            campaign_id=event.campaign_id,
+            surface=event.surface,
+            time=now,
+        )
+    )
+    return EventResult(event.id, "accepted", campaign_id=event.campaign_id)
+
+
+def _click(
+    connection: Connection, event: AdEvent, *, now: float, day: str, spend: dict[int, float]
+) -> EventResult:
+    if event.campaign_id not in spend:
+        return EventResult(event.id, "rejected", "the token's campaign does not exist")
+    if _ad_taken(connection, clicks, event):
+        return EventResult(event.id, "duplicate", "this ad's click is already charged")
+    budget = connection.execute(
+        select(campaigns.c.daily_budget).where(campaigns.c.id == event.campaign_id)
+    ).scalar_one()
+    charge = max(0.0, min(event.price, float(budget) - spend[event.campaign_id]))
+    connection.execute(
+        insert(clicks).values(
+            event_id=event.id,
+            decision_id=event.decision_id,
+            slot=event.slot,
+            campaign_id=event.campaign_id,
+            item_id=event.item_id,
+            user_id=event.user_id,
+            surface=event.surface,
+            time=now,
+            price=event.price,
+            charged=charge,
+            pcvr=event.pcvr,
+            value=event.value,
+        )
+    )
+    if charge > 0:
+        connection.execute(
+            insert(ledger_rows).values(
+                click_id=event.id, campaign_id=event.campaign_id, day=day, amount=charge, time=now
+            )
+        )
+        spend[event.campaign_id] += charge
+    return EventResult(event.id, "accepted", charged=charge, campaign_id=event.campaign_id)
+
+
+def _order(connection: Connection, event: OrderEvent, *, now: float, window: float) -> EventResult:
+    item = connection.execute(
+        select(items.c.id).where(items.c.id == event.item_id)
+    ).scalar_one_or_none()
+    if item is None:
+        return EventResult(event.id, "rejected", f"unknown item {event.item_id}")
+    click = None
+    if event.user_id is not None:
+        click = connection.execute(
+            select(clicks.c.event_id, clicks.c.campaign_id, clicks.c.time)
+            .where(
+                clicks.c.user_id == event.user_id,
+                clicks.c.item_id == event.item_id,
+                clicks.c.time >= now - window,
+                clicks.c.time <= now,
+            )
+            .order_by(clicks.c.time.desc(), clicks.c.event_id.desc())
+            .limit(1)
+        ).first()
+    connection.execute(
+        insert(order_rows).values(
+            event_id=event.id,
+            item_id=event.item_id,
+            user_id=event.user_id,
+            amount=event.amount,
+            time=now,
+            click_id=None if click is None else click.event_id,
+            campaign_id=None if click is None else click.campaign_id,
+            click_time=None if click is None else click.time,
+        )
+    )
+    return EventResult(
+        event.id,
+        "accepted",
+        campaign_id=None if click is None else int(click.campaign_id),
+        extra={"attributed": click is not None},
+    )
