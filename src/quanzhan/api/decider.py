@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 
 from quanzhan.api.snapshot import MAX_SLOTS, Snapshot, user_row
 from quanzhan.api.tokens import ClickToken, TokenSigner
@@ -63,8 +64,14 @@ class Decider:
     """Holds the current snapshot and steering, and answers requests in batches."""
 
     def __init__(
-        self, *, signer: TokenSigner, token_ttl: float, clock: Callable[[], float]
+        self,
+        *,
+        signer: TokenSigner,
+        token_ttl: float,
+        clock: Callable[[], float],
+        on_batch: Callable[[int], None] = lambda _: None,
     ) -> None:
+        self.on_batch = on_batch
         self.signer = signer
         self.token_ttl = token_ttl
         self.clock = clock
@@ -74,9 +81,10 @@ class Decider:
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._lock = threading.Lock()
+        self._aligned_cache: (
+            tuple[Snapshot, Steering, NDArray[np.float64], NDArray[np.float64]] | None
+        ) = None
         self._traffic: Counter[str] = Counter()
-        self.batches = 0
-        self.requests = 0
 
     def start(self) -> None:
         self._wake = asyncio.Event()
@@ -120,6 +128,21 @@ class Decider:
                     if not future.done():
                         future.set_result(answer)
 
+    def _aligned(
+        self, snapshot: Snapshot, steering: Steering
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Multipliers and remaining budgets in the snapshot's campaign order, computed once per
+        (snapshot, steering) pair rather than per batch."""
+        cached = self._aligned_cache
+        if cached is not None and cached[0] is snapshot and cached[1] is steering:
+            return cached[2], cached[3]
+        ids = snapshot.campaign_ids.tolist()
+        multiplier = np.array([steering.multiplier.get(c, 0.0) for c in ids])
+        spend = np.array([steering.spend.get(c, 0.0) for c in ids])
+        remaining = snapshot.campaign_budget - spend
+        self._aligned_cache = (snapshot, steering, multiplier, remaining)
+        return multiplier, remaining
+
     def decide_now(self, requests: list[AdRequest]) -> list[Answer]:
         """Decide a batch synchronously (the batching loop's worker; also usable directly)."""
         now = self.clock()
@@ -128,8 +151,7 @@ class Decider:
         decision_ids = [secrets.token_hex(16) for _ in requests]
         with self._lock:
             self._traffic[hour_of(now)] += len(requests)
-        self.batches += 1
-        self.requests += len(requests)
+        self.on_batch(len(requests))
         if snapshot is None or snapshot.engine is None or not requests:
             return [Answer(d, []) for d in decision_ids]
         n = len(requests)
@@ -151,10 +173,9 @@ class Decider:
             n_slots=np.array([min(r.slots, MAX_SLOTS) for r in requests], dtype=np.int16),
         )
         campaign_ids = snapshot.campaign_ids
-        multiplier = np.array([steering.multiplier.get(int(c), 0.0) for c in campaign_ids])
-        spend = np.array([steering.spend.get(int(c), 0.0) for c in campaign_ids])
+        multiplier, remaining = self._aligned(snapshot, steering)
         decision = snapshot.engine.decide(
-            batch, multiplier=multiplier, remaining_budget=snapshot.campaign_budget - spend
+            batch, multiplier=multiplier, remaining_budget=remaining
         ).decision
         expires = now + self.token_ttl
         answers = []

@@ -30,6 +30,12 @@ class Metrics:
         self.events = Counter(
             "quanzhan_events", "Events by type of outcome", ["status"], registry=self.registry
         )
+        self.decision_batches = Counter(
+            "quanzhan_decision_batches", "Engine.decide calls", registry=self.registry
+        )
+        self.decision_requests = Counter(
+            "quanzhan_decision_requests", "Page views decided", registry=self.registry
+        )
         self.charged = Counter(
             "quanzhan_charged", "Money charged to campaigns", registry=self.registry
         )
@@ -39,6 +45,10 @@ class Metrics:
             self.events.labels(result.status).inc()
             if result.charged:
                 self.charged.inc(result.charged)
+
+    def count_batch(self, requests: int) -> None:
+        self.decision_batches.inc()
+        self.decision_requests.inc(requests)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

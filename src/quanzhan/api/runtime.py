@@ -38,8 +38,12 @@ class Runtime:
         self.clock = clock
         self.database = Database(settings.database_url)
         self.signer = TokenSigner(settings.token_key())
+        self.metrics = Metrics()
         self.decider = Decider(
-            signer=self.signer, token_ttl=settings.token_ttl_seconds, clock=clock
+            signer=self.signer,
+            token_ttl=settings.token_ttl_seconds,
+            clock=clock,
+            on_batch=self.metrics.count_batch,
         )
         self.spend_board: SpendBoard = make_spend_board(settings.redis_url)
         self.control = ControlLoop(
@@ -52,7 +56,6 @@ class Runtime:
         self._tasks: list[asyncio.Task[None]] = []
         self._clicks_learned_until = 0.0
         self.merchant_keys: dict[str, int] = {}
-        self.metrics = Metrics()
 
     def start_sync(self) -> None:
         self.database.migrate()
