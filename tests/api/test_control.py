@@ -1,0 +1,155 @@
+"""The service's control loop on a database, with a clock the test moves: it steers each active
+campaign from the stored figures, keeps its state in the database, and one process at a time
+holds the lease."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Connection, select
+
+from quanzhan.api.control import ControlLoop, new_controller
+from quanzhan.store import catalog
+from quanzhan.store.database import Database
+from quanzhan.store.events import AdEvent, OrderEvent, ingest
+from quanzhan.store.schema import controllers
+
+# 2026-11-25 08:00 UTC: a third of the day gone.
+MORNING = 1_795_593_600.0 + 8 * 3600
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Database:
+    db = Database(f"sqlite:///{tmp_path / 'control.db'}")
+    db.migrate()
+    return db
+
+
+def _campaign(db: Database, *, budget: float, target: float) -> int:
+    def work(connection: Connection) -> int:
+        merchant, _ = catalog.create_merchant(connection, name="m", now=MORNING)
+        item = catalog.create_item(
+            connection,
+            merchant_id=merchant,
+            title="tea pot",
+            price=20.0,
+            category="tea",
+            now=MORNING,
+        )
+        row = catalog.create_campaign(
+            connection,
+            merchant_id=merchant,
+            item_id=item["id"],
+            daily_budget=budget,
+            target_roi=target,
+            roi_basis="full_site",
+            controller=new_controller(
+                policy="dual",
+                daily_budget=budget,
+                target_roi=target,
+                roi_basis="full_site",
+                now=MORNING,
+            ),
+            now=MORNING,
+        )
+        return int(row["id"])
+
+    return db.retrying(work)
+
+
+def _clicks(
+    db: Database, campaign_id: int, *, n: int, price: float, value: float, now: float, tag: str
+) -> None:
+    events: list[AdEvent | OrderEvent] = [
+        AdEvent(
+            id=f"{tag}-{k}",
+            type="click",
+            decision_id=f"{tag}{k:030d}"[:32],
+            slot=0,
+            campaign_id=campaign_id,
+            item_id=1,
+            price=price,
+            pcvr=value / 20.0,
+            value=value,
+            surface="search",
+            user_id=f"u{k}",
+        )
+        for k in range(n)
+    ]
+    db.retrying(lambda c: ingest(c, events, now=now, attribution_window=86_400.0))
+
+
+def _multiplier(db: Database, campaign_id: int) -> float:
+    with db.read() as connection:
+        value = connection.execute(
+            select(controllers.c.multiplier).where(controllers.c.campaign_id == campaign_id)
+        ).scalar_one()
+    return float(value)
+
+
+def test_a_campaign_buying_below_its_target_is_bid_down(database: Database) -> None:
+    campaign = _campaign(database, budget=1000.0, target=3.0)
+    start = _multiplier(database, campaign)
+    clock = Clock(MORNING)
+    loop = ControlLoop(database=database, tick_seconds=60.0, holder="a", clock=clock)
+    for tick in range(12):
+        clock.now += 60.0
+        # Every click costs 1 and is predicted to bring 0.5 of GMV: ROI 0.5 against a target of 3.
+        _clicks(database, campaign, n=5, price=1.0, value=0.5, now=clock.now, tag=f"t{tick}")
+        assert loop.tick()
+    assert _multiplier(database, campaign) < 0.5 * start
+
+
+def test_a_campaign_buying_above_its_target_and_behind_plan_is_not_bid_down(
+    database: Database,
+) -> None:
+    campaign = _campaign(database, budget=1000.0, target=3.0)
+    start = _multiplier(database, campaign)
+    clock = Clock(MORNING)
+    loop = ControlLoop(database=database, tick_seconds=60.0, holder="a", clock=clock)
+    for tick in range(12):
+        clock.now += 60.0
+        _clicks(database, campaign, n=2, price=0.1, value=3.0, now=clock.now, tag=f"t{tick}")
+        assert loop.tick()
+    assert _multiplier(database, campaign) >= start
+
+
+def test_the_policy_state_survives_in_the_database(database: Database) -> None:
+    campaign = _campaign(database, budget=1000.0, target=3.0)
+    clock = Clock(MORNING)
+    first = ControlLoop(database=database, tick_seconds=60.0, holder="a", clock=clock)
+    for tick in range(4):
+        clock.now += 60.0
+        _clicks(database, campaign, n=5, price=1.0, value=0.5, now=clock.now, tag=f"t{tick}")
+        first.tick()
+    after_first = _multiplier(database, campaign)
+    # A new process (the old one gone, its lease lapsed) carries on from the stored state: the
+    # multiplier keeps falling from where it was, it does not start again from the prior.
+    clock.now += 4 * 60.0
+    second = ControlLoop(database=database, tick_seconds=60.0, holder="b", clock=clock)
+    _clicks(database, campaign, n=5, price=1.0, value=0.5, now=clock.now, tag="late")
+    assert second.tick()
+    assert _multiplier(database, campaign) < after_first
+
+
+def test_one_process_holds_the_lease_until_it_lapses(database: Database) -> None:
+    _campaign(database, budget=100.0, target=2.0)
+    clock = Clock(MORNING)
+    a = ControlLoop(database=database, tick_seconds=60.0, holder="a", clock=clock)
+    b = ControlLoop(database=database, tick_seconds=60.0, holder="b", clock=clock)
+    assert a.tick()
+    assert not b.tick()
+    clock.now += 60.0
+    assert a.tick() and not b.tick()
+    clock.now += 3 * 60.0 + 1.0  # a missed three ticks: its lease lapsed
+    assert b.tick()
+    assert not a.tick()
