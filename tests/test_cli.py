@@ -114,3 +114,40 @@ def test_bench_refuses_an_unknown_policy_before_any_work(tmp_path: Path) -> None
 def test_bench_refuses_a_folder_for_its_json(tmp_path: Path) -> None:
     done = _run("bench", "bidding", "--scenario", "tiny", "--json", str(tmp_path), cwd=tmp_path)
     _one_line_error(done, "is a folder")
+
+
+def _serve(*args: str, cwd: Path, key: str | None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QUANZHAN_")}
+    if key is not None:
+        env["QUANZHAN_OPERATOR_KEY"] = key
+    return subprocess.run(
+        [sys.executable, "-m", "quanzhan.cli", "serve", "--port", "1", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**env, "COLUMNS": "120"},
+    )
+
+
+def test_serve_refuses_to_start_without_an_operator_key(tmp_path: Path) -> None:
+    _one_line_error(_serve(cwd=tmp_path, key=None), "QUANZHAN_OPERATOR_KEY")
+    assert not (tmp_path / "quanzhan.db").exists()
+
+
+def test_serve_refuses_a_short_operator_key(tmp_path: Path) -> None:
+    _one_line_error(_serve(cwd=tmp_path, key="short"), "at least 16")
+
+
+@pytest.mark.parametrize(
+    ("database", "fragment"),
+    [
+        ("mysql://nobody@127.0.0.1/x", "unsupported database"),
+        ("not a url", "not a database URL"),
+        ("sqlite:////no/such/folder/q.db", "no such folder"),
+        ("sqlite:///:memory:", "needs a file"),
+    ],
+)
+def test_serve_refuses_a_bad_database(tmp_path: Path, database: str, fragment: str) -> None:
+    done = _serve("--database", database, cwd=tmp_path, key="a-long-enough-operator-key")
+    _one_line_error(done, fragment)
