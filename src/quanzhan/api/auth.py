@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from quanzhan.api.runtime import Runtime
 from quanzhan.store import catalog
@@ -16,7 +17,7 @@ _bearer = HTTPBearer(auto_error=False)
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def runtime_of(request: Request) -> Runtime:
+async def runtime_of(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -36,29 +37,35 @@ def _is_operator(runtime: Runtime, key: str) -> bool:
     return hmac.compare_digest(key.encode(), runtime.settings.operator_key.encode())
 
 
-def _merchant_id(runtime: Runtime, key: str) -> int | None:
+async def _merchant_id(runtime: Runtime, key: str) -> int | None:
     cached = runtime.merchant_keys.get(key)
     if cached is not None:
         return cached
-    with runtime.database.read() as connection:
-        found = catalog.merchant_by_key(connection, key)
+    found = await run_in_threadpool(_lookup, runtime, key)
     if found is not None:
         runtime.merchant_keys[key] = found
     return found
 
 
-def operator(runtime: RuntimeDep, credentials: Credentials) -> None:
+def _lookup(runtime: Runtime, key: str) -> int | None:
+    with runtime.database.read() as connection:
+        return catalog.merchant_by_key(connection, key)
+
+
+async def operator(runtime: RuntimeDep, credentials: Credentials) -> None:
+    # Dependencies are coroutines so that the hot routes do not hop to a worker thread for them;
+    # only a key that is not the operator's is looked up, in the thread pool.
     key = _key(credentials)
     if _is_operator(runtime, key):
         return
-    if _merchant_id(runtime, key) is not None:
+    if await _merchant_id(runtime, key) is not None:
         raise HTTPException(403, "this call needs the operator key")
     raise HTTPException(401, "unknown API key", {"WWW-Authenticate": "Bearer"})
 
 
-def merchant(runtime: RuntimeDep, credentials: Credentials) -> int:
+async def merchant(runtime: RuntimeDep, credentials: Credentials) -> int:
     key = _key(credentials)
-    found = _merchant_id(runtime, key)
+    found = await _merchant_id(runtime, key)
     if found is not None:
         return found
     if _is_operator(runtime, key):
@@ -73,11 +80,11 @@ class Caller:
         self.merchant_id = merchant_id
 
 
-def merchant_or_operator(runtime: RuntimeDep, credentials: Credentials) -> Caller:
+async def merchant_or_operator(runtime: RuntimeDep, credentials: Credentials) -> Caller:
     key = _key(credentials)
     if _is_operator(runtime, key):
         return Caller(None)
-    found = _merchant_id(runtime, key)
+    found = await _merchant_id(runtime, key)
     if found is None:
         raise HTTPException(401, "unknown API key", {"WWW-Authenticate": "Bearer"})
     return Caller(found)
