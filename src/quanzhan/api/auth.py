@@ -4,7 +4,7 @@ service's setting, merchants' keys are stored as hashes."""
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -50,6 +50,27 @@ async def _merchant_id(runtime: Runtime, key: str) -> int | None:
 def _lookup(runtime: Runtime, key: str) -> int | None:
     with runtime.database.read() as connection:
         return catalog.merchant_by_key(connection, key)
+
+
+async def require_operator(request: Request) -> Runtime:
+    """The operator check without FastAPI's dependency machinery, for the hottest route: one
+    header read and one comparison (the same answers as ``operator``)."""
+    runtime: Runtime = request.app.state.runtime
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() == "bearer" and key and _is_operator(runtime, key):
+        return runtime
+    credentials = (
+        HTTPAuthorizationCredentials(scheme=scheme, credentials=key)
+        if scheme.lower() == "bearer" and key
+        else None
+    )
+    await operator(runtime, credentials)
+    return runtime
+
+
+# Declared in the OpenAPI schema for routes that check the key themselves.
+BEARER: dict[str, Any] = {"security": [{"HTTPBearer": []}]}
 
 
 async def operator(runtime: RuntimeDep, credentials: Credentials) -> None:

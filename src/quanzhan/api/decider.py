@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import math
 import secrets
 import threading
@@ -81,6 +82,8 @@ class Decider:
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._lock = threading.Lock()
+        self._id_prefix = secrets.token_hex(8)
+        self._id_counter = itertools.count()
         self._aligned_cache: (
             tuple[Snapshot, Steering, NDArray[np.float64], NDArray[np.float64]] | None
         ) = None
@@ -103,6 +106,11 @@ class Decider:
         self._queue.append((request, future))
         self._wake.set()
         return await future
+
+    def _next_decision_id(self) -> str:
+        # A random per-process prefix and a counter: unique across processes and restarts
+        # without a system call per page view.
+        return f"{self._id_prefix}{next(self._id_counter):016x}"
 
     def take_traffic(self) -> Counter[str]:
         """Page views served per hour since the last call (for the traffic forecast)."""
@@ -148,7 +156,7 @@ class Decider:
         now = self.clock()
         snapshot = self.snapshot
         steering = self.steering
-        decision_ids = [secrets.token_hex(16) for _ in requests]
+        decision_ids = [self._next_decision_id() for _ in requests]
         with self._lock:
             self._traffic[hour_of(now)] += len(requests)
         self.on_batch(len(requests))

@@ -45,7 +45,9 @@ class Runtime:
             clock=clock,
             on_batch=self.metrics.count_batch,
         )
-        self.spend_board: SpendBoard = make_spend_board(settings.redis_url)
+        self.spend_board: SpendBoard = make_spend_board(
+            settings.redis_url, scope=settings.database_url
+        )
         self.control = ControlLoop(
             database=self.database,
             tick_seconds=settings.tick_seconds,

@@ -16,7 +16,8 @@ MAX_EVENTS = 1000
 
 
 def _printable(text: str) -> str:
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+    # C0, DEL and the C1 block (U+0080-U+009F: NEL, CSI, ...), Unicode's category Cc
+    if any(ord(ch) < 32 or 127 <= ord(ch) <= 159 for ch in text):
         raise ValueError("must not contain control characters")
     if not text.strip():
         raise ValueError("must not be blank")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from sqlalchemy.exc import IntegrityError
 
-from quanzhan.api.auth import Operator, RuntimeDep
+from quanzhan.api.auth import BEARER, Operator, RuntimeDep, require_operator
 from quanzhan.api.decider import AdRequest
 from quanzhan.api.schemas import (
     AdEventIn,
@@ -28,10 +28,11 @@ _encode = json.JSONEncoder(separators=(",", ":")).encode
 _RACE_RETRIES = 8
 
 
-@router.post("/decisions", response_model=DecisionOut)
-async def decide(body: DecisionIn, runtime: RuntimeDep, _: Operator) -> Response:
+@router.post("/decisions", response_model=DecisionOut, openapi_extra=BEARER)
+async def decide(body: DecisionIn, request: Request) -> Response:
     """The ads for one page view: up to ``slots`` items, each with a signed click token that the
     platform sends back with the ad's impression and click events."""
+    runtime = await require_operator(request)
     answer = await runtime.decider.decide(
         AdRequest(
             surface=Surface.parse(body.surface),
