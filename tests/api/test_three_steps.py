@@ -7,7 +7,9 @@ from harness import Api, Server, new_merchant
 
 def test_item_budget_target_and_the_item_is_advertised(server: Server, operator: Api) -> None:
     shop = new_merchant(operator, server.url)
-    item = shop.post("/v1/items", {"title": "trail running shoe", "price": 80.0, "category": "shoes"})
+    item = shop.post(
+        "/v1/items", {"title": "trail running shoe", "price": 80.0, "category": "shoes"}
+    )
     assert item.status_code == 201, item.text
     other = shop.post("/v1/items", {"title": "leather tote bag", "price": 60.0, "category": "bags"})
     assert other.status_code == 201, other.text

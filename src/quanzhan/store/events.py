@@ -163,6 +163,13 @@ def _ad_taken(connection: Connection, table: Any, event: AdEvent) -> bool:
 
 
 def _impression(connection: Connection, event: AdEvent, *, now: float) -> EventResult:
+    # A token signed under this secret by another database (a deployment sharing the key) may
+    # name a campaign or item that is not here, or not each other.
+    promoted = connection.execute(
+        select(campaigns.c.item_id).where(campaigns.c.id == event.campaign_id)
+    ).scalar_one_or_none()
+    if promoted is None or int(promoted) != event.item_id:
+        return EventResult(event.id, "rejected", "the token's campaign does not promote its item")
     if _ad_taken(connection, impressions, event):
         return EventResult(event.id, "duplicate", "this ad's impression is already counted")
     connection.execute(
@@ -183,11 +190,15 @@ def _click(
 ) -> EventResult:
     if event.campaign_id not in spend:
         return EventResult(event.id, "rejected", "the token's campaign does not exist")
+    budget, promoted = connection.execute(
+        select(campaigns.c.daily_budget, campaigns.c.item_id).where(
+            campaigns.c.id == event.campaign_id
+        )
+    ).one()
+    if int(promoted) != event.item_id:
+        return EventResult(event.id, "rejected", "the token's campaign does not promote its item")
     if _ad_taken(connection, clicks, event):
         return EventResult(event.id, "duplicate", "this ad's click is already charged")
-    budget = connection.execute(
-        select(campaigns.c.daily_budget).where(campaigns.c.id == event.campaign_id)
-    ).scalar_one()
     charge = max(0.0, min(event.price, float(budget) - spend[event.campaign_id]))
     connection.execute(
         insert(clicks).values(
