@@ -9,6 +9,7 @@ nothing, never more than the budget.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Protocol
 
 from quanzhan.errors import ConfigError
@@ -70,5 +71,11 @@ class RedisBoard:
         self._redis.close()
 
 
-def make_spend_board(redis_url: str | None) -> SpendBoard:
-    return NoBoard() if redis_url is None else RedisBoard(redis_url)
+def make_spend_board(redis_url: str | None, *, scope: str = "") -> SpendBoard:
+    """The board for ``redis_url``; its keys are kept apart per ``scope`` (the database URL), as
+    campaign ids are only unique within one database: another database on the same Redis (a
+    fresh one, or another deployment's) must not inherit the spend of its namesake campaigns."""
+    if redis_url is None:
+        return NoBoard()
+    digest = hashlib.sha256(scope.encode()).hexdigest()[:16]
+    return RedisBoard(redis_url, prefix=f"quanzhan:{digest}")

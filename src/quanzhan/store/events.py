@@ -30,6 +30,7 @@ from quanzhan.store.schema import ledger as ledger_rows
 from quanzhan.store.schema import orders as order_rows
 
 Status = Literal["accepted", "duplicate", "rejected"]
+_DUST = 1e-9
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +201,8 @@ def _click(
     if _ad_taken(connection, clicks, event):
         return EventResult(event.id, "duplicate", "this ad's click is already charged")
     charge = max(0.0, min(event.price, float(budget) - spend[event.campaign_id]))
+    if charge < _DUST:  # what float rounding leaves of a spent budget is not a charge
+        charge = 0.0
     connection.execute(
         insert(clicks).values(
             event_id=event.id,
