@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 
 from quanzhan.api.auth import BEARER, Operator, RuntimeDep, require_operator
@@ -28,11 +31,32 @@ _encode = json.JSONEncoder(separators=(",", ":")).encode
 _RACE_RETRIES = 8
 
 
-@router.post("/decisions", response_model=DecisionOut, openapi_extra=BEARER)
-async def decide(body: DecisionIn, request: Request) -> Response:
+_DECISION_BODY: dict[str, Any] = {
+    **BEARER,
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": DecisionIn.model_json_schema()}},
+    },
+}
+
+
+@router.post(
+    "/decisions",
+    response_model=DecisionOut,
+    openapi_extra=_DECISION_BODY,
+    responses={422: {"description": "Validation Error"}},
+)
+async def decide(request: Request) -> Response:
     """The ads for one page view: up to ``slots`` items, each with a signed click token that the
     platform sends back with the ad's impression and click events."""
     runtime = await require_operator(request)
+    # The body is validated straight from its bytes by pydantic-core, without FastAPI's
+    # per-parameter machinery: the same model, the same 422, a fraction of the cost.
+    try:
+        body = DecisionIn.model_validate_json(await request.body())
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        raise RequestValidationError(errors) from None
     answer = await runtime.decider.decide(
         AdRequest(
             surface=Surface.parse(body.surface),
