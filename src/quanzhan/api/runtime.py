@@ -30,6 +30,10 @@ from quanzhan.store.schema import campaign_days, campaigns, clicks, controllers,
 
 log = logging.getLogger("quanzhan.service")
 
+# Shoppers' interest profiles are learned from this much recent click history at most.
+_PROFILE_DAYS = 30
+_PROFILE_CLICKS = 1_000_000
+
 
 class Runtime:
     def __init__(self, settings: ServiceSettings, *, clock: Callable[[], float]) -> None:
@@ -117,7 +121,7 @@ class Runtime:
                     campaign_rows_db=campaign_rows,
                     config=self.settings.engine,
                 )
-                self._learn_clicks(connection, snapshot, since=0.0)
+                self._learn_clicks(connection, snapshot, since=now - _PROFILE_DAYS * 86_400.0)
                 self.decider.snapshot = snapshot
             else:
                 self._learn_clicks(connection, snapshot, since=self._clicks_learned_until)
@@ -141,7 +145,10 @@ class Runtime:
 
     def _learn_clicks(self, connection: Any, snapshot: Snapshot, *, since: float) -> None:
         rows = connection.execute(
-            select(clicks.c.user_id, clicks.c.item_id).where(clicks.c.time >= since)
+            select(clicks.c.user_id, clicks.c.item_id)
+            .where(clicks.c.time >= since)
+            .order_by(clicks.c.time.desc())
+            .limit(_PROFILE_CLICKS)
         ).all()
         if rows:
             snapshot.learn_clicks([r[0] for r in rows], [int(r[1]) for r in rows])

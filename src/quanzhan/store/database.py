@@ -26,7 +26,7 @@ from sqlalchemy.pool import NullPool
 
 from quanzhan.errors import ConfigError
 
-_MIGRATIONS = Path(__file__).with_name("migrations")
+MIGRATIONS = Path(__file__).with_name("migrations")
 # Any fixed number: the PostgreSQL advisory lock that lets one process migrate at a time.
 _MIGRATION_LOCK = 0x5175616E
 _RETRIES = 8
@@ -87,7 +87,7 @@ class Database:
     def migrate(self) -> None:
         """Bring the schema to the newest migration (at every start; a no-op when current)."""
         config = Config()
-        config.set_main_option("script_location", str(_MIGRATIONS))
+        config.set_main_option("script_location", str(MIGRATIONS))
         with self.write() as connection:
             if self.dialect == "postgresql":
                 connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
@@ -102,7 +102,7 @@ class Database:
     @staticmethod
     def head() -> str | None:
         config = Config()
-        config.set_main_option("script_location", str(_MIGRATIONS))
+        config.set_main_option("script_location", str(MIGRATIONS))
         return ScriptDirectory.from_config(config).get_current_head()
 
     def dispose(self) -> None:

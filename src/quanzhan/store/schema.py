@@ -127,6 +127,7 @@ clicks = Table(
     UniqueConstraint("decision_id", "slot", name="uq_clicks_ad"),
     Index("ix_clicks_campaign_time", "campaign_id", "time"),
     Index("ix_clicks_user_item_time", "user_id", "item_id", "time"),
+    Index("ix_clicks_time", "time"),
 )
 
 ledger = Table(
