@@ -22,8 +22,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from quanzhan.api.snapshot import MAX_SLOTS, Snapshot, user_row
-from quanzhan.api.tokens import ClickToken, TokenSigner
-from quanzhan.domain import Surface
+from quanzhan.api.tokens import TokenSigner
+from quanzhan.domain import SURFACE_NAMES, Surface
 from quanzhan.engine.batch import RequestBatch
 from quanzhan.store.events import hour_of
 
@@ -180,39 +180,39 @@ class Decider:
             ),
             n_slots=np.array([min(r.slots, MAX_SLOTS) for r in requests], dtype=np.int16),
         )
-        campaign_ids = snapshot.campaign_ids
         multiplier, remaining = self._aligned(snapshot, steering)
         decision = snapshot.engine.decide(
             batch, multiplier=multiplier, remaining_budget=remaining
         ).decision
         expires = now + self.token_ttl
+        # Plain lists from here on: indexing numpy arrays one scalar at a time costs more than
+        # the whole engine call on a batch.
+        won_campaign, won_item = decision.campaign.tolist(), decision.item.tolist()
+        won_price, won_pcvr = decision.price.tolist(), decision.pcvr.tolist()
+        campaign_ids, item_ids = snapshot.campaign_id_list, snapshot.item_id_list
+        item_price = snapshot.item_price_list
         answers = []
         for row, request in enumerate(requests):
             ads = []
-            for slot in np.flatnonzero(decision.campaign[row] >= 0):
-                campaign_row = int(decision.campaign[row, slot])
-                item_row = int(decision.item[row, slot])
-                pcvr = float(decision.pcvr[row, slot])
-                token = ClickToken(
-                    decision_id=decision_ids[row],
-                    slot=int(slot),
-                    campaign_id=int(campaign_ids[campaign_row]),
-                    item_id=int(snapshot.item_ids[item_row]),
-                    price=_cents_down(float(decision.price[row, slot])),
-                    pcvr=pcvr,
-                    value=pcvr * float(snapshot.item_price[item_row]),
-                    surface=request.surface.label,
-                    user_id=request.user_id,
-                    expires_at=expires,
+            for slot, campaign_row in enumerate(won_campaign[row]):
+                if campaign_row < 0:
+                    continue
+                item_row = won_item[row][slot]
+                pcvr = won_pcvr[row][slot]
+                campaign_id, item_id = campaign_ids[campaign_row], item_ids[item_row]
+                token = self.signer.sign_fields(
+                    decision_ids[row],
+                    slot,
+                    campaign_id,
+                    item_id,
+                    _cents_down(won_price[row][slot]),
+                    pcvr,
+                    pcvr * item_price[item_row],
+                    SURFACE_NAMES[request.surface],
+                    request.user_id,
+                    expires,
                 )
-                ads.append(
-                    Ad(
-                        slot=int(slot),
-                        item_id=token.item_id,
-                        campaign_id=token.campaign_id,
-                        click_token=self.signer.sign(token),
-                    )
-                )
+                ads.append(Ad(slot, item_id, campaign_id, token))
             answers.append(Answer(decision_ids[row], ads))
         return answers
 

@@ -63,6 +63,10 @@ class Snapshot:
     item_price: NDArray[np.float64]
     vocabulary: dict[str, int]
     engine: Engine | None  # None while no campaign is active
+    # The same ids and prices as plain lists, for the per-ad loop of every decision.
+    item_id_list: list[int]
+    item_price_list: list[float]
+    campaign_id_list: list[int]
 
     @classmethod
     def build(
@@ -124,6 +128,9 @@ class Snapshot:
             item_price=price,
             vocabulary=vocabulary,
             engine=engine,
+            item_id_list=item_ids.tolist(),
+            item_price_list=price.tolist(),
+            campaign_id_list=campaign_ids.tolist(),
         )
 
     def query_terms(self, query: str | None) -> list[int]:

@@ -45,14 +45,39 @@ class TokenSigner:
         self._secret = secret
 
     def sign(self, token: ClickToken) -> str:
-        # Formatted by hand (JSON all the same): this runs for every ad served, and json.dumps
-        # and dataclasses.asdict cost more than the signature. ``repr`` of a finite float is
-        # JSON's spelling of it.
-        user = "null" if token.user_id is None else _json_string(token.user_id)
+        return self.sign_fields(
+            token.decision_id,
+            token.slot,
+            token.campaign_id,
+            token.item_id,
+            token.price,
+            token.pcvr,
+            token.value,
+            token.surface,
+            token.user_id,
+            token.expires_at,
+        )
+
+    def sign_fields(
+        self,
+        decision_id: str,
+        slot: int,
+        campaign_id: int,
+        item_id: int,
+        price: float,
+        pcvr: float,
+        value: float,
+        surface: str,
+        user_id: str | None,
+        expires_at: float,
+    ) -> str:
+        """``sign`` of the ``ClickToken`` with these fields, in its field order, without making
+        one: this runs for every ad served. The JSON is formatted by hand (``repr`` of a finite
+        float is JSON's spelling of it), as json.dumps costs more than the signature."""
+        user = "null" if user_id is None else _json_string(user_id)
         body = (
-            f"[{_VERSION},{_json_string(token.decision_id)},{token.slot:d},{token.campaign_id:d},"
-            f"{token.item_id:d},{token.price!r},{token.pcvr!r},{token.value!r},"
-            f'"{token.surface}",{user},{token.expires_at!r}]'
+            f"[{_VERSION},{_json_string(decision_id)},{slot:d},{campaign_id:d},{item_id:d},"
+            f'{price!r},{pcvr!r},{value!r},"{surface}",{user},{expires_at!r}]'
         )
         payload = _b64(body.encode())
         return f"{payload}.{_b64(self._mac(payload))}"
