@@ -210,3 +210,22 @@ def test_batches_of_one_surface_and_empty_batches() -> None:
     for batch in (_batch([Surface.SEARCH], [[9]]), _batch([Surface.OFFSITE]), _batch([])):
         found = retriever.retrieve(batch, interest=_uniform(len(batch)), live=_all_live())
         assert found.campaign.shape == (len(batch), 6)
+
+
+def test_k_overrides_the_depth_for_one_call_only() -> None:
+    retriever = _retriever(k=2)
+    batch = _batch([Surface.SEARCH, Surface.HOME_FEED, Surface.DETAIL], [[8], [], []], [-1, -1, 9])
+    interest = _uniform(len(batch))
+    short = retriever.retrieve(batch, interest=interest, live=_all_live())
+    deep = retriever.retrieve(batch, interest=interest, live=_all_live(), k=N_CAMPAIGNS)
+    again = retriever.retrieve(batch, interest=interest, live=_all_live())
+    assert short.campaign.shape == again.campaign.shape == (len(batch), 2)
+    assert np.array_equal(short.campaign, again.campaign)
+    assert deep.campaign.shape == (len(batch), N_CAMPAIGNS)
+    # Term 8 is in four campaign titles: the deeper list holds them all, best first as before.
+    assert np.array_equal(deep.campaign[0, :2], short.campaign[0])
+    assert {1, 3, 6, 8} <= set(_found(deep.campaign[0]))
+    for row in (1, 2):
+        assert sorted(_found(deep.campaign[row])) == list(range(N_CAMPAIGNS))
+    with pytest.raises(ValueError):
+        retriever.retrieve(batch, interest=interest, live=_all_live(), k=0)

@@ -63,29 +63,38 @@ class Retriever:
         self._index = self._vector_index()
 
     def retrieve(
-        self, batch: RequestBatch, *, interest: NDArray[np.float32], live: NDArray[np.bool_]
+        self,
+        batch: RequestBatch,
+        *,
+        interest: NDArray[np.float32],
+        live: NDArray[np.bool_],
+        k: int | None = None,
     ) -> Candidates:
         """``(n, k)`` candidate campaigns per request, best first, ``-1`` padded.
 
         ``interest`` is ``(n, categories)``: each viewer's category profile; only ``live``
-        campaigns are retrieved.
+        campaigns are retrieved. ``k`` overrides the configured depth for this call (deeper
+        lists for measuring recall).
         """
+        depth = self.k if k is None else k
+        if depth < 1:
+            raise ValueError("k must be at least 1")
         if not np.array_equal(live, self._live):
             self._live = live.copy()
             self._index = self._vector_index()
         n = len(batch)
-        campaign = np.full((n, self.k), -1, dtype=np.int32)
-        score = np.zeros((n, self.k), dtype=np.float32)
+        campaign = np.full((n, depth), -1, dtype=np.int32)
+        score = np.zeros((n, depth), dtype=np.float32)
         search = batch.surface == Surface.SEARCH
         for rows, (found, found_score) in (
-            (np.flatnonzero(search), self._search(batch, search)),
-            (np.flatnonzero(~search), self._similar(batch, ~search, interest[~search])),
+            (np.flatnonzero(search), self._search(batch, search, depth)),
+            (np.flatnonzero(~search), self._similar(batch, ~search, interest[~search], depth)),
         ):
             campaign[rows], score[rows] = found, found_score
         return Candidates(campaign=campaign, score=score)
 
     def _search(
-        self, batch: RequestBatch, rows: NDArray[np.bool_]
+        self, batch: RequestBatch, rows: NDArray[np.bool_], k: int
     ) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
         terms = batch.query_terms[rows]
         n, n_terms = len(terms), self.items.n_terms
@@ -95,10 +104,10 @@ class Retriever:
         expanded = query @ self._term_category
         expanded = _normalise_rows(expanded.tocsr()) * _CATEGORY_WEIGHT
         scores = sp.hstack([query, expanded], format="csr") @ self._text_index
-        return _top_k(scores.tocsr(), self.k, bonus=QUALITY_WEIGHT * self._quality, live=self._live)
+        return _top_k(scores.tocsr(), k, bonus=QUALITY_WEIGHT * self._quality, live=self._live)
 
     def _similar(
-        self, batch: RequestBatch, rows: NDArray[np.bool_], interest: NDArray[np.float32]
+        self, batch: RequestBatch, rows: NDArray[np.bool_], interest: NDArray[np.float32], k: int
     ) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
         surface, context = batch.surface[rows], batch.context_item[rows]
         share = np.zeros(len(surface), dtype=np.float32)
@@ -108,7 +117,7 @@ class Retriever:
         profile = _unit_rows(interest @ self._vectors)
         on_screen = self._vectors[self.items.category[np.maximum(context, 0)]]
         query = (1.0 - share)[:, None] * profile + share[:, None] * on_screen
-        return self._index.search(query.astype(np.float32), self.k)
+        return self._index.search(query.astype(np.float32), k)
 
     def _campaign_text_index(self) -> sp.csr_matrix:
         """``(terms + categories, campaigns)``: which campaign items carry which term, category."""

@@ -67,7 +67,7 @@ def run_policy(
     if policy not in BENCH_POLICIES:
         raise ConfigError(f"unknown policy {policy!r}; known: {', '.join(BENCH_POLICIES)}")
     chosen = DEFAULT_POLICY if policy == MANUAL_CPC else policy
-    simulation = Simulation(config, seed=seed, policy=make_policy(chosen), menus=True)
+    simulation = Simulation(config, seed=seed, policy=make_policy(chosen), menus=True, recall=False)
     if policy == MANUAL_CPC:
         _as_manual(simulation)
     report = None if progress is None else (lambda done, total: progress(policy, done, total))

@@ -5,7 +5,8 @@ market shows the ads and samples clicks; the ledger charges them (it alone enfor
 attribution credits the orders whose time has come; the policy sees the tick's figures and
 moves; on schedule the engine relearns from its log. After the last tick the orders still to
 come are credited too. An optional oracle records ground-truth slot menus and outcomes, for
-evaluation only (the hindsight optimum); the engine and the policy never see it.
+evaluation only (the hindsight optimum), and a thin sample of requests measures retrieval's
+recall against the truth; the engine and the policy never see either.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from quanzhan.sim.config import ScenarioConfig
 from quanzhan.sim.evaluation import PredictionRecord
 from quanzhan.sim.market import Feedback, Market, MarketView, Orders
 from quanzhan.sim.oracle import Oracle
+from quanzhan.sim.recall import RetrievalRecall
 
 Progress = Callable[[int, int], None]
 
@@ -52,13 +54,15 @@ class SimulationResult:
     refreshes: int
     free_clicks: int
     oracle: Oracle
+    retrieval: RetrievalRecall
 
 
 class Simulation:
     """One scenario run from one seed, steered by one policy; ``run`` plays every tick.
 
     ``policy`` defaults to the scenario's (``engine.policy``); ``menus`` turns on the oracle
-    (ground-truth slot menus for the hindsight optimum), which costs time and memory.
+    (ground-truth slot menus for the hindsight optimum), which costs time and memory;
+    ``recall`` measures retrieval's recall on a sample of requests (``sim.recall``).
     """
 
     def __init__(
@@ -68,6 +72,7 @@ class Simulation:
         seed: int,
         policy: Policy | None = None,
         menus: bool = False,
+        recall: bool = True,
     ) -> None:
         if seed < 0:
             raise ValueError("seed must be non-negative")
@@ -103,6 +108,13 @@ class Simulation:
         self.forecast.add_day(self.view.history_hourly_requests.astype(np.float64))
         self.observer = TickObserver(n_campaigns=len(campaigns))
         self.oracle = Oracle(market=self.market, days=config.traffic.days, enabled=menus)
+        self.retrieval = RetrievalRecall(
+            engine=self.engine,
+            market=self.market,
+            requests_per_day=config.traffic.requests_per_day,
+            tick_minutes=config.traffic.tick_minutes,
+            enabled=recall,
+        )
         self.click_prediction = PredictionRecord()
         self.purchase_prediction = PredictionRecord()
         self._item_campaign = np.full(len(self.view.items), -1, dtype=np.int32)
@@ -121,7 +133,7 @@ class Simulation:
             batch = self.market.next_requests()
             if batch is None:
                 break
-            self._tick(batch)
+            self._tick(tick, batch)
             if progress is not None:
                 progress(tick + 1, total)
         self._credit(self.market.remaining_orders())
@@ -138,6 +150,7 @@ class Simulation:
             refreshes=self.engine.predictor.refreshes,
             free_clicks=self._free_clicks,
             oracle=self.oracle,
+            retrieval=self.retrieval,
         )
 
     def _maybe_new_day(self, tick: int) -> None:
@@ -148,20 +161,24 @@ class Simulation:
             self.forecast.end_day()
             self.observer.start_day(at=now)
 
-    def _tick(self, batch: RequestBatch) -> None:
+    def _tick(self, tick: int, batch: RequestBatch) -> None:
         self.forecast.observe(batch.time)
         self.stats.add_platform("requests", surface=batch.surface, time=batch.time)
+        remaining = self.ledger.remaining()
+        active = self.market.campaigns_active()
         decided = self.engine.decide(
             batch,
             multiplier=self.policy.multipliers(),
-            remaining_budget=self.ledger.remaining(),
-            active=self.market.campaigns_active(),
+            remaining_budget=remaining,
+            active=active,
             with_menus=self._menus,
             menu_campaigns=self.steered,
         )
         decision = decided.decision
         self.engine.record_auctions(batch, decision)
         feedback = self.market.serve(campaign=decision.campaign, item=decision.item)
+        # The campaigns that could bid in these auctions, with the engine as it just decided.
+        self.retrieval.measure(tick=tick, batch=batch, live=active & (remaining > 0))
         if decided.menus is not None:
             self._note_menus(batch, decided.menus)
         self.oracle.record_impressions(batch=batch, decision=decision, feedback=feedback)
