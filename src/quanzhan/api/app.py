@@ -52,8 +52,9 @@ def create_app(settings: ServiceSettings, *, clock: Callable[[], float] = wall_c
         lifespan=lifespan,
     )
     app.state.runtime = runtime
-    app.include_router(catalog.router)
+    # Routes are matched in order: the platform's hot ones first.
     app.include_router(serving.router)
+    app.include_router(catalog.router)
     app.include_router(reports.router)
 
     @app.get("/healthz", response_model=Health, tags=["service"])

@@ -2,8 +2,9 @@
 
 Requests wait in a queue while the engine works on the batch before them, so under load each
 ``Engine.decide`` call serves many page views and its fixed cost is shared; an idle server
-answers a lone request at once. The engine runs in a worker thread so the event loop keeps
-taking requests meanwhile.
+answers a lone request at once. The engine runs on the event loop itself: measured, handing each
+batch to a worker thread cost more in GIL hand-overs than it won (decisions/floor 0.39 against
+0.45), and the batches came out smaller. A process uses one core; ``serve --workers`` adds more.
 """
 
 from __future__ import annotations
@@ -124,9 +125,12 @@ class Decider:
             await self._wake.wait()
             self._wake.clear()
             while self._queue:
+                # Let the requests already read off the sockets reach the queue first, so one
+                # engine call serves them all.
+                await asyncio.sleep(0)
                 batch, self._queue = self._queue[:_MAX_BATCH], self._queue[_MAX_BATCH:]
                 try:
-                    answers = await asyncio.to_thread(self.decide_now, [r for r, _ in batch])
+                    answers = self.decide_now([r for r, _ in batch])
                 except Exception as exc:  # every waiter hears of it, none hangs
                     for _, future in batch:
                         if not future.done():
