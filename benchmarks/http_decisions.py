@@ -142,6 +142,9 @@ def _start_server(folder: Path, port: int) -> subprocess.Popen[bytes]:
     command = [
         sys.executable, "-m", "quanzhan.cli", "serve", "--port", str(port),
         "--database", f"sqlite:///{folder / 'bench.db'}", "--log-level", "warning",
+        # No control tick during the rounds: steering 2,000 campaigns is a second of work that
+        # would land in one round or another and blur the comparison; it is not decision work.
+        "--tick-seconds", "3600",
     ]  # fmt: skip
     env = {**os.environ, "QUANZHAN_OPERATOR_KEY": OPERATOR_KEY}
     log = (folder / "server.log").open("wb")
@@ -263,7 +266,7 @@ def _report(
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         START,
-        "## HTTP decisions (`python benchmarks/http_decisions.py --write`)",
+        f"## HTTP decisions (`python benchmarks/http_decisions.py {' '.join(sys.argv[1:])}`)",
         "",
         f"Measured {when} on {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}: one `quanzhan serve` worker on SQLite with {args.items} "
