@@ -292,3 +292,34 @@ def test_small_search_batches_in_dense_arrays_match_the_sparse_path(
         clear = np.ones_like(dense.campaign, dtype=bool)
     np.testing.assert_array_equal(dense.campaign[clear], sparse.campaign[clear])
     assert np.array_equal(dense.campaign >= 0, sparse.campaign >= 0)
+
+
+def test_a_word_in_every_title_still_finds_campaigns() -> None:
+    """A small shop whose titles all say 'shoe': a search for 'shoe' must not come back empty."""
+    items = ItemTable(
+        category=np.array([0, 0, 1], dtype=np.int32),
+        merchant=np.zeros(3, dtype=np.int32),
+        price=np.array([10.0, 20.0, 30.0]),
+        title_terms=np.array([[0, 1], [0, 2], [0, -1]], dtype=np.int32),
+        n_categories=2,
+        n_terms=3,
+    )
+    retriever = Retriever(
+        items=items,
+        campaign_item=np.array([0, 1, 2], dtype=np.int32),
+        k=3,
+        category_vectors=np.eye(2, dtype=np.float32),
+    )
+    batch = RequestBatch(
+        request_id=np.zeros(1, dtype=np.int64),
+        time=np.zeros(1),
+        surface=np.array([Surface.SEARCH], dtype=np.int8),
+        user=np.array([-1], dtype=np.int32),
+        query_terms=np.array([[0]], dtype=np.int32),
+        context_item=np.array([-1], dtype=np.int32),
+        n_slots=np.ones(1, dtype=np.int16),
+    )
+    found = retriever.retrieve(
+        batch, interest=np.full((1, 2), 0.5, dtype=np.float32), live=np.ones(3, dtype=bool)
+    )
+    assert sorted(found.campaign[0].tolist()) == [0, 1, 2]

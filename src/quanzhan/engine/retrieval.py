@@ -199,7 +199,12 @@ def _idf(items: ItemTable) -> NDArray[np.float32]:
     r, c = np.nonzero(items.title_terms >= 0)
     present = np.unique(items.title_terms[r, c].astype(np.int64) * len(items) + r)
     documents = np.bincount(present // len(items), minlength=items.n_terms)
-    idf: NDArray[np.float32] = np.log((len(items) + 1) / (documents + 1)).astype(np.float32)
+    # BM25's idf: positive even for a term in every title, so a small catalog whose titles all
+    # share a word still answers a search for it (log(N/df) would weigh that word zero).
+    n = len(items)
+    idf: NDArray[np.float32] = np.log1p((n - documents + 0.5) / (documents + 0.5)).astype(
+        np.float32
+    )
     return idf
 
 
