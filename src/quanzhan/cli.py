@@ -151,15 +151,23 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
     database: Annotated[
-        str, typer.Option(help="SQLAlchemy URL: sqlite:///FILE or postgresql+psycopg://...")
-    ] = "sqlite:///quanzhan.db",
+        str | None,
+        typer.Option(
+            help="SQLAlchemy URL: sqlite:///FILE or postgresql+psycopg://... "
+            "[default: QUANZHAN_DATABASE_URL, else sqlite:///quanzhan.db]"
+        ),
+    ] = None,
     redis: Annotated[
         str | None, typer.Option(help="Redis URL for spend counters shared by processes.")
     ] = None,
     workers: Annotated[int, typer.Option(help="Server processes.", min=1, max=64)] = 1,
     tick_seconds: Annotated[
-        float, typer.Option(help="Seconds between control ticks (bid multiplier updates).")
-    ] = 60.0,
+        float,
+        typer.Option(
+            help="Seconds between control ticks (bid multiplier updates); the policies are "
+            "tuned to the simulator's 15-minute tick."
+        ),
+    ] = 900.0,
     demo: Annotated[
         bool, typer.Option(help="Make up an operator key and print it (for trying it out).")
     ] = False,
@@ -182,7 +190,9 @@ def serve(
     if demo and not os.environ.get(OPERATOR_KEY_ENV):
         os.environ[OPERATOR_KEY_ENV] = secrets.token_urlsafe(24)
         console.print(f"operator key (demo): {os.environ[OPERATOR_KEY_ENV]}")
+    database = database or os.environ.get("QUANZHAN_DATABASE_URL") or "sqlite:///quanzhan.db"
     os.environ["QUANZHAN_DATABASE_URL"] = database
+    os.environ["QUANZHAN_LOG_LEVEL"] = log_level.lower()
     os.environ["QUANZHAN_TICK_SECONDS"] = str(tick_seconds)
     if redis:
         os.environ["QUANZHAN_REDIS_URL"] = redis

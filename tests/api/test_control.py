@@ -153,3 +153,53 @@ def test_one_process_holds_the_lease_until_it_lapses(database: Database) -> None
     clock.now += 3 * 60.0 + 1.0  # a missed three ticks: its lease lapsed
     assert b.tick()
     assert not a.tick()
+
+
+def test_a_tick_does_not_overwrite_a_budget_changed_while_it_computed(database: Database) -> None:
+    campaign = _campaign(database, budget=1000.0, target=3.0)
+    clock = Clock(MORNING + 60.0)
+    loop = ControlLoop(database=database, tick_seconds=60.0, holder="a", clock=clock)
+    _clicks(database, campaign, n=5, price=1.0, value=0.5, now=clock.now, tag="t")
+    with database.read() as connection:
+        steered = loop._steer(connection, clock.now)
+    # The merchant raises the budget while the tick computes: its new controller must stay.
+    fresh = new_controller(
+        policy="dual", daily_budget=5000.0, target_roi=3.0, roi_basis="full_site", now=clock.now
+    )
+    database.retrying(
+        lambda c: catalog.update_campaign(
+            c,
+            merchant_id=1,
+            campaign_id=campaign,
+            changes={"daily_budget": 5000.0},
+            controller=fresh,
+            now=clock.now + 1.0,
+        )
+    )
+    database.retrying(lambda c: loop._write(c, steered, clock.now + 2.0))
+    with database.read() as connection:
+        state = connection.execute(
+            select(controllers.c.state).where(controllers.c.campaign_id == campaign)
+        ).scalar_one()
+    assert state == fresh.state
+
+
+def test_every_campaign_change_moves_the_catalog_version(database: Database) -> None:
+    first = _campaign(database, budget=100.0, target=2.0)
+    with database.read() as connection:
+        before = catalog.catalog_version(connection)
+    # A change stamped earlier than the newest one (it waited for the lock, or a clock stepped
+    # back) must still be seen by the serving processes.
+    database.retrying(
+        lambda c: catalog.update_campaign(
+            c,
+            merchant_id=1,
+            campaign_id=first,
+            changes={"status": "paused"},
+            controller=None,
+            now=MORNING - 3600.0,
+        )
+    )
+    with database.read() as connection:
+        after = catalog.catalog_version(connection)
+    assert after != before

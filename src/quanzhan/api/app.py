@@ -6,7 +6,9 @@ hands to uvicorn (settings from ``QUANZHAN_*`` variables, so every worker proces
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
@@ -20,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from quanzhan import __version__
 from quanzhan.api.control import wall_clock
+from quanzhan.api.logs import configure
 from quanzhan.api.metrics import Metrics
 from quanzhan.api.routes import catalog, reports, serving
 from quanzhan.api.runtime import Runtime
@@ -99,8 +102,12 @@ class _Guard:
         start = time.perf_counter()
         status = 500
         declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
-            await _too_large(send, self.max_body)
+        if declared is not None and not declared.isdigit():
+            await _refuse(send, 400, "malformed Content-Length header")
+            self._count(scope, 400, start)
+            return
+        if declared is not None and int(declared) > self.max_body:
+            await _refuse(send, 413, f"request body over {self.max_body} bytes")
             self._count(scope, 413, start)
             return
         body = bytearray()
@@ -112,7 +119,7 @@ class _Guard:
             body += message.get("body", b"")
             more = message.get("more_body", False)
             if len(body) > self.max_body:
-                await _too_large(send, self.max_body)
+                await _refuse(send, 413, f"request body over {self.max_body} bytes")
                 self._count(scope, 413, start)
                 return
         replayed = False
@@ -144,12 +151,12 @@ class _Guard:
             log.error("request failed", extra={"path": scope["path"], "status": status})
 
 
-async def _too_large(send: Callable[[Message], Awaitable[None]], limit: int) -> None:
-    body = f'{{"detail":"request body over {limit} bytes"}}'.encode()
+async def _refuse(send: Callable[[Message], Awaitable[None]], status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
@@ -160,4 +167,6 @@ async def _too_large(send: Callable[[Message], Awaitable[None]], limit: int) -> 
 
 
 def app_from_environment() -> FastAPI:
+    # Configured here, in the process that serves: uvicorn's workers are fresh processes.
+    configure(os.environ.get("QUANZHAN_LOG_LEVEL", "info"))
     return create_app(ServiceSettings.from_environment())

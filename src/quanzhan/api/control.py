@@ -14,11 +14,13 @@ import logging
 import pickle
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from quanzhan.bidding.delay import DelayModel
 from quanzhan.bidding.forecast import TrafficForecast
@@ -40,6 +42,7 @@ log = logging.getLogger("quanzhan.control")
 
 _LEASE = "control"
 _FORECAST_DAYS = 7
+_DELAY_REFIT_SECONDS = 3600.0
 
 
 def new_controller(
@@ -63,8 +66,22 @@ def new_controller(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Steered:
+    campaign_id: int
+    seen: float  # the controller row's updated_at when it was read
+    multiplier: float
+    state: bytes
+
+
 class ControlLoop:
-    """Runs one tick at a time; ``holder`` names this process for the lease."""
+    """Runs one tick at a time; ``holder`` names this process for the lease.
+
+    A tick reads in one transaction, computes outside any, and writes in a short one, so event
+    intake is not held up by the policies' arithmetic. A controller row changed in between (a
+    merchant's new budget or target) keeps the change: the write is conditional on the row being
+    as it was read.
+    """
 
     def __init__(
         self, *, database: Database, tick_seconds: float, holder: str, clock: Callable[[], float]
@@ -74,13 +91,22 @@ class ControlLoop:
         self.holder = holder
         self.clock = clock
         self.ticks = 0
+        self._delay = DelayModel()
+        self._delay_fitted_at = -np.inf
 
     def tick(self) -> bool:
         """One control tick if this process holds the lease; whether it ran."""
         now = self.clock()
         if not self.database.retrying(lambda c: self._take_lease(c, now)):
             return False
-        self.database.retrying(lambda c: self._steer(c, now))
+        try:
+            with self.database.read() as connection:
+                steered = self._steer(connection, now)
+            self.database.retrying(lambda c: self._write(c, steered, now))
+        except Exception:
+            # Let another process take over at once rather than after three missed ticks.
+            self.database.retrying(self._release_lease)
+            raise
         self.ticks += 1
         return True
 
@@ -99,30 +125,44 @@ class ControlLoop:
         exists = connection.execute(select(leases.c.name).where(leases.c.name == _LEASE)).first()
         if exists is not None:
             return False
-        connection.execute(
-            insert(leases).values(name=_LEASE, holder=self.holder, expires_at=expires)
-        )
+        try:
+            with connection.begin_nested():
+                connection.execute(
+                    insert(leases).values(name=_LEASE, holder=self.holder, expires_at=expires)
+                )
+        except IntegrityError:  # another process made the lease first
+            return False
         return True
 
-    def _steer(self, connection: Connection, now: float) -> None:
+    def _release_lease(self, connection: Connection) -> None:
+        connection.execute(
+            update(leases)
+            .where(leases.c.name == _LEASE, leases.c.holder == self.holder)
+            .values(expires_at=0.0)
+        )
+
+    def _steer(self, connection: Connection, now: float) -> list[_Steered]:
         rows = active_controllers(connection)
         if not rows:
-            return
+            return []
         today = day_of(now)
         midnight = datetime.fromisoformat(today).replace(tzinfo=UTC)
         day_start = midnight.timestamp()
         figures = day_figures(connection, rows=rows, day=today, day_start=day_start)
-        delay = DelayModel()
-        click_time, order_time = order_delays(connection, now=now)
-        if len(click_time):
-            delay.fit(delay=order_time - click_time, horizon=now - click_time)
+        if now - self._delay_fitted_at >= _DELAY_REFIT_SECONDS:
+            # Hourly, as in the simulator: the fit reads a week of orders.
+            click_time, order_time = order_delays(connection, now=now)
+            if len(click_time):
+                self._delay.fit(delay=order_time - click_time, horizon=now - click_time)
+            self._delay_fitted_at = now
         arrived: NDArray[np.float64] = np.bincount(
             figures.click_campaign,
-            weights=figures.click_pcvr * delay.share_arrived(now - figures.click_time),
+            weights=figures.click_pcvr * self._delay.share_arrived(now - figures.click_time),
             minlength=len(rows),
         ).astype(np.float64)
         day_fraction = (now - day_start) / DAY_SECONDS
         planned = self._forecast(connection, midnight).share_elapsed(day_fraction)
+        steered = []
         for i, row in enumerate(rows):
             policy: Policy = pickle.loads(row["state"])
             if row["day"] != today:
@@ -141,18 +181,27 @@ class ControlLoop:
                     clicks=figures.clicks[i : i + 1],
                 )
             )
-            multiplier = float(policy.multipliers()[0])
-            connection.execute(
-                update(controllers)
-                .where(controllers.c.campaign_id == row["id"])
-                .values(
-                    multiplier=multiplier,
+            steered.append(
+                _Steered(
+                    campaign_id=int(row["id"]),
+                    seen=float(row["updated_at"]),
+                    multiplier=float(policy.multipliers()[0]),
                     state=pickle.dumps(policy),
-                    day=today,
-                    updated_at=now,
                 )
             )
-            log.debug("steered", extra={"campaign_id": row["id"], "multiplier": multiplier})
+        return steered
+
+    def _write(self, connection: Connection, steered: list[_Steered], now: float) -> None:
+        today = day_of(now)
+        for one in steered:
+            connection.execute(
+                update(controllers)
+                .where(
+                    controllers.c.campaign_id == one.campaign_id,
+                    controllers.c.updated_at == one.seen,
+                )
+                .values(multiplier=one.multiplier, state=one.state, day=today, updated_at=now)
+            )
 
     @staticmethod
     def _forecast(connection: Connection, midnight: datetime) -> TrafficForecast:

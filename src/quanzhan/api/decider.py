@@ -119,6 +119,11 @@ class Decider:
             counts, self._traffic = self._traffic, Counter()
         return counts
 
+    def give_back_traffic(self, counts: Counter[str]) -> None:
+        """Counts taken by ``take_traffic`` that could not be stored: kept for the next try."""
+        with self._lock:
+            self._traffic.update(counts)
+
     async def _run(self) -> None:
         assert self._wake is not None
         while True:

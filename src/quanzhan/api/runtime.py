@@ -8,6 +8,7 @@ import contextlib
 import logging
 import os
 import socket
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +23,7 @@ from quanzhan.api.settings import ServiceSettings
 from quanzhan.api.snapshot import Snapshot
 from quanzhan.api.tokens import TokenSigner
 from quanzhan.bidding.registry import make_policy
+from quanzhan.errors import ConfigError
 from quanzhan.store import catalog
 from quanzhan.store.counters import SpendBoard, make_spend_board
 from quanzhan.store.database import Database
@@ -30,6 +32,8 @@ from quanzhan.store.schema import campaign_days, campaigns, clicks, controllers,
 
 log = logging.getLogger("quanzhan.service")
 
+_SPEND_POLL_SECONDS = 0.05
+
 # Shoppers' interest profiles are learned from this much recent click history at most.
 _PROFILE_DAYS = 30
 _PROFILE_CLICKS = 1_000_000
@@ -37,7 +41,12 @@ _PROFILE_CLICKS = 1_000_000
 
 class Runtime:
     def __init__(self, settings: ServiceSettings, *, clock: Callable[[], float]) -> None:
-        make_policy(settings.policy)  # an unknown policy stops the start, not the first campaign
+        policy = make_policy(settings.policy)  # an unknown one stops the start, not a campaign
+        if policy.needs_menus:
+            raise ConfigError(
+                f"policy {settings.policy!r} re-solves over slot menus, which the service does "
+                "not gather; use one that does not (dual, pid_roi, proportional)"
+            )
         self.settings = settings
         self.clock = clock
         self.database = Database(settings.database_url)
@@ -79,6 +88,12 @@ class Runtime:
                 self._every(self.settings.tick_seconds, self.control.tick)
             ),
         ]
+        if self.settings.redis_url is not None:
+            self._tasks.append(
+                asyncio.get_running_loop().create_task(
+                    self._every(_SPEND_POLL_SECONDS, self.poll_spend)
+                )
+            )
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -143,6 +158,17 @@ class Runtime:
         self.decider.steering = Steering(multiplier=multiplier, spend=spend)
         self.flush_traffic()
 
+    def poll_spend(self) -> None:
+        """Today's spend from the shared board, between database refreshes: a campaign another
+        process just exhausted stops bidding here within a poll."""
+        board = self.spend_board.read(day_of(self.clock()))
+        current = self.decider.steering
+        moved = {c: a for c, a in board.items() if a > current.spend.get(c, 0.0)}
+        if moved:
+            self.decider.steering = Steering(
+                multiplier=current.multiplier, spend={**current.spend, **moved}
+            )
+
     def _learn_clicks(self, connection: Any, snapshot: Snapshot, *, since: float) -> None:
         rows = connection.execute(
             select(clicks.c.user_id, clicks.c.item_id)
@@ -157,16 +183,20 @@ class Runtime:
         counts = self.decider.take_traffic()
         if not counts:
             return
+        try:
+            self.database.retrying(lambda c: _add_traffic(c, counts))
+        except Exception:
+            self.decider.give_back_traffic(counts)  # counted again at the next flush
+            raise
 
-        def write(connection: Any) -> None:
-            maker = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
-            for hour, n in sorted(counts.items()):
-                statement = maker(traffic).values(hour=hour, requests=n)
-                connection.execute(
-                    statement.on_conflict_do_update(
-                        index_elements=[traffic.c.hour],
-                        set_={"requests": traffic.c.requests + statement.excluded.requests},
-                    )
-                )
 
-        self.database.retrying(write)
+def _add_traffic(connection: Any, counts: Counter[str]) -> None:
+    maker = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
+    for hour, n in sorted(counts.items()):
+        statement = maker(traffic).values(hour=hour, requests=n)
+        connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=[traffic.c.hour],
+                set_={"requests": traffic.c.requests + statement.excluded.requests},
+            )
+        )

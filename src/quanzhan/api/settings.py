@@ -23,7 +23,8 @@ class ServiceSettings(BaseModel):
     # Shared by every process of one deployment; derived from the operator key unless given.
     token_secret: str | None = Field(default=None, min_length=_MIN_KEY)
     token_ttl_seconds: float = Field(default=3600.0, gt=0, le=7 * 86_400)
-    tick_seconds: float = Field(default=60.0, gt=0, le=3600)
+    # The simulator's control tick: the policies' gains and memories are tuned per tick of it.
+    tick_seconds: float = Field(default=900.0, gt=0, le=3600)
     refresh_seconds: float = Field(default=0.5, gt=0, le=60)
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
     policy: str = "dual"

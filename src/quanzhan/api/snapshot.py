@@ -54,13 +54,11 @@ def user_row(user_id: str | None) -> int:
 class Snapshot:
     """One version of the catalog, ready to decide on."""
 
-    version: tuple[int, int, float]
+    version: tuple[int, int, int]
     item_ids: NDArray[np.int64]  # row -> database id
     item_rows: dict[int, int]  # database id -> row
     campaign_ids: NDArray[np.int64]  # campaign row -> database id
-    campaign_rows: dict[int, int]
     campaign_budget: NDArray[np.float64]
-    item_price: NDArray[np.float64]
     vocabulary: dict[str, int]
     engine: Engine | None  # None while no campaign is active
     # The same ids and prices as plain lists, for the per-ad loop of every decision.
@@ -72,7 +70,7 @@ class Snapshot:
     def build(
         cls,
         *,
-        version: tuple[int, int, float],
+        version: tuple[int, int, int],
         item_rows_db: list[dict[str, Any]],
         campaign_rows_db: list[dict[str, Any]],
         config: EngineConfig,
@@ -96,6 +94,9 @@ class Snapshot:
             n_categories=max(len(categories), 1),
             n_terms=max(len(vocabulary), 1),
         )
+        # A campaign reads its item from the same snapshot of the database; were one missing,
+        # the campaign waits for the next rebuild rather than breaking this one.
+        campaign_rows_db = [r for r in campaign_rows_db if r["item_id"] in item_rows]
         campaign_ids = np.array([r["id"] for r in campaign_rows_db], dtype=np.int64)
         n = len(campaign_rows_db)
         budget = np.array([r["daily_budget"] for r in campaign_rows_db], dtype=np.float64)
@@ -123,9 +124,7 @@ class Snapshot:
             item_ids=item_ids,
             item_rows=item_rows,
             campaign_ids=campaign_ids,
-            campaign_rows={int(c): row for row, c in enumerate(campaign_ids)},
             campaign_budget=budget,
-            item_price=price,
             vocabulary=vocabulary,
             engine=engine,
             item_id_list=item_ids.tolist(),

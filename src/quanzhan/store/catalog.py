@@ -175,7 +175,7 @@ def update_campaign(
                 connection.execute(
                     update(campaigns)
                     .where(campaigns.c.id == campaign_id)
-                    .values(**changes, updated_at=now)
+                    .values(**changes, updated_at=now, revision=campaigns.c.revision + 1)
                 )
         except IntegrityError:
             raise ConflictError(
@@ -186,15 +186,16 @@ def update_campaign(
     return get_campaign(connection, merchant_id=merchant_id, campaign_id=campaign_id)
 
 
-def catalog_version(connection: Connection) -> tuple[int, int, float]:
-    """Changes whenever an item is added or a campaign added or changed."""
+def catalog_version(connection: Connection) -> tuple[int, int, int]:
+    """Moves whenever an item is added or a campaign added or changed (items and campaigns are
+    never deleted, and every campaign change bumps its revision)."""
     item_count = connection.execute(select(func.count()).select_from(items)).scalar_one()
-    campaign_count, changed = connection.execute(
-        select(func.count(), func.coalesce(func.max(campaigns.c.updated_at), 0.0)).select_from(
+    campaign_count, revisions = connection.execute(
+        select(func.count(), func.coalesce(func.sum(campaigns.c.revision), 0)).select_from(
             campaigns
         )
     ).one()
-    return int(item_count), int(campaign_count), float(changed)
+    return int(item_count), int(campaign_count), int(revisions)
 
 
 def _check_no_active(connection: Connection, *, item_id: int, other_than: int | None) -> None:

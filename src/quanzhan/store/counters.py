@@ -1,20 +1,23 @@
 """Hot counters shared by serving processes: today's spend per campaign, in Redis.
 
-The database's ledger is the truth and is what charges are checked against; the board only lets
-every process learn within milliseconds that a campaign spent its budget, so none keeps showing
-its ads until its next database refresh. Without Redis the board is empty and processes learn it
-from the database every refresh (half a second by default): those late clicks are charged
-nothing, never more than the budget.
+The database's ledger is the truth and is what charges are checked against; the board lets
+every process learn within a few tens of milliseconds (its own poll, ``Runtime``) that a
+campaign spent its budget, instead of at its next database refresh (half a second by default).
+Either way, clicks on ads shown meanwhile are charged nothing past the budget. Redis being down
+costs only that speed: the board logs it and reads as empty until Redis is back.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from typing import Protocol
 
 from quanzhan.errors import ConfigError
 
 _TTL_SECONDS = 3 * 86_400
+
+log = logging.getLogger("quanzhan.counters")
 
 
 class SpendBoard(Protocol):
@@ -44,8 +47,10 @@ class RedisBoard:
     def __init__(self, url: str, *, prefix: str = "quanzhan") -> None:
         import redis
 
-        self._redis = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        self._redis = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
         self._prefix = prefix
+        self._errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
+        self._warned = False
         try:
             self._redis.ping()
         except redis.RedisError as exc:
@@ -61,11 +66,26 @@ class RedisBoard:
         for campaign_id, amount in amounts.items():
             pipe.hincrbyfloat(self._key(day), str(campaign_id), amount)
         pipe.expire(self._key(day), _TTL_SECONDS)
-        pipe.execute()
+        try:
+            pipe.execute()
+        except self._errors as exc:  # the charge is committed; the board is only a hint
+            self._unavailable(exc)
 
     def read(self, day: str) -> dict[int, float]:
-        raw = self._redis.hgetall(self._key(day))
+        try:
+            raw = self._redis.hgetall(self._key(day))
+        except self._errors as exc:
+            self._unavailable(exc)
+            return {}
+        self._warned = False
         return {int(k): float(v) for k, v in raw.items()}
+
+    def _unavailable(self, exc: Exception) -> None:
+        if not self._warned:  # once per outage, not at every poll
+            log.warning(
+                "redis unavailable; spend comes from the database", extra={"error": str(exc)}
+            )
+            self._warned = True
 
     def close(self) -> None:
         self._redis.close()

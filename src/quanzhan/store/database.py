@@ -59,9 +59,15 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """A transaction for reading."""
-        with self.engine.connect() as connection, connection.begin():
-            yield connection
+        """A transaction for reading, on one consistent snapshot of the database (a report's
+        figures agree with each other; SQLite's read transactions are snapshots already)."""
+        with self.engine.connect() as connection:
+            if self.dialect == "postgresql":
+                connection.execution_options(
+                    isolation_level="REPEATABLE READ", postgresql_readonly=True
+                )
+            with connection.begin():
+                yield connection
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -137,6 +143,6 @@ def _sqlite_engine(url: str) -> Engine:
 
 def _transient(exc: DBAPIError) -> bool:
     code = getattr(exc.orig, "sqlstate", None)
-    if code in ("40001", "40P01"):  # serialization failure, deadlock
+    if code in ("40001", "40P01", "55P03"):  # serialization failure, deadlock, lock time-out
         return True
     return "database is locked" in str(exc.orig)

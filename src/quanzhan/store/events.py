@@ -17,7 +17,7 @@ caller acknowledges it only after the commit. Rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -65,7 +65,6 @@ class EventResult:
     reason: str | None = None
     charged: float | None = None
     campaign_id: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def day_of(timestamp: float) -> str:
@@ -264,5 +263,4 @@ def _order(connection: Connection, event: OrderEvent, *, now: float, window: flo
         event.id,
         "accepted",
         campaign_id=None if click is None else int(click.campaign_id),
-        extra={"attributed": click is not None},
     )

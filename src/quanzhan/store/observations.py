@@ -40,6 +40,7 @@ def active_controllers(connection: Connection) -> list[dict[str, Any]]:
             controllers.c.policy,
             controllers.c.state,
             controllers.c.day,
+            controllers.c.updated_at,
         )
         .join(controllers, controllers.c.campaign_id == campaigns.c.id)
         .where(campaigns.c.status == "active")
@@ -57,16 +58,20 @@ def day_figures(
     spend, n_clicks, predicted = np.zeros(n), np.zeros(n), np.zeros(n)
     n_orders, gmv, organic = np.zeros(n), np.zeros(n), np.zeros(n)
     for cid, value in connection.execute(
-        select(campaign_days.c.campaign_id, campaign_days.c.spend).where(
-            campaign_days.c.day == day, campaign_days.c.campaign_id.in_(ids)
-        )
+        select(campaign_days.c.campaign_id, campaign_days.c.spend).where(campaign_days.c.day == day)
     ):
-        spend[position[cid]] = value
-    click_rows = connection.execute(
-        select(clicks.c.campaign_id, clicks.c.time, clicks.c.pcvr, clicks.c.value).where(
-            clicks.c.time >= day_start, clicks.c.campaign_id.in_(ids)
+        if cid in position:
+            spend[position[cid]] = value
+    # No IN lists over campaign ids (databases cap their parameters): today's rows, filtered here.
+    click_rows = [
+        row
+        for row in connection.execute(
+            select(clicks.c.campaign_id, clicks.c.time, clicks.c.pcvr, clicks.c.value).where(
+                clicks.c.time >= day_start
+            )
         )
-    ).all()
+        if row[0] in position
+    ]
     click_campaign = np.array([position[r[0]] for r in click_rows], dtype=np.int64)
     click_time = np.array([r[1] for r in click_rows], dtype=np.float64)
     click_pcvr = np.array([r[2] for r in click_rows], dtype=np.float64)
@@ -76,24 +81,21 @@ def day_figures(
         predicted = np.bincount(click_campaign, weights=values, minlength=n).astype(np.float64)
     for cid, count, amount in connection.execute(
         select(orders.c.campaign_id, func.count(), func.sum(orders.c.amount))
-        .where(orders.c.click_time >= day_start, orders.c.campaign_id.in_(ids))
+        .where(orders.c.click_time >= day_start, orders.c.campaign_id.is_not(None))
         .group_by(orders.c.campaign_id)
     ):
+        if cid not in position:
+            continue
         n_orders[position[cid]] = count
         gmv[position[cid]] = amount
     item_position = {int(r["item_id"]): position[int(r["id"])] for r in rows}
     for item, amount in connection.execute(
         select(orders.c.item_id, func.sum(orders.c.amount))
-        .where(
-            and_(
-                orders.c.campaign_id.is_(None),
-                orders.c.time >= day_start,
-                orders.c.item_id.in_(list(item_position)),
-            )
-        )
+        .where(and_(orders.c.campaign_id.is_(None), orders.c.time >= day_start))
         .group_by(orders.c.item_id)
     ):
-        organic[item_position[item]] = amount
+        if item in item_position:
+            organic[item_position[item]] = amount
     return DayFigures(
         campaign_ids=ids,
         spend=spend,

@@ -56,6 +56,9 @@ campaigns = Table(
     Column("status", String(20), nullable=False),  # active | paused
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    # Bumped by every change: serving processes rebuild their snapshot when the sum moves (a
+    # timestamp would not do: a change that waited for the write lock can carry an older one).
+    Column("revision", Integer, nullable=False, server_default="0"),
     # One active campaign per item, held by the database even under concurrent requests.
     Index(
         "uq_campaigns_active_item",
