@@ -214,6 +214,10 @@ def serve(
         log_level=log_level.lower(),
         access_log=False,
         timeout_graceful_shutdown=10,
+        # Past this many open connections and requests a process answers 503 at once instead
+        # of queueing without bound.
+        limit_concurrency=2048,
+        timeout_keep_alive=15,
     )
 
 

@@ -6,6 +6,7 @@ hands to uvicorn (settings from ``QUANZHAN_*`` variables, so every worker proces
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -30,6 +31,8 @@ from quanzhan.api.schemas import Health
 from quanzhan.api.settings import ServiceSettings
 
 log = logging.getLogger("quanzhan.http")
+
+_BODY_SECONDS = 10.0
 
 Message = MutableMapping[str, Any]
 
@@ -112,16 +115,24 @@ class _Guard:
             return
         body = bytearray()
         more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(body) > self.max_body:
-                await _refuse(send, 413, f"request body over {self.max_body} bytes")
-                self._count(scope, 413, start)
-                return
+        try:
+            # A client that trickles its body would hold a buffer and a connection for as long
+            # as it liked: the whole body must arrive within the deadline.
+            async with asyncio.timeout(_BODY_SECONDS):
+                while more:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return
+                    body += message.get("body", b"")
+                    more = message.get("more_body", False)
+                    if len(body) > self.max_body:
+                        await _refuse(send, 413, f"request body over {self.max_body} bytes")
+                        self._count(scope, 413, start)
+                        return
+        except TimeoutError:
+            await _refuse(send, 408, f"request body not received within {_BODY_SECONDS:.0f} s")
+            self._count(scope, 408, start)
+            return
         replayed = False
 
         async def replay() -> Message:
