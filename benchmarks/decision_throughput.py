@@ -46,6 +46,7 @@ from quanzhan.engine.decision import Engine
 from quanzhan.sim.config import ScenarioConfig, load_scenario
 from quanzhan.sim.market import Market, MarketView
 from quanzhan.sim.run import Simulation
+from sections import write_section
 
 TARGET_RPS = 100_000
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -715,19 +716,6 @@ def _stage_section(split_: StageSplit, plan: Plan) -> list[str]:
     ]
 
 
-def write_section(path: Path, body: str) -> None:
-    """Replace (or append) the delimited section of ``path``, keeping everything else."""
-    section = f"{START}\n{body}\n{END}"
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
-    if START in text and END in text:
-        before, rest = text.split(START, 1)
-        after = rest.split(END, 1)[1]
-        text = before + section + after
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text, encoding="utf-8")
-
-
 # --- command line ---------------------------------------------------------------------------
 
 
@@ -770,7 +758,7 @@ def main(argv: list[str] | None = None) -> None:
     console.print(f"total wall time {time.perf_counter() - started:,.0f} s")
     if args.write:
         command = " ".join(["python", "benchmarks/decision_throughput.py", *argv])
-        write_section(RESULTS, markdown(results, command, plan))
+        write_section(RESULTS, START, END, markdown(results, command, plan))
         console.print(f"wrote {RESULTS}")
 
 

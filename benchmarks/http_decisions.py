@@ -39,6 +39,8 @@ from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
+from sections import write_section
+
 RESULTS = Path(__file__).with_name("RESULTS.md")
 START = "<!-- http-decisions:start -->"
 END = "<!-- http-decisions:end -->"
@@ -127,7 +129,7 @@ def main() -> None:
     report = _report(args, floor, decisions, batches)
     console.print(report["table"])
     if args.write and not args.quick:
-        _write(report["markdown"])
+        write_section(RESULTS, START, END, report["markdown"])
         console.print(f"updated {RESULTS}")
 
 
@@ -291,17 +293,6 @@ def _report(
         END,
     ]
     return {"table": table, "markdown": "\n".join(lines)}
-
-
-def _write(section: str) -> None:
-    text = RESULTS.read_text(encoding="utf-8")
-    if START in text:
-        before, rest = text.split(START, 1)
-        after = rest.split(END, 1)[1]
-        text = before + section + after
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    RESULTS.write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":

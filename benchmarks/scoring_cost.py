@@ -43,6 +43,7 @@ from quanzhan.engine.decision import Engine
 from quanzhan.sim.config import ScenarioConfig, load_scenario
 from quanzhan.sim.market import Market
 from quanzhan.sim.run import Simulation
+from sections import write_section
 
 TARGET_MS = 50.0  # per 100,000 candidates, from the issue
 UNIT = 100_000
@@ -290,19 +291,6 @@ def markdown(results: Results, command: str) -> str:
     )
 
 
-def write_section(path: Path, body: str) -> None:
-    """Replace (or append) the delimited section of ``path``, keeping everything else."""
-    section = f"{START}\n{body}\n{END}"
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
-    if START in text and END in text:
-        before, rest = text.split(START, 1)
-        after = rest.split(END, 1)[1]
-        text = before + section + after
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text, encoding="utf-8")
-
-
 # --- command line ---------------------------------------------------------------------------
 
 
@@ -354,7 +342,7 @@ def main(argv: list[str] | None = None) -> None:
     console.print(f"total wall time {time.perf_counter() - started:,.0f} s")
     if args.write:
         command = " ".join(["python", "benchmarks/scoring_cost.py", *argv])
-        write_section(RESULTS, markdown(results, command))
+        write_section(RESULTS, START, END, markdown(results, command))
         console.print(f"wrote {RESULTS}")
 
 

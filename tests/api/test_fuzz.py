@@ -5,18 +5,17 @@ schema. Runs on SQLite and on PostgreSQL (which is stricter about text and integ
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import schemathesis
-from harness import OPERATOR_KEY, POSTGRES_ADMIN, Api, Server, new_merchant
+from harness import OPERATOR_KEY, Api, Server, new_merchant
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error, response_schema_conformance
+from support import module_server
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -24,35 +23,20 @@ def fuzzed(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Server, str]]:
     """A server with one merchant, a few items and a campaign, and that merchant's key."""
-    folder: Path = tmp_path_factory.mktemp("fuzz")
-    schema_name = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{folder / 'fuzz.db'}"
-    else:
-        admin = request.getfixturevalue("postgres_admin")
-        from sqlalchemy import text
-
-        schema_name = f"qz_fuzz_{uuid.uuid4().hex[:10]}"
-        with admin.connect() as connection:
-            connection.execute(text(f"CREATE SCHEMA {schema_name}"))
-        url = f"{POSTGRES_ADMIN}?options=-csearch_path%3D{schema_name}"
-    server = Server(url, log=folder / "server.log").start()
-    operator = Api(server.url, OPERATOR_KEY)
-    shop = new_merchant(operator, server.url)
-    for n in range(3):
-        item = shop.post("/v1/items", {"title": f"thing {n}", "price": 10.0 + n, "category": "c"})
-        shop.post(
-            "/v1/campaigns", {"item_id": item.json()["id"], "daily_budget": 5.0, "target_roi": 2.0}
-        )
-    key = shop.client.headers["Authorization"].removeprefix("Bearer ")
-    yield server, key
-    operator.close()
-    server.stop()
-    if schema_name is not None:
-        from sqlalchemy import text
-
-        with request.getfixturevalue("postgres_admin").connect() as connection:
-            connection.execute(text(f"DROP SCHEMA {schema_name} CASCADE"))
+    with module_server(request, tmp_path_factory.mktemp("fuzz")) as server:
+        operator = Api(server.url, OPERATOR_KEY)
+        shop = new_merchant(operator, server.url)
+        for n in range(3):
+            item = shop.post(
+                "/v1/items", {"title": f"thing {n}", "price": 10.0 + n, "category": "c"}
+            )
+            shop.post(
+                "/v1/campaigns",
+                {"item_id": item.json()["id"], "daily_budget": 5.0, "target_roi": 2.0},
+            )
+        key = shop.client.headers["Authorization"].removeprefix("Bearer ")
+        yield server, key
+        operator.close()
 
 
 _MERCHANT_PATHS = ("/v1/items", "/v1/campaigns")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path
@@ -9,6 +10,7 @@ from sqlalchemy import Connection, select
 
 from quanzhan.api.auth import MerchantId, Operator, RuntimeDep
 from quanzhan.api.control import new_controller
+from quanzhan.api.runtime import Runtime
 from quanzhan.api.schemas import (
     MAX_ID,
     CampaignIn,
@@ -101,12 +103,7 @@ def create_campaign(body: CampaignIn, runtime: RuntimeDep, merchant_id: Merchant
         )
         return _with_steering(connection, row, now=now)
 
-    try:
-        return CampaignOut(**runtime.database.retrying(work))
-    except catalog.NotFoundError as exc:
-        raise HTTPException(404, str(exc)) from None
-    except catalog.ConflictError as exc:
-        raise HTTPException(409, str(exc)) from None
+    return _write_campaign(runtime, work)
 
 
 @router.get("/campaigns", response_model=list[CampaignOut], tags=["merchant"])
@@ -161,6 +158,12 @@ def update_campaign(
         )
         return _with_steering(connection, row, now=now)
 
+    return _write_campaign(runtime, work)
+
+
+def _write_campaign(runtime: Runtime, work: Callable[[Connection], dict[str, Any]]) -> CampaignOut:
+    """Run a campaign change; the catalog's refusals become 404 (not this merchant's, or no such
+    row) and 409 (a rule of the catalog)."""
     try:
         return CampaignOut(**runtime.database.retrying(work))
     except catalog.NotFoundError as exc:
