@@ -32,8 +32,6 @@ from quanzhan.api.settings import ServiceSettings
 
 log = logging.getLogger("quanzhan.http")
 
-_BODY_SECONDS = 10.0
-
 Message = MutableMapping[str, Any]
 
 
@@ -85,7 +83,12 @@ def create_app(settings: ServiceSettings, *, clock: Callable[[], float] = wall_c
         log.exception("unhandled error", extra={"path": request.url.path})
         return JSONResponse({"detail": "internal error"}, status_code=500)
 
-    app.add_middleware(_Guard, metrics=metrics, max_body=settings.max_body_bytes)
+    app.add_middleware(
+        _Guard,
+        metrics=metrics,
+        max_body=settings.max_body_bytes,
+        body_seconds=settings.body_seconds,
+    )
     return app
 
 
@@ -93,10 +96,13 @@ class _Guard:
     """Pure ASGI middleware: refuses oversized bodies with 413 before the app reads them, and
     counts every request for the metrics (cheaper than Starlette's BaseHTTPMiddleware)."""
 
-    def __init__(self, app: ASGIApp, *, metrics: Metrics, max_body: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, metrics: Metrics, max_body: int, body_seconds: float
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body = max_body
+        self.body_seconds = body_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -118,7 +124,7 @@ class _Guard:
         try:
             # A client that trickles its body would hold a buffer and a connection for as long
             # as it liked: the whole body must arrive within the deadline.
-            async with asyncio.timeout(_BODY_SECONDS):
+            async with asyncio.timeout(self.body_seconds):
                 while more:
                     message = await receive()
                     if message["type"] == "http.disconnect":
@@ -130,7 +136,7 @@ class _Guard:
                         self._count(scope, 413, start)
                         return
         except TimeoutError:
-            await _refuse(send, 408, f"request body not received within {_BODY_SECONDS:.0f} s")
+            await _refuse(send, 408, f"request body not received within {self.body_seconds:g} s")
             self._count(scope, 408, start)
             return
         replayed = False

@@ -27,6 +27,8 @@ class ServiceSettings(BaseModel):
     tick_seconds: float = Field(default=900.0, gt=0, le=3600)
     refresh_seconds: float = Field(default=0.5, gt=0, le=60)
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    # A request's body must arrive within this (a trickling client holds a buffer and a socket).
+    body_seconds: float = Field(default=10.0, gt=0, le=300)
     policy: str = "dual"
     redis_url: str | None = None
     engine: EngineConfig = Field(default_factory=EngineConfig)
@@ -59,6 +61,7 @@ class ServiceSettings(BaseModel):
             ("tick_seconds", "QUANZHAN_TICK_SECONDS"),
             ("token_ttl_seconds", "QUANZHAN_TOKEN_TTL_SECONDS"),
             ("refresh_seconds", "QUANZHAN_REFRESH_SECONDS"),
+            ("body_seconds", "QUANZHAN_BODY_SECONDS"),
         ):
             if os.environ.get(env):
                 try:
