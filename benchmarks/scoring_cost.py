@@ -38,6 +38,7 @@ from numpy.typing import NDArray
 from rich.console import Console
 from rich.table import Table
 
+from arguments import parse_benchmark_args
 from quanzhan.engine.batch import Candidates, RequestBatch
 from quanzhan.engine.decision import Engine
 from quanzhan.sim.config import ScenarioConfig, load_scenario
@@ -295,21 +296,12 @@ def markdown(results: Results, command: str) -> str:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--quick", action="store_true", help="tiny scenario, few repeats (smoke test)"
+    return parse_benchmark_args(
+        argv,
+        description=__doc__.splitlines()[0],
+        results_name=RESULTS.name,
+        repeats_help="timed calls per size",
     )
-    parser.add_argument(
-        "--write", action="store_true", help=f"update the section in {RESULTS.name}"
-    )
-    parser.add_argument("--seed", type=int, default=7, help="market seed (default 7)")
-    parser.add_argument("--repeats", type=int, default=None, help="timed calls per size")
-    args = parser.parse_args(argv)
-    if args.quick and args.write:
-        parser.error("--write records the full benchmark; drop --quick")
-    if args.repeats is not None and args.repeats < 1:
-        parser.error("--repeats must be at least 1")
-    return args
 
 
 def main(argv: list[str] | None = None) -> None:

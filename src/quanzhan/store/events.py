@@ -162,14 +162,26 @@ def _ad_taken(connection: Connection, table: Any, event: AdEvent) -> bool:
     return found is not None
 
 
-def _impression(connection: Connection, event: AdEvent, *, now: float) -> EventResult:
-    # A token signed under this secret by another database (a deployment sharing the key) may
-    # name a campaign or item that is not here, or not each other.
-    promoted = connection.execute(
-        select(campaigns.c.item_id).where(campaigns.c.id == event.campaign_id)
-    ).scalar_one_or_none()
-    if promoted is None or int(promoted) != event.item_id:
+def _budget_of(connection: Connection, event: AdEvent) -> float | EventResult:
+    """The daily budget of the token's campaign, or the rejection of a token whose campaign is
+    not here or does not promote its item (a token signed under this secret by another database,
+    a deployment sharing the key)."""
+    found = connection.execute(
+        select(campaigns.c.daily_budget, campaigns.c.item_id).where(
+            campaigns.c.id == event.campaign_id
+        )
+    ).one_or_none()
+    if found is None:
+        return EventResult(event.id, "rejected", "the token's campaign does not exist")
+    if int(found.item_id) != event.item_id:
         return EventResult(event.id, "rejected", "the token's campaign does not promote its item")
+    return float(found.daily_budget)
+
+
+def _impression(connection: Connection, event: AdEvent, *, now: float) -> EventResult:
+    checked = _budget_of(connection, event)
+    if isinstance(checked, EventResult):
+        return checked
     if _ad_taken(connection, impressions, event):
         return EventResult(event.id, "duplicate", "this ad's impression is already counted")
     connection.execute(
@@ -188,18 +200,12 @@ def _impression(connection: Connection, event: AdEvent, *, now: float) -> EventR
 def _click(
     connection: Connection, event: AdEvent, *, now: float, day: str, spend: dict[int, float]
 ) -> EventResult:
-    if event.campaign_id not in spend:
-        return EventResult(event.id, "rejected", "the token's campaign does not exist")
-    budget, promoted = connection.execute(
-        select(campaigns.c.daily_budget, campaigns.c.item_id).where(
-            campaigns.c.id == event.campaign_id
-        )
-    ).one()
-    if int(promoted) != event.item_id:
-        return EventResult(event.id, "rejected", "the token's campaign does not promote its item")
+    budget = _budget_of(connection, event)
+    if isinstance(budget, EventResult):
+        return budget
     if _ad_taken(connection, clicks, event):
         return EventResult(event.id, "duplicate", "this ad's click is already charged")
-    charge = max(0.0, min(event.price, float(budget) - spend[event.campaign_id]))
+    charge = max(0.0, min(event.price, budget - spend[event.campaign_id]))
     if charge < _DUST:  # what float rounding leaves of a spent budget is not a charge
         charge = 0.0
     connection.execute(
