@@ -239,6 +239,41 @@ class Engine:
         self.campaigns = campaigns
         self._manual = campaigns.mode == CampaignMode.MANUAL_CPC
 
+    def model_state(self) -> dict[str, NDArray[np.float64]]:
+        """Every learned parameter as named arrays: ``predictor.*`` and ``retrieval.*``.
+
+        Profiles are shoppers' data, not model, and stay out. ``load_model_state`` takes the
+        same names and shapes back (the same catalog and campaigns) and raises ``ValueError``
+        on any difference, changing nothing.
+        """
+        out: dict[str, NDArray[np.float64]] = {}
+        for prefix, part in (("predictor", self.predictor), ("retrieval", self.retriever)):
+            for name, array in part.state().items():
+                out[f"{prefix}.{name}"] = np.asarray(array, dtype=np.float64)
+        return out
+
+    def load_model_state(self, state: dict[str, NDArray[np.float64]]) -> None:
+        parts: dict[str, dict[str, NDArray[np.float64]]] = {"predictor": {}, "retrieval": {}}
+        for key, array in state.items():
+            prefix, _, name = key.partition(".")
+            if prefix not in parts:
+                raise ValueError(f"model state {key!r} belongs to no part of the engine")
+            parts[prefix][name] = array
+        # Check both before changing either, so a bad state changes nothing.
+        for name, expected in self.retriever.state().items():
+            given = parts["retrieval"].get(name)
+            if given is None or np.shape(given) != expected.shape:
+                raise ValueError(f"model state 'retrieval.{name}' is missing or mis-shaped")
+        backup = self.predictor.state()
+        self.predictor.load_state(parts["predictor"])
+        try:
+            self.retriever.load_state(
+                {k: v.astype(np.float32) for k, v in parts["retrieval"].items()}
+            )
+        except ValueError:
+            self.predictor.load_state(backup)
+            raise
+
     def record(self, impressions: Impressions) -> None:
         """Log shown ads and their clicks; they are learned from at the next ``refresh``."""
         self.log.add_impressions(impressions)

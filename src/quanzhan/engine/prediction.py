@@ -117,6 +117,31 @@ class Predictor:
         self._refresh_purchase(impressions, log.ordered_clicks(), now)
         self.refreshes += 1
 
+    def state(self) -> dict[str, NDArray[np.float64]]:
+        """Everything learned, as named arrays (for a model directory)."""
+        out: dict[str, NDArray[np.float64]] = {
+            "ctr_item": self.ctr_item,
+            "ctr_category": self.ctr_category,
+            "cvr_item": self.cvr_item,
+            "cvr_category": self.cvr_category,
+            "refreshes": np.array([self.refreshes], dtype=np.float64),
+        }
+        for name, model in (("click", self.click), ("purchase", self.purchase)):
+            for part in ("bias", "shared", "deviation", "position"):
+                out[f"{name}.{part}"] = getattr(model, part)
+        return out
+
+    def load_state(self, state: dict[str, NDArray[np.float64]]) -> None:
+        """Take what ``state`` gave; names and shapes must match this predictor's exactly."""
+        mine = self.state()
+        _check_state(mine, state)
+        self.ctr_item, self.ctr_category = state["ctr_item"].copy(), state["ctr_category"].copy()
+        self.cvr_item, self.cvr_category = state["cvr_item"].copy(), state["cvr_category"].copy()
+        self.refreshes = int(state["refreshes"][0])
+        for name, model in (("click", self.click), ("purchase", self.purchase)):
+            for part in ("bias", "shared", "deviation", "position"):
+                setattr(model, part, state[f"{name}.{part}"].astype(np.float64).copy())
+
     def _refresh_click(self, imps: Impressions) -> None:
         exposure = self.position_factor(imps.surface, imps.slot)
         clicked = imps.clicked.astype(np.float64)
@@ -240,3 +265,20 @@ def _relative_price(items: ItemTable, campaign_item: NDArray[np.int32]) -> NDArr
         items.price[campaign_item] / median[items.category[campaign_item]]
     )
     return out
+
+
+def _check_state(
+    expected: dict[str, NDArray[np.float64]], given: dict[str, NDArray[np.float64]]
+) -> None:
+    """Same names, same shapes, finite values; ``ValueError`` naming the first difference."""
+    missing = sorted(set(expected) - set(given))
+    extra = sorted(set(given) - set(expected))
+    if missing or extra:
+        raise ValueError(f"model state differs: missing {missing}, unexpected {extra}")
+    for name, array in expected.items():
+        if np.shape(given[name]) != np.shape(array):
+            raise ValueError(
+                f"model state {name!r} has shape {np.shape(given[name])}, expected {array.shape}"
+            )
+        if not np.all(np.isfinite(given[name])):
+            raise ValueError(f"model state {name!r} holds non-finite values")

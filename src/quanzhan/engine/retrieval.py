@@ -65,6 +65,16 @@ class Retriever:
         self._vectors = category_vectors
         self._index = self._vector_index()
 
+    def state(self) -> dict[str, NDArray[np.float32]]:
+        """What retrieval learned: campaign quality and category vectors."""
+        return {"quality": self._quality, "category_vectors": self._vectors}
+
+    def load_state(self, state: dict[str, NDArray[np.float32]]) -> None:
+        for name, array in self.state().items():
+            if np.shape(state[name]) != array.shape or not np.all(np.isfinite(state[name])):
+                raise ValueError(f"retrieval state {name!r} has the wrong shape or bad values")
+        self.update(quality=state["quality"], category_vectors=state["category_vectors"])
+
     def retrieve(
         self,
         batch: RequestBatch,
