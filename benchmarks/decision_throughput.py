@@ -360,11 +360,15 @@ def _staged_chunk(workload: Workload, batch: RequestBatch, watch: _Stopwatch) ->
     engine, campaigns = workload.engine, workload.engine.campaigns
     live = workload.budget > 0
     interest = engine.profiles.distribution(batch.user)
+    affinity = engine.affinity.affinities(interest)
     watch.lap("profiles")
-    candidates = engine.retriever.retrieve(batch, interest=interest, live=live)
+    candidates = engine.retriever.retrieve(batch, interest=interest, affinity=affinity, live=live)
     watch.lap("retrieval")
     x_ctr, x_cvr = engine.predictor.features(
-        campaign=candidates.campaign, retrieval=candidates.score, interest=interest
+        campaign=candidates.campaign,
+        retrieval=candidates.score,
+        interest=interest,
+        affinity=affinity,
     )
     pctr, pcvr = engine.predictor.predict(surface=batch.surface, x_ctr=x_ctr, x_cvr=x_cvr)
     watch.lap("features + prediction")

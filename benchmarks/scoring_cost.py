@@ -67,11 +67,13 @@ QUICK = Plan(scenario="tiny", warm_requests=30_000, repeats=5)
 
 @dataclass(frozen=True, slots=True)
 class Case:
-    """One size: requests, the interest profiles and the candidates the engine scores."""
+    """One size: requests, their interest and affinity profiles and the candidates the engine
+    scores."""
 
     label: str
     batch: RequestBatch
     interest: NDArray[np.float32]
+    affinity: NDArray[np.float32]
     candidates: Candidates
 
     @property
@@ -154,9 +156,8 @@ def build_cases(engine: Engine, requests: RequestBatch) -> list[Case]:
         batch = RequestBatch(
             **{f.name: getattr(requests, f.name)[:n] for f in fields(RequestBatch)}
         )
-        interest = engine.profiles.distribution(batch.user)
-        candidates = engine.retriever.retrieve(batch, interest=interest, live=live)
-        cases.append(Case(label, batch, interest, candidates))
+        candidates, interest, affinity = engine.retrieve(batch, live=live)
+        cases.append(Case(label, batch, interest, affinity, candidates))
     return cases
 
 
@@ -168,7 +169,10 @@ def score(engine: Engine, case: Case) -> tuple[float, float]:
     predictor = engine.predictor
     start = time.perf_counter()
     x_ctr, x_cvr = predictor.features(
-        campaign=case.candidates.campaign, retrieval=case.candidates.score, interest=case.interest
+        campaign=case.candidates.campaign,
+        retrieval=case.candidates.score,
+        interest=case.interest,
+        affinity=case.affinity,
     )
     middle = time.perf_counter()
     predictor.predict(surface=case.batch.surface, x_ctr=x_ctr, x_cvr=x_cvr)

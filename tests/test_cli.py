@@ -151,3 +151,58 @@ def test_serve_refuses_a_short_operator_key(tmp_path: Path) -> None:
 def test_serve_refuses_a_bad_database(tmp_path: Path, database: str, fragment: str) -> None:
     done = _serve("--database", database, cwd=tmp_path, key="a-long-enough-operator-key")
     _one_line_error(done, fragment)
+
+
+def test_simulate_logs_events_train_learns_and_simulate_starts_from_the_models(
+    tmp_path: Path,
+) -> None:
+    events, models = tmp_path / "events.npz", tmp_path / "models"
+    first = _run(
+        "simulate", "--scenario", "tiny", "--seed", "2", "--quiet", "--out", str(tmp_path / "a"),
+        "--log-events", str(events), cwd=tmp_path,
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    trained = _run("train", "--events", str(events), "--out", str(models), cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    assert "impressions" in trained.stdout and "clicks" in trained.stdout
+    manifest = json.loads((models / "manifest.json").read_text())
+    assert manifest["format"] == "quanzhan-models" and (models / "model.npz").exists()
+    second = _run(
+        "simulate", "--scenario", "tiny", "--seed", "2", "--quiet", "--out", str(tmp_path / "b"),
+        "--models", str(models), cwd=tmp_path,
+    )  # fmt: skip
+    assert second.returncode == 0, second.stderr
+    assert json.loads((tmp_path / "b" / "summary.json").read_text())["requests"] == 30_000
+    other = _run(
+        "simulate", "--scenario", "tiny", "--seed", "3", "--quiet", "--out", str(tmp_path / "c"),
+        "--models", str(models), cwd=tmp_path,
+    )  # fmt: skip
+    _one_line_error(other, "trained on another catalog")
+
+
+def test_train_refuses_a_missing_event_file(tmp_path: Path) -> None:
+    done = _run("train", "--events", "nowhere.npz", "--out", "models", cwd=tmp_path)
+    _one_line_error(done, "event file nowhere.npz does not exist")
+    assert not (tmp_path / "models").exists()
+
+
+def test_train_refuses_a_corrupt_event_file(tmp_path: Path) -> None:
+    (tmp_path / "events.npz").write_bytes(b"PK\x03\x04 truncated")
+    done = _run("train", "--events", "events.npz", "--out", "models", cwd=tmp_path)
+    _one_line_error(done, "not readable")
+
+
+def test_simulate_refuses_a_missing_model_directory(tmp_path: Path) -> None:
+    done = _run(
+        "simulate", "--scenario", "tiny", "--out", str(tmp_path / "o"), "--models", "nowhere",
+        cwd=tmp_path,
+    )  # fmt: skip
+    _one_line_error(done, "model directory nowhere does not exist")
+
+
+def test_simulate_refuses_a_folder_for_the_event_log(tmp_path: Path) -> None:
+    done = _run(
+        "simulate", "--scenario", "tiny", "--out", str(tmp_path / "o"),
+        "--log-events", str(tmp_path), cwd=tmp_path,
+    )  # fmt: skip
+    _one_line_error(done, "is a folder")

@@ -40,6 +40,13 @@ def simulate(
         "out"
     ),
     quiet: Annotated[bool, typer.Option(help="No progress bar and no tables.")] = False,
+    log_events: Annotated[
+        Path | None, typer.Option(help="Also write the run's event log here (for `train`).")
+    ] = None,
+    models: Annotated[
+        Path | None,
+        typer.Option(help="A model directory (from `train`) the engine starts from."),
+    ] = None,
 ) -> None:
     """Run a simulated marketplace through the engine and report what happened."""
     from quanzhan.report.html import write_report
@@ -53,7 +60,9 @@ def simulate(
         raise QuanzhanError(f"seed must be a non-negative integer, not {seed}")
     config = load_scenario(scenario)
     _prepare_out(out)
-    simulation = Simulation(config, seed=seed)
+    if log_events is not None:
+        _prepare_file(log_events, option="--log-events")
+    simulation = Simulation(config, seed=seed, models=models)
     with _progress(quiet) as progress:
         task = progress.add_task(f"simulating {config.name}", total=simulation.market.n_ticks)
         result = simulation.run(lambda done, _total: progress.update(task, completed=done))
@@ -61,10 +70,60 @@ def simulate(
     write_report(summary=summary, path=out / "report.html")
     summary["wall_seconds"] = round(time.perf_counter() - started, 3)  # the report included
     _write_json(out / "summary.json", summary)
+    if log_events is not None:
+        simulation.write_events(log_events)
     if not quiet:
         print_summary(summary=summary, console=console)
         seconds = summary["wall_seconds"]
         console.print(f"wrote {out / 'summary.json'} and {out / 'report.html'} in {seconds:.1f} s")
+        if log_events is not None:
+            console.print(f"wrote the event log to {log_events}")
+
+
+@app.command()
+def train(
+    events: Annotated[Path, typer.Option(help="An event file, from `simulate --log-events`.")],
+    out: Annotated[Path, typer.Option(help="The model directory to write (or replace).")],
+    seed: Annotated[
+        int | None, typer.Option(help="Seed of the engine's draws; default: the file's.")
+    ] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress and no summary.")] = False,
+) -> None:
+    """Learn the engine's models from an event log and write them as a model directory."""
+    from contextlib import nullcontext
+
+    from quanzhan.engine.eventfile import read_event_file, train_engine
+    from quanzhan.engine.modeldir import save_models
+
+    started = time.perf_counter()
+    if seed is not None and seed < 0:
+        raise QuanzhanError(f"seed must be a non-negative integer, not {seed}")
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out} is a file; give a folder for the model directory")
+    status = nullcontext() if quiet else errors.status("reading the event file")
+    with status as spinner:
+        found = read_event_file(events)
+        if spinner is not None:
+            spinner.update(f"learning from {found.n_impressions:,} impressions")
+        engine = train_engine(found, seed=seed)
+        if spinner is not None:
+            spinner.update(f"writing {out}")
+        save_models(out, engine, source=str(events))
+    if not quiet:
+        from rich.table import Table
+
+        table = Table(title=f"Trained from {events}", title_justify="left")
+        for column in ("impressions", "clicks", "orders", "seconds"):
+            table.add_column(column, justify="right")
+        seconds = time.perf_counter() - started
+        table.add_row(
+            f"{found.n_impressions:,}",
+            f"{found.n_clicks:,}",
+            f"{found.n_orders:,}",
+            f"{seconds:.1f}",
+        )
+        console.print(table)
+        console.print(f"wrote the model directory {out}")
 
 
 bench = typer.Typer(
@@ -248,6 +307,13 @@ def _prepare_out(out: Path) -> None:
     except OSError as error:
         reason = error.strerror or type(error).__name__
         raise OutputError(f"cannot write to output folder {out}: {reason}") from error
+
+
+def _prepare_file(path: Path, *, option: str) -> None:
+    """Refuse a folder, and prove the file's folder writable, before any work is done."""
+    if path.is_dir():
+        raise OutputError(f"{option} {path} is a folder; give a file path")
+    _prepare_out(path.parent)
 
 
 def _write_json(path: Path, data: object) -> None:

@@ -6,7 +6,7 @@ expectation comes from the engine's contract (DESIGN.md §5, ``engine.auction``)
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import pytest
@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from quanzhan.domain import CampaignMode
 from quanzhan.engine import decision as decision_module
 from quanzhan.engine.batch import Decision, RequestBatch
-from quanzhan.engine.config import EngineConfig
+from quanzhan.engine.config import SurfaceRules
 from quanzhan.engine.decision import Engine
 from quanzhan.engine.log import Impressions
 from quanzhan.sim.config import ScenarioConfig, load_scenario
@@ -56,7 +56,10 @@ def _engine(world: World, *, seed: int = SEED) -> Engine:
 
 @pytest.fixture(scope="module")
 def world() -> World:
-    config = load_scenario("tiny")
+    tiny = load_scenario("tiny")
+    # Reserves high enough to bind on some auctions: a rule the properties below must cover.
+    rules = {name: SurfaceRules(reserve=1.0) for name in tiny.engine.surfaces}
+    config = tiny.model_copy(update={"engine": tiny.engine.model_copy(update={"surfaces": rules})})
     market = Market(config)
     view = market.reset(seed=SEED)
     max_slots = max(page.ad_slots for page in config.traffic.pages.values())
@@ -130,8 +133,18 @@ def _assert_rows_equal(whole: Decision, rows: NDArray[np.int64], part: Decision)
 
 
 @pytest.fixture(scope="module")
-def money(world: World) -> Money:
-    return _money(world.view, seed=7)
+def money(world: World, engine: Engine) -> Money:
+    money = _money(world.view, seed=7)
+    # Leave a few of the campaigns that win with the budgets as drawn just under their bid, so
+    # that some winners bid what is left of their budget.
+    won = _decide(engine, world.batch, money)
+    filled = won.campaign >= 0
+    campaign, first = np.unique(won.campaign[filled], return_index=True)
+    bid = won.bid[filled][first]
+    chosen = np.random.default_rng(8).choice(len(campaign), min(12, len(campaign)), replace=False)
+    remaining = money.remaining.copy()
+    remaining[campaign[chosen]] = 0.97 * bid[chosen]
+    return replace(money, remaining=remaining)
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +165,7 @@ def test_the_setting_exercises_the_rules(world: World, decided: Decision, money:
     # Some winners' bids are capped by what is left of their budget.
     assert np.isclose(decided.bid[row, slot], money.remaining[c]).sum() >= 5
     # Some prices stand at the reserve, some above it.
-    reserve = np.array(EngineConfig().reserve_by_surface())[world.batch.surface[row]]
+    reserve = np.array(world.config.engine.reserve_by_surface())[world.batch.surface[row]]
     at_reserve = np.isclose(decided.price[row, slot], reserve)
     assert 5 <= at_reserve.sum() < len(row) - 5
 
@@ -209,7 +222,7 @@ def _check_decision(world: World, engine: Engine, batch: RequestBatch, money: Mo
     """Every per-slot rule of the decision contract, for one batch and one money state."""
     d = _decide(engine, batch, money)
     campaigns = world.view.campaigns
-    reserve = np.array(EngineConfig().reserve_by_surface())[batch.surface]
+    reserve = np.array(world.config.engine.reserve_by_surface())[batch.surface]
     floor = np.array(engine.config.floor_by_surface())[batch.surface]
     filled = d.campaign >= 0
     row, slot = np.nonzero(filled)
@@ -358,6 +371,8 @@ def _play(world: World, ticks: int) -> tuple[list[Impressions], float]:
                 click_time=click_time,
                 x_ctr=x_ctr[row, slot],
                 x_cvr=x_cvr[row, slot],
+                pctr=decision.pctr[row, slot],
+                pcvr=decision.pcvr[row, slot],
             )
         )
     return logged, market.clock

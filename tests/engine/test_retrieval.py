@@ -1,6 +1,18 @@
-"""``Retriever`` on a small hand-made catalog: text match, category expansion, similarity, liveness.
+"""``Retriever`` on a small hand-made catalog and on random ones: the documented exact score,
+query topic and word matches, item pages, liveness, shapes, and ``ValueModel`` updates.
 
-The catalog (``-1`` pads titles)::
+The documented score of campaign ``c`` (category ``g``) for a request on surface ``s``::
+
+    cell_score[g] = interest_weight[s] * log(max(interest[g], 1e-6))
+                  + affinity_weight[s] * affinity[g] + relevance_weight[s] * relevance[g]
+    score[c]      = cell_score[g] + campaign_value[s, c] + relevance_weight[s] * 0.5 * words[c]
+
+``relevance[g]`` is half the query's topic on search (the share of its words' uses in titles
+that fall in ``g``, normalised) and ``1`` for the category of the item on screen on item pages;
+``words[c]`` is the share of the query's words in ``c``'s title. The returned score is the
+relevance feature ``relevance[g] + 0.5 * words[c]``.
+
+The hand-made catalog (``-1`` pads titles)::
 
     item  category  title terms         campaign
     0     0         0 4                 0
@@ -19,15 +31,20 @@ The catalog (``-1`` pads titles)::
 
 from __future__ import annotations
 
+import itertools
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
-from quanzhan.domain import ItemTable, Surface
-from quanzhan.engine.batch import RequestBatch
-from quanzhan.engine.retrieval import Retriever
+from quanzhan.domain import N_SURFACES, ItemTable, Surface
+from quanzhan.engine.batch import Candidates, RequestBatch
+from quanzhan.engine.retrieval import Retriever, ValueModel
+
+PROPERTY = settings(max_examples=120, deadline=None)
 
 CATEGORY = [0, 0, 0, 1, 1, 1, 2, 2, 2, 2, 3, 3]
 TITLES = [
@@ -46,8 +63,13 @@ TITLES = [
 ]
 CAMPAIGN_ITEM = [0, 1, 3, 4, 5, 6, 7, 10, 11]
 N_CATEGORIES = 4
+N_TERMS = 11
 N_CAMPAIGNS = len(CAMPAIGN_ITEM)
-CAMPAIGN_CATEGORY = np.array([CATEGORY[i] for i in CAMPAIGN_ITEM])
+CONTEXT_SURFACES = (Surface.DETAIL, Surface.POST_PURCHASE, Surface.CART_FEED)
+# The documented share of relevance that is word match, and the floor under ``log(interest)``.
+WORD_SHARE = 0.5
+LOG_FLOOR = 1e-6
+EXPANSION_FLOOR = 0.05
 
 
 def _items() -> ItemTable:
@@ -58,24 +80,20 @@ def _items() -> ItemTable:
         price=np.linspace(10.0, 40.0, n),
         title_terms=np.array(TITLES, dtype=np.int32),
         n_categories=N_CATEGORIES,
-        n_terms=11,
+        n_terms=N_TERMS,
     )
 
 
 def _retriever(k: int = 6) -> Retriever:
-    return Retriever(
-        items=_items(),
-        campaign_item=np.array(CAMPAIGN_ITEM, dtype=np.int32),
-        k=k,
-        category_vectors=np.eye(N_CATEGORIES, dtype=np.float32),
-    )
+    return Retriever(items=_items(), campaign_item=np.array(CAMPAIGN_ITEM, dtype=np.int32), k=k)
 
 
 def _batch(
     surface: list[Surface], terms: list[list[int]] | None = None, context: list[int] | None = None
 ) -> RequestBatch:
     n = len(surface)
-    query = np.full((n, 2), -1, dtype=np.int32)
+    width = max([2, *(len(t) for t in terms or [])])
+    query = np.full((n, width), -1, dtype=np.int32)
     for row, t in enumerate(terms or []):
         query[row, : len(t)] = t
     return RequestBatch(
@@ -89,45 +107,407 @@ def _batch(
     )
 
 
-def _uniform(n: int) -> NDArray[np.float32]:
-    return np.full((n, N_CATEGORIES), 1.0 / N_CATEGORIES, dtype=np.float32)
+def _uniform(n: int, categories: int = N_CATEGORIES) -> NDArray[np.float32]:
+    return np.full((n, categories), 1.0 / categories, dtype=np.float32)
 
 
-def _all_live() -> NDArray[np.bool_]:
-    return np.ones(N_CAMPAIGNS, dtype=bool)
+def _zeros(n: int, categories: int = N_CATEGORIES) -> NDArray[np.float32]:
+    return np.zeros((n, categories), dtype=np.float32)
+
+
+def _all_live(n: int = N_CAMPAIGNS) -> NDArray[np.bool_]:
+    return np.ones(n, dtype=bool)
+
+
+def _retrieve(
+    retriever: Retriever,
+    batch: RequestBatch,
+    interest: NDArray[np.float32] | None = None,
+    live: NDArray[np.bool_] | None = None,
+    k: int | None = None,
+) -> Candidates:
+    n = len(batch)
+    return retriever.retrieve(
+        batch,
+        interest=_uniform(n) if interest is None else interest,
+        affinity=_zeros(n),
+        live=_all_live() if live is None else live,
+        k=k,
+    )
 
 
 def _found(row: NDArray[np.int32]) -> list[int]:
     return [int(c) for c in row if c >= 0]
 
 
-@pytest.mark.parametrize("terms", [[9], [9, 8], [8, 9]])
-def test_a_term_in_one_campaign_title_ranks_that_campaign_first(terms: list[int]) -> None:
-    found = _retriever().retrieve(
-        _batch([Surface.SEARCH], [terms]), interest=_uniform(1), live=_all_live()
+# ---------------------------------------------------------------------------------------------
+# The documented score, in plain Python.
+
+
+def _term_categories(items: ItemTable) -> list[list[float]]:
+    """Per term, the share of its uses in titles falling in each category; shares under the
+    expansion floor dropped."""
+    counts = [[0.0] * items.n_categories for _ in range(items.n_terms)]
+    for item, title in enumerate(items.title_terms.tolist()):
+        for term in title:
+            if term >= 0:
+                counts[term][int(items.category[item])] += 1.0
+    shares = []
+    for row in counts:
+        total = sum(row)
+        share = [x / total if total > 0 else 0.0 for x in row]
+        shares.append([x if x >= EXPANSION_FLOOR else 0.0 for x in share])
+    return shares
+
+
+def _reference(
+    items: ItemTable,
+    campaign_item: list[int],
+    value: ValueModel,
+    batch: RequestBatch,
+    interest: NDArray[np.float32],
+    affinity: NDArray[np.float32],
+    live: NDArray[np.bool_],
+) -> tuple[list[dict[int, float]], list[dict[int, float]]]:
+    """Per request, the exact score and the relevance feature of every live campaign that may
+    show there (on search, those with a query word in the title or on the query's topic)."""
+    term_category = _term_categories(items)
+    titles = items.title_terms.tolist()
+    scores: list[dict[int, float]] = []
+    features: list[dict[int, float]] = []
+    for r in range(len(batch)):
+        s = int(batch.surface[r])
+        words = [int(w) for w in batch.query_terms[r] if w >= 0]
+        relevance = [0.0] * items.n_categories
+        if s == Surface.SEARCH and words:
+            topic = [sum(term_category[w][g] for w in words) for g in range(items.n_categories)]
+            total = sum(topic)
+            if total > 0:
+                relevance = [(1.0 - WORD_SHARE) * t / total for t in topic]
+        context = int(batch.context_item[r])
+        if s in CONTEXT_SURFACES and context >= 0:
+            relevance[int(items.category[context])] = 1.0
+        iw = float(value.interest_weight[s])
+        aw = float(value.affinity_weight[s])
+        rw = float(value.relevance_weight[s])
+        score: dict[int, float] = {}
+        feature: dict[int, float] = {}
+        for c, item in enumerate(campaign_item):
+            if not live[c]:
+                continue
+            g = int(items.category[item])
+            cell = (
+                iw * math.log(max(float(interest[r, g]), LOG_FLOOR))
+                + aw * float(affinity[r, g])
+                + rw * relevance[g]
+            )
+            share = sum(1 for w in words if w in titles[item]) / len(words) if words else 0.0
+            if s == Surface.SEARCH and relevance[g] + share == 0:
+                continue  # search shows only ads that answer the query
+            score[c] = cell + float(value.campaign_value[s, c]) + rw * WORD_SHARE * share
+            feature[c] = relevance[g] + WORD_SHARE * share
+        scores.append(score)
+        features.append(feature)
+    return scores, features
+
+
+def _assert_top_k(
+    found: Candidates, scores: list[dict[int, float]], features: list[dict[int, float]], k: int
+) -> None:
+    """Each row holds the top ``k`` live campaigns by exact score, best first, ``-1`` padded,
+    with the relevance feature as score; near-ties (to float32 precision) may come either way."""
+    tol = 1e-4
+    assert found.campaign.shape == found.score.shape == (len(scores), k)
+    for r, (score, feature) in enumerate(zip(scores, features, strict=True)):
+        row = found.campaign[r].tolist()
+        listed = _found(found.campaign[r])
+        assert row == listed + [-1] * (k - len(listed))
+        assert len(set(listed)) == len(listed)
+        assert set(listed) <= set(score)  # live campaigns only
+        assert len(listed) == min(k, len(score))
+        got = [score[c] for c in listed]
+        assert all(a >= b - tol for a, b in itertools.pairwise(got))
+        left = [v for c, v in score.items() if c not in listed]
+        if left and got:
+            assert got[-1] >= max(left) - tol
+        # Without near-ties the list is exactly the reference's.
+        ranked = sorted(score, key=lambda c: -score[c])
+        values = sorted(score.values(), reverse=True)[: k + 1]
+        if all(a - b > tol for a, b in itertools.pairwise(values)):
+            assert listed == ranked[:k]
+        np.testing.assert_allclose(
+            found.score[r, : len(listed)], [feature[c] for c in listed], rtol=1e-5, atol=1e-5
+        )
+        assert np.all(found.score[r, len(listed) :] == 0.0)
+
+
+def _random_value(rng: np.random.Generator, n_campaigns: int) -> ValueModel:
+    return ValueModel(
+        interest_weight=rng.uniform(0.1, 2.0, N_SURFACES).astype(np.float32),
+        affinity_weight=rng.normal(0.0, 1.0, N_SURFACES).astype(np.float32),
+        relevance_weight=rng.uniform(0.0, 3.0, N_SURFACES).astype(np.float32),
+        campaign_value=rng.normal(0.0, 1.0, (N_SURFACES, n_campaigns)).astype(np.float32),
     )
-    assert found.campaign[0, 0] == 3
+
+
+def _random_batch(
+    rng: np.random.Generator, items: ItemTable, n: int, n_words: int
+) -> tuple[RequestBatch, NDArray[np.float32], NDArray[np.float32]]:
+    """Page views on every surface: queries (some empty, some words in no title) on search,
+    context items (some unknown) on item pages; interest with zeros, random affinity."""
+    surface = rng.integers(0, N_SURFACES, n).astype(np.int8)
+    query = np.full((n, n_words), -1, dtype=np.int32)
+    search = surface == Surface.SEARCH
+    query[search] = rng.integers(-1, items.n_terms, (int(search.sum()), n_words))
+    context = np.full(n, -1, dtype=np.int32)
+    on_item = np.isin(surface, CONTEXT_SURFACES)
+    context[on_item] = rng.integers(-1, len(items), int(on_item.sum()))
+    batch = RequestBatch(
+        request_id=np.arange(n, dtype=np.int64),
+        time=np.zeros(n),
+        surface=surface,
+        user=np.zeros(n, dtype=np.int32),
+        query_terms=query,
+        context_item=context,
+        n_slots=np.ones(n, dtype=np.int16),
+    )
+    interest = rng.dirichlet(np.ones(items.n_categories), n) * (
+        rng.random((n, items.n_categories)) < 0.7
+    )
+    affinity = rng.normal(0.0, 1.0, (n, items.n_categories))
+    return batch, interest.astype(np.float32), affinity.astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# The exact score, against the reference.
+
+
+@PROPERTY
+@given(seed=st.integers(0, 2**32 - 1), extra_k=st.integers(0, 4), n_requests=st.integers(0, 12))
+def test_a_budget_covering_every_campaign_gives_the_exact_top_k(
+    seed: int, extra_k: int, n_requests: int
+) -> None:
+    """On the hand-made catalog, with a learned-looking value model and ``3 k`` at least the
+    campaign count, every row is the brute-force top ``k`` by the documented score."""
+    rng = np.random.default_rng(seed)
+    k = math.ceil(N_CAMPAIGNS / 3) + extra_k
+    retriever = _retriever(k=k)
+    value = _random_value(rng, N_CAMPAIGNS)
+    retriever.update(value)
+    assert retriever.value is value
+    items = _items()
+    batch, interest, affinity = _random_batch(rng, items, n_requests, 3)
+    live = rng.random(N_CAMPAIGNS) < 0.8
+    found = retriever.retrieve(batch, interest=interest, affinity=affinity, live=live)
+    scores, features = _reference(items, CAMPAIGN_ITEM, value, batch, interest, affinity, live)
+    _assert_top_k(found, scores, features, k)
+
+
+@PROPERTY
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_items=st.integers(1, 40),
+    n_categories=st.integers(1, 6),
+    n_requests=st.integers(1, 10),
+    extra_k=st.integers(0, 3),
+)
+def test_random_catalogs_give_the_exact_top_k(
+    seed: int, n_items: int, n_categories: int, n_requests: int, extra_k: int
+) -> None:
+    """Random catalogs (repeated title words, words in many categories, empty categories): the
+    same brute-force top ``k`` when the budget covers every campaign."""
+    rng = np.random.default_rng(seed)
+    n_terms = int(rng.integers(1, 25))
+    items = ItemTable(
+        category=rng.integers(0, n_categories, n_items).astype(np.int32),
+        merchant=np.zeros(n_items, dtype=np.int32),
+        price=rng.uniform(1, 100, n_items),
+        title_terms=rng.integers(-1, n_terms, (n_items, 4)).astype(np.int32),
+        n_categories=n_categories,
+        n_terms=n_terms,
+    )
+    campaign_item = rng.choice(n_items, size=int(rng.integers(1, n_items + 1)), replace=False)
+    n_campaigns = len(campaign_item)
+    k = math.ceil(n_campaigns / 3) + extra_k
+    retriever = Retriever(items=items, campaign_item=campaign_item.astype(np.int32), k=k)
+    value = _random_value(rng, n_campaigns)
+    retriever.update(value)
+    batch, interest, affinity = _random_batch(rng, items, n_requests, 3)
+    live = rng.random(n_campaigns) < 0.8
+    found = retriever.retrieve(batch, interest=interest, affinity=affinity, live=live)
+    scores, features = _reference(
+        items, campaign_item.tolist(), value, batch, interest, affinity, live
+    )
+    _assert_top_k(found, scores, features, k)
+
+
+@PROPERTY
+@given(seed=st.integers(0, 2**32 - 1), k=st.integers(1, 3))
+def test_a_short_budget_still_finds_the_best_campaign(seed: int, k: int) -> None:
+    """Where a campaign's value is the same on every surface and there are no query words, a
+    cell's bound is a true bound: the best campaign is the first of the best cell, so the top
+    campaign is exact even when the budget covers only a few of many campaigns."""
+    rng = np.random.default_rng(seed)
+    n_items, n_categories = 80, 6
+    items = ItemTable(
+        category=rng.integers(0, n_categories, n_items).astype(np.int32),
+        merchant=np.zeros(n_items, dtype=np.int32),
+        price=np.ones(n_items),
+        title_terms=rng.integers(-1, 10, (n_items, 3)).astype(np.int32),
+        n_categories=n_categories,
+        n_terms=10,
+    )
+    campaign_item = np.arange(n_items, dtype=np.int32)
+    retriever = Retriever(items=items, campaign_item=campaign_item, k=k)
+    each = rng.normal(0.0, 1.0, n_items).astype(np.float32)
+    value = ValueModel(
+        interest_weight=rng.uniform(0.1, 2.0, N_SURFACES).astype(np.float32),
+        affinity_weight=rng.normal(0.0, 1.0, N_SURFACES).astype(np.float32),
+        relevance_weight=rng.uniform(0.0, 3.0, N_SURFACES).astype(np.float32),
+        campaign_value=np.tile(each, (N_SURFACES, 1)),
+    )
+    retriever.update(value)
+    batch, interest, affinity = _random_batch(rng, items, 8, 0)
+    live = rng.random(n_items) < 0.7
+    found = retriever.retrieve(batch, interest=interest, affinity=affinity, live=live)
+    scores, _ = _reference(items, campaign_item.tolist(), value, batch, interest, affinity, live)
+    for r, score in enumerate(scores):
+        listed = _found(found.campaign[r])
+        assert len(listed) == min(k, len(score))
+        if score:
+            assert score[listed[0]] >= max(score.values()) - 1e-4
+            got = [score[c] for c in listed]
+            assert all(a >= b - 1e-4 for a, b in itertools.pairwise(got))
+
+
+# ---------------------------------------------------------------------------------------------
+# The hand-made catalog.
+
+
+def test_the_default_value_model_is_neutral() -> None:
+    value = _retriever().value
+    neutral = ValueModel.neutral(N_CAMPAIGNS)
+    for name, array in neutral.arrays().items():
+        assert np.array_equal(value.arrays()[name], array), name
+    assert neutral.campaign_value.shape == (N_SURFACES, N_CAMPAIGNS)
+
+
+@pytest.mark.parametrize(("terms", "topic"), [([10], [5, 6]), ([7], [7, 8]), ([6, 10], [5, 6])])
+def test_a_search_query_topic_ranks_first(terms: list[int], topic: list[int]) -> None:
+    """Term 10 is only in category 2's non-promoted titles, term 7 only in category 3's: each
+    query's category is found, even its campaigns without the word, and carries relevance; the
+    other categories answer nothing and are not shown on search at all."""
+    found = _retrieve(_retriever(k=N_CAMPAIGNS), _batch([Surface.SEARCH], [terms]))
+    row = _found(found.campaign[0])
+    assert sorted(row) == topic
+    assert np.all(found.score[0, :2] >= 0.5 - 1e-6)
+    assert np.all(found.campaign[0, 2:] == -1) and np.all(found.score[0, 2:] == 0.0)
+
+
+def test_the_topic_beats_a_mild_interest_elsewhere() -> None:
+    """The shopper leans to category 3 and the query to category 2: search shows category 2,
+    and the home feed, with no query, category 3."""
+    interest = np.array([[0.2, 0.2, 0.25, 0.35]] * 2, dtype=np.float32)
+    batch = _batch([Surface.SEARCH, Surface.HOME_FEED], [[10], []])
+    found = _retrieve(_retriever(k=4), batch, interest=interest)
+    assert sorted(_found(found.campaign[0])) == [5, 6]
+    assert sorted(_found(found.campaign[1])[:2]) == [7, 8]
+
+
+def test_a_word_in_one_campaign_title_ranks_it_first() -> None:
+    """Term 9 is in campaign 3's title only; its category-mates 2 and 4 share the topic, not the
+    word: 3 scores topic and word (0.5 + 0.5), 2 and 4 the topic alone (0.5)."""
+    found = _retrieve(_retriever(k=N_CAMPAIGNS), _batch([Surface.SEARCH], [[9]]))
+    row = _found(found.campaign[0])
+    assert row[0] == 3
+    assert sorted(row[1:3]) == [2, 4]
+    np.testing.assert_allclose(found.score[0, :3], [1.0, 0.5, 0.5], atol=1e-6)
     assert found.score[0, 0] > found.score[0, 1]
 
 
-def test_a_category_word_finds_campaigns_without_the_word() -> None:
-    """Term 10 is only in category 2's non-promoted titles; it expands to category 2."""
-    found = _retriever().retrieve(
-        _batch([Surface.SEARCH], [[10]]), interest=_uniform(1), live=_all_live()
-    )
-    assert sorted(_found(found.campaign[0])) == [5, 6]
-    assert np.all(found.score[0, :2] > 0)
-
-
-def test_an_exact_match_outranks_a_category_neighbour() -> None:
+def test_a_word_lifts_campaigns_above_their_category_mates() -> None:
     """Term 5 is in campaigns 2 and 4's titles (category 1); campaign 3 shares only the category."""
-    found = _retriever().retrieve(
-        _batch([Surface.SEARCH], [[5]]), interest=_uniform(1), live=_all_live()
-    )
+    found = _retrieve(_retriever(k=N_CAMPAIGNS), _batch([Surface.SEARCH], [[5]]))
     row = _found(found.campaign[0])
     assert sorted(row[:2]) == [2, 4]
-    assert 3 in row[2:]
-    assert set(row) <= {2, 3, 4}
+    assert row[2] == 3
+    assert found.score[0, 1] > found.score[0, 2] > found.score[0, 3]
+
+
+def test_a_half_matched_query_scores_half_the_words() -> None:
+    """Query (9, 8): campaign 3 holds both words, campaigns 1, 6, 8 only term 8."""
+    found = _retrieve(_retriever(k=N_CAMPAIGNS), _batch([Surface.SEARCH], [[9, 8]]))
+    assert found.campaign[0, 0] == 3
+    score = dict(zip(_found(found.campaign[0]), found.score[0].tolist(), strict=False))
+    # Term 9: category 1 only; term 8: categories 0, 0, 1, 2, 3 of its five uses.
+    topic = np.array([0.4, 1.2, 0.2, 0.2]) / 2.0 * 0.5
+    assert score[3] == pytest.approx(topic[1] + 0.5, abs=1e-6)
+    for c, g in ((1, 0), (6, 2), (8, 3)):
+        assert score[c] == pytest.approx(topic[g] + 0.25, abs=1e-6)
+    for c, g in ((0, 0), (2, 1), (4, 1), (5, 2), (7, 3)):
+        assert score[c] == pytest.approx(topic[g], abs=1e-6)
+
+
+@pytest.mark.parametrize("surface", CONTEXT_SURFACES)
+def test_item_pages_retrieve_the_same_category_first(surface: Surface) -> None:
+    """The shopper leans to category 3; on the page of item 2 (category 0) category 0 comes
+    first, then category 3, while the home feed follows the shopper."""
+    interest = np.array([[0.2, 0.2, 0.2, 0.4]] * 2, dtype=np.float32)
+    batch = _batch([surface, Surface.HOME_FEED], context=[2, -1])
+    found = _retrieve(_retriever(k=N_CAMPAIGNS), batch, interest=interest)
+    page, feed = _found(found.campaign[0]), _found(found.campaign[1])
+    assert sorted(page[:2]) == [0, 1]
+    assert sorted(page[2:4]) == [7, 8]
+    assert sorted(feed[:2]) == [7, 8]
+    assert found.score[0, :2].tolist() == [1.0, 1.0]
+    assert np.all(found.score[0, 2:] == 0.0)
+    assert np.all(found.score[1] == 0.0)
+
+
+def test_an_unknown_context_item_gives_no_relevance() -> None:
+    found = _retrieve(_retriever(k=N_CAMPAIGNS), _batch([Surface.DETAIL], context=[-1]))
+    assert sorted(_found(found.campaign[0])) == list(range(N_CAMPAIGNS))
+    assert np.all(found.score == 0.0)
+
+
+def test_campaign_values_order_each_surface_on_its_own() -> None:
+    """Per-surface values: on the detail page campaign 2 leads category 1, on the cart feed 4."""
+    retriever = _retriever(k=N_CAMPAIGNS)
+    value = ValueModel.neutral(N_CAMPAIGNS)
+    campaign_value = value.campaign_value.copy()
+    campaign_value[Surface.DETAIL, [2, 3, 4]] = [0.9, 0.2, -0.5]
+    campaign_value[Surface.CART_FEED, [2, 3, 4]] = [-0.5, 0.2, 0.9]
+    retriever.update(
+        ValueModel(
+            interest_weight=value.interest_weight,
+            affinity_weight=value.affinity_weight,
+            relevance_weight=value.relevance_weight,
+            campaign_value=campaign_value,
+        )
+    )
+    found = _retrieve(retriever, _batch([Surface.DETAIL, Surface.CART_FEED], context=[5, 5]))
+    assert _found(found.campaign[0])[:3] == [2, 3, 4]
+    assert _found(found.campaign[1])[:3] == [4, 3, 2]
+
+
+def test_affinity_counts_only_with_its_weight() -> None:
+    retriever = _retriever(k=2)
+    batch = _batch([Surface.HOME_FEED])
+    affinity = np.array([[0.0, 0.0, 3.0, 0.0]], dtype=np.float32)
+    interest = np.array([[0.1, 0.1, 0.1, 0.7]], dtype=np.float32)
+    neutral = retriever.retrieve(batch, interest=interest, affinity=affinity, live=_all_live())
+    assert sorted(_found(neutral.campaign[0])) == [7, 8]
+    value = ValueModel.neutral(N_CAMPAIGNS)
+    retriever.update(
+        ValueModel(
+            interest_weight=value.interest_weight,
+            affinity_weight=np.ones(N_SURFACES, dtype=np.float32),
+            relevance_weight=value.relevance_weight,
+            campaign_value=value.campaign_value,
+        )
+    )
+    learned = retriever.retrieve(batch, interest=interest, affinity=affinity, live=_all_live())
+    assert sorted(_found(learned.campaign[0])) == [5, 6]
 
 
 def test_campaigns_that_are_not_live_are_never_returned() -> None:
@@ -139,45 +519,23 @@ def test_campaigns_that_are_not_live_are_never_returned() -> None:
         [[9], [10, 8], [], [], []],
         [-1, -1, -1, 4, -1],
     )
-    found = retriever.retrieve(batch, interest=_uniform(len(batch)), live=live)
+    found = _retrieve(retriever, batch, live=live)
     listed = found.campaign[found.valid]
     assert not np.isin(listed, [3, 5, 7]).any()
-    # The feeds, which probe every cell here, still list every live campaign.
-    for row in (2, 3, 4):
+    # Search rows list the live campaigns that answer the query, the others every live one.
+    assert sorted(_found(found.campaign[0])) == [2, 4]  # term 9's topic is category 1
+    for row in range(1, len(batch)):  # term 8 is used in every category: all on its topic
         assert sorted(_found(found.campaign[row])) == np.flatnonzero(live).tolist()
     # Liveness is re-read on every call: the same retriever lists them again when live.
-    again = retriever.retrieve(batch, interest=_uniform(len(batch)), live=_all_live())
+    again = _retrieve(retriever, batch)
     assert again.campaign[0, 0] == 3
     assert 7 in again.campaign[2]
-
-
-@pytest.mark.parametrize("surface", [Surface.DETAIL, Surface.POST_PURCHASE])
-def test_item_pages_retrieve_the_same_category_first(surface: Surface) -> None:
-    """The shopper likes category 3; on the page of item 2 (category 0) category 0 comes first,
-    while the home feed follows the shopper."""
-    interest = np.array([[0.02, 0.02, 0.02, 0.94]] * 2, dtype=np.float32)
-    batch = _batch([surface, Surface.HOME_FEED], context=[2, -1])
-    found = _retriever(k=N_CAMPAIGNS).retrieve(batch, interest=interest, live=_all_live())
-    page, feed = _found(found.campaign[0]), _found(found.campaign[1])
-    assert sorted(page[:2]) == [0, 1]
-    assert sorted(page[2:4]) == [7, 8]
-    assert sorted(feed[:2]) == [7, 8]
-    assert found.score[0, 1] > found.score[0, 2]
-
-
-def test_quality_orders_campaigns_of_the_same_category() -> None:
-    retriever = _retriever(k=N_CAMPAIGNS)
-    quality = np.zeros(N_CAMPAIGNS, dtype=np.float32)
-    quality[[2, 3, 4]] = [-0.5, 0.2, 0.9]
-    retriever.update(quality=quality, category_vectors=np.eye(N_CATEGORIES, dtype=np.float32))
-    found = retriever.retrieve(
-        _batch([Surface.DETAIL], context=[5]), interest=_uniform(1), live=_all_live()
-    )
-    assert _found(found.campaign[0])[:3] == [4, 3, 2]
+    nothing = _retrieve(retriever, batch, live=np.zeros(N_CAMPAIGNS, dtype=bool))
+    assert np.all(nothing.campaign == -1) and np.all(nothing.score == 0.0)
 
 
 def test_output_shapes_and_padding() -> None:
-    k = N_CAMPAIGNS + 3
+    k = 6
     surfaces = [
         Surface.SEARCH,
         Surface.HOME_FEED,
@@ -188,138 +546,98 @@ def test_output_shapes_and_padding() -> None:
         Surface.SEARCH,
     ]
     batch = _batch(surfaces, [[10], [], [], [], [], [], [7]], [-1, -1, 6, 9, 0, -1, -1])
-    found = _retriever(k=k).retrieve(batch, interest=_uniform(len(batch)), live=_all_live())
+    live = np.zeros(N_CAMPAIGNS, dtype=bool)
+    live[[0, 2, 5, 7]] = True  # fewer live campaigns than k
+    found = _retrieve(_retriever(k=k), batch, live=live)
     assert found.campaign.shape == found.score.shape == (len(batch), k)
     assert found.campaign.dtype == np.int32
-    for row in found.campaign:
+    assert found.score.dtype == np.float32
+    for r, row in enumerate(found.campaign):
         listed = _found(row)
-        # Best first, -1 only as trailing padding, no campaign twice.
         assert row.tolist() == listed + [-1] * (k - len(listed))
-        assert len(set(listed)) == len(listed)
+        if surfaces[r] != Surface.SEARCH:
+            assert sorted(listed) == [0, 2, 5, 7]
     assert np.all(found.score[~found.valid] == 0.0)
-    # There are fewer campaigns than k: every row is padded.
-    assert np.all(found.campaign[:, N_CAMPAIGNS:] == -1)
-    # Search for category 2's word: two campaigns; for term 7 (category 3): the two of category 3.
-    assert sorted(_found(found.campaign[0])) == [5, 6]
-    assert sorted(_found(found.campaign[6])) == [7, 8]
-    # The feed rows reach every campaign through the index.
-    for row in range(1, 6):
-        assert sorted(_found(found.campaign[row])) == list(range(N_CAMPAIGNS))
+    assert _found(found.campaign[0]) == [5] and _found(found.campaign[6]) == [7]
+    assert found.campaign[2, 0] == 5 and found.campaign[4, 0] == 0
 
 
 def test_batches_of_one_surface_and_empty_batches() -> None:
     retriever = _retriever()
     for batch in (_batch([Surface.SEARCH], [[9]]), _batch([Surface.OFFSITE]), _batch([])):
-        found = retriever.retrieve(batch, interest=_uniform(len(batch)), live=_all_live())
-        assert found.campaign.shape == (len(batch), 6)
+        found = _retrieve(retriever, batch)
+        assert found.campaign.shape == found.score.shape == (len(batch), 6)
 
 
 def test_k_overrides_the_depth_for_one_call_only() -> None:
     retriever = _retriever(k=2)
-    batch = _batch([Surface.SEARCH, Surface.HOME_FEED, Surface.DETAIL], [[8], [], []], [-1, -1, 9])
-    interest = _uniform(len(batch))
-    short = retriever.retrieve(batch, interest=interest, live=_all_live())
-    deep = retriever.retrieve(batch, interest=interest, live=_all_live(), k=N_CAMPAIGNS)
-    again = retriever.retrieve(batch, interest=interest, live=_all_live())
+    batch = _batch([Surface.SEARCH, Surface.HOME_FEED, Surface.DETAIL], [[9], [], []], [-1, -1, 9])
+    short = _retrieve(retriever, batch)
+    deep = _retrieve(retriever, batch, k=N_CAMPAIGNS)
+    again = _retrieve(retriever, batch)
     assert short.campaign.shape == again.campaign.shape == (len(batch), 2)
-    assert np.array_equal(short.campaign, again.campaign)
-    assert deep.campaign.shape == (len(batch), N_CAMPAIGNS)
-    # Term 8 is in four campaign titles: the deeper list holds them all, best first as before.
-    assert np.array_equal(deep.campaign[0, :2], short.campaign[0])
-    assert {1, 3, 6, 8} <= set(_found(deep.campaign[0]))
+    assert np.array_equal(short.campaign[0], again.campaign[0])
+    assert deep.campaign.shape == deep.score.shape == (len(batch), N_CAMPAIGNS)
+    assert retriever.k == 2
+    assert deep.campaign[0, 0] == short.campaign[0, 0] == 3
+    assert sorted(_found(deep.campaign[0])) == [2, 3, 4]  # term 9's topic, category 1
     for row in (1, 2):
         assert sorted(_found(deep.campaign[row])) == list(range(N_CAMPAIGNS))
+    assert sorted(_found(deep.campaign[2])[:2]) == [5, 6]  # item 9 is in category 2
+
+
+@pytest.mark.parametrize("k", [0, -1])
+def test_k_below_one_is_rejected(k: int) -> None:
+    retriever = _retriever()
     with pytest.raises(ValueError):
-        retriever.retrieve(batch, interest=interest, live=_all_live(), k=0)
+        _retrieve(retriever, _batch([Surface.HOME_FEED]), k=k)
+    with pytest.raises(ValueError):
+        _retriever(k=k)
 
 
-@settings(max_examples=60, deadline=None)
-@given(
-    seed=st.integers(0, 2**32 - 1),
-    n_items=st.integers(1, 60),
-    n_requests=st.integers(1, 12),
-    k=st.integers(1, 20),
+def _with(value: ValueModel, **arrays: NDArray[np.float32]) -> ValueModel:
+    return ValueModel(**{**value.arrays(), **arrays})
+
+
+@pytest.mark.parametrize(
+    "campaign_value",
+    [
+        np.zeros((N_SURFACES, N_CAMPAIGNS + 1), dtype=np.float32),
+        np.zeros((N_SURFACES - 1, N_CAMPAIGNS), dtype=np.float32),
+        np.zeros(N_CAMPAIGNS, dtype=np.float32),
+        np.zeros((N_CAMPAIGNS, N_SURFACES), dtype=np.float32),
+    ],
 )
-def test_small_search_batches_in_dense_arrays_match_the_sparse_path(
-    seed: int, n_items: int, n_requests: int, k: int
+def test_update_rejects_campaign_values_of_the_wrong_shape(
+    campaign_value: NDArray[np.float32],
 ) -> None:
-    """A server's small batches are scored densely, a simulation's large ones sparsely: the same
-    candidates in the same order, with the same scores."""
-    import quanzhan.engine.retrieval as retrieval
-
-    rng = np.random.default_rng(seed)
-    n_terms, n_categories = 15, 4
-    titles = rng.integers(-1, n_terms, size=(n_items, 4)).astype(np.int32)
-    items = ItemTable(
-        category=rng.integers(0, n_categories, n_items).astype(np.int32),
-        merchant=np.zeros(n_items, dtype=np.int32),
-        price=rng.uniform(1, 100, n_items),
-        title_terms=titles,
-        n_categories=n_categories,
-        n_terms=n_terms,
-    )
-    campaign_item = rng.choice(n_items, size=rng.integers(1, n_items + 1), replace=False)
-    retriever = Retriever(
-        items=items,
-        campaign_item=campaign_item.astype(np.int32),
-        k=k,
-        category_vectors=np.eye(n_categories, dtype=np.float32),
-    )
-    retriever.update(
-        quality=rng.uniform(-1, 1, len(campaign_item)).astype(np.float32),
-        category_vectors=np.eye(n_categories, dtype=np.float32),
-    )
-    batch = RequestBatch(
-        request_id=np.arange(n_requests, dtype=np.int64),
-        time=np.zeros(n_requests),
-        surface=np.full(n_requests, Surface.SEARCH, dtype=np.int8),
-        user=np.full(n_requests, -1, dtype=np.int32),
-        query_terms=rng.integers(-1, n_terms, size=(n_requests, 3)).astype(np.int32),
-        context_item=np.full(n_requests, -1, dtype=np.int32),
-        n_slots=np.ones(n_requests, dtype=np.int16),
-    )
-    live = rng.random(len(campaign_item)) < 0.8
-    interest = np.full((n_requests, n_categories), 1 / n_categories, dtype=np.float32)
-    dense = retriever.retrieve(batch, interest=interest, live=live)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(retrieval, "_DENSE_CELLS", 0)
-        sparse = retriever.retrieve(batch, interest=interest, live=live)
-    np.testing.assert_allclose(dense.score, sparse.score, rtol=1e-5, atol=1e-6)
-    # Same candidates in the same order, except where two scores tie to float precision.
-    gaps = np.abs(np.diff(sparse.score, axis=1)) > 1e-5
-    clear = np.concatenate([gaps[:, :1], gaps[:, :-1] & gaps[:, 1:], gaps[:, -1:]], axis=1)
-    if k == 1:
-        clear = np.ones_like(dense.campaign, dtype=bool)
-    np.testing.assert_array_equal(dense.campaign[clear], sparse.campaign[clear])
-    assert np.array_equal(dense.campaign >= 0, sparse.campaign >= 0)
+    retriever = _retriever()
+    before = retriever.value
+    with pytest.raises(ValueError):
+        retriever.update(_with(before, campaign_value=campaign_value))
+    assert retriever.value is before
 
 
-def test_a_word_in_every_title_still_finds_campaigns() -> None:
-    """A small shop whose titles all say 'shoe': a search for 'shoe' must not come back empty."""
-    items = ItemTable(
-        category=np.array([0, 0, 1], dtype=np.int32),
-        merchant=np.zeros(3, dtype=np.int32),
-        price=np.array([10.0, 20.0, 30.0]),
-        title_terms=np.array([[0, 1], [0, 2], [0, -1]], dtype=np.int32),
-        n_categories=2,
-        n_terms=3,
-    )
-    retriever = Retriever(
-        items=items,
-        campaign_item=np.array([0, 1, 2], dtype=np.int32),
-        k=3,
-        category_vectors=np.eye(2, dtype=np.float32),
-    )
-    batch = RequestBatch(
-        request_id=np.zeros(1, dtype=np.int64),
-        time=np.zeros(1),
-        surface=np.array([Surface.SEARCH], dtype=np.int8),
-        user=np.array([-1], dtype=np.int32),
-        query_terms=np.array([[0]], dtype=np.int32),
-        context_item=np.array([-1], dtype=np.int32),
-        n_slots=np.ones(1, dtype=np.int16),
-    )
-    found = retriever.retrieve(
-        batch, interest=np.full((1, 2), 0.5, dtype=np.float32), live=np.ones(3, dtype=bool)
-    )
-    assert sorted(found.campaign[0].tolist()) == [0, 1, 2]
+@pytest.mark.parametrize("name", ["interest_weight", "affinity_weight", "relevance_weight"])
+@pytest.mark.parametrize("size", [1, N_SURFACES - 1, N_SURFACES + 1])
+def test_update_rejects_weights_of_the_wrong_shape(name: str, size: int) -> None:
+    retriever = _retriever()
+    with pytest.raises(ValueError):
+        retriever.update(_with(retriever.value, **{name: np.ones(size, dtype=np.float32)}))
+
+
+@pytest.mark.parametrize(
+    "name", ["interest_weight", "affinity_weight", "relevance_weight", "campaign_value"]
+)
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_update_rejects_non_finite_values(name: str, bad: float) -> None:
+    retriever = _retriever()
+    before = retriever.value
+    array = before.arrays()[name].copy()
+    array.flat[-1] = bad
+    with pytest.raises(ValueError):
+        retriever.update(_with(before, **{name: array}))
+    assert retriever.value is before
+    # The retriever still works on the value model it had.
+    found = _retrieve(retriever, _batch([Surface.SEARCH], [[9]]))
+    assert found.campaign[0, 0] == 3

@@ -13,8 +13,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from quanzhan.domain import CampaignMode, CampaignTable, ItemTable
+from quanzhan.engine.affinity import CategoryAffinity
 from quanzhan.engine.auction import AuctionResult, run_auction
-from quanzhan.engine.batch import Decision, RequestBatch
+from quanzhan.engine.batch import Candidates, Decision, RequestBatch
 from quanzhan.engine.config import EngineConfig
 from quanzhan.engine.log import EventLog, Impressions, Landscape
 from quanzhan.engine.opportunity import Opportunities, slot_menus
@@ -63,12 +64,8 @@ class Engine:
         self.profiles = UserProfiles(n_users=n_users, n_categories=items.n_categories)
         if history_user is not None and history_item is not None:
             self.profiles.add(user=history_user, category=items.category[history_item])
-        self.retriever = Retriever(
-            items=items,
-            campaign_item=campaigns.item,
-            k=config.candidates,
-            category_vectors=self.profiles.category_vectors(config.embedding_dim),
-        )
+        self.affinity = CategoryAffinity(n_categories=items.n_categories, rank=config.embedding_dim)
+        self.retriever = Retriever(items=items, campaign_item=campaigns.item, k=config.candidates)
         self.predictor = Predictor(
             config=config, items=items, campaign_item=campaigns.item, max_slots=max_slots, seed=seed
         )
@@ -140,12 +137,11 @@ class Engine:
         live: NDArray[np.bool_],
         menus_of: NDArray[np.bool_] | None,
     ) -> Decided:
-        interest = self.profiles.distribution(batch.user)
-        candidates = self.retriever.retrieve(batch, interest=interest, live=listed)
+        candidates, interest, affinity = self.retrieve(batch, live=listed)
         campaign = candidates.campaign
         c = np.maximum(campaign, 0)
         x_ctr, x_cvr = self.predictor.features(
-            campaign=campaign, retrieval=candidates.score, interest=interest
+            campaign=campaign, retrieval=candidates.score, interest=interest, affinity=affinity
         )
         pctr, pcvr = self.predictor.predict(surface=batch.surface, x_ctr=x_ctr, x_cvr=x_cvr)
         bid = np.where(
@@ -191,6 +187,16 @@ class Engine:
             x_cvr=x_win_cvr,
             menus=menus,
         )
+
+    def retrieve(
+        self, batch: RequestBatch, *, live: NDArray[np.bool_], k: int | None = None
+    ) -> tuple[Candidates, NDArray[np.float32], NDArray[np.float32]]:
+        """Candidates among ``live`` campaigns, with the viewers' ``(n, categories)`` interest
+        and affinity they were found by (the models' features need both)."""
+        interest = self.profiles.distribution(batch.user)
+        affinity = self.affinity.affinities(interest)
+        found = self.retriever.retrieve(batch, interest=interest, affinity=affinity, live=live, k=k)
+        return found, interest, affinity
 
     def _assemble(
         self,
@@ -240,39 +246,41 @@ class Engine:
         self._manual = campaigns.mode == CampaignMode.MANUAL_CPC
 
     def model_state(self) -> dict[str, NDArray[np.float64]]:
-        """Every learned parameter as named arrays: ``predictor.*`` and ``retrieval.*``.
+        """Every learned parameter as named arrays: ``predictor.*`` and ``affinity.*``.
 
         Profiles are shoppers' data, not model, and stay out. ``load_model_state`` takes the
         same names and shapes back (the same catalog and campaigns) and raises ``ValueError``
         on any difference, changing nothing.
         """
         out: dict[str, NDArray[np.float64]] = {}
-        for prefix, part in (("predictor", self.predictor), ("retrieval", self.retriever)):
+        for prefix, part in (("predictor", self.predictor), ("affinity", self.affinity)):
             for name, array in part.state().items():
                 out[f"{prefix}.{name}"] = np.asarray(array, dtype=np.float64)
         return out
 
     def load_model_state(self, state: dict[str, NDArray[np.float64]]) -> None:
-        parts: dict[str, dict[str, NDArray[np.float64]]] = {"predictor": {}, "retrieval": {}}
+        parts: dict[str, dict[str, NDArray[np.float64]]] = {"predictor": {}, "affinity": {}}
         for key, array in state.items():
             prefix, _, name = key.partition(".")
             if prefix not in parts:
                 raise ValueError(f"model state {key!r} belongs to no part of the engine")
             parts[prefix][name] = array
         # Check both before changing either, so a bad state changes nothing.
-        for name, expected in self.retriever.state().items():
-            given = parts["retrieval"].get(name)
+        for name, expected in self.affinity.state().items():
+            given = parts["affinity"].get(name)
             if given is None or np.shape(given) != expected.shape:
-                raise ValueError(f"model state 'retrieval.{name}' is missing or mis-shaped")
+                raise ValueError(f"model state 'affinity.{name}' is missing or mis-shaped")
         backup = self.predictor.state()
         self.predictor.load_state(parts["predictor"])
         try:
-            self.retriever.load_state(
-                {k: v.astype(np.float32) for k, v in parts["retrieval"].items()}
+            self.affinity.load_state(
+                {k: v.astype(np.float32) for k, v in parts["affinity"].items()}
             )
         except ValueError:
             self.predictor.load_state(backup)
             raise
+        # Retrieval's weights are read off the models, as after a refresh.
+        self.retriever.update(self.predictor.value_model(self._price))
 
     def record(self, impressions: Impressions) -> None:
         """Log shown ads and their clicks; they are learned from at the next ``refresh``."""
@@ -306,12 +314,18 @@ class Engine:
         self.profiles.add(
             user=clicked.user, category=self.items.category[self.campaigns.item[clicked.campaign]]
         )
-        self.predictor.refresh(log=self.log, now=now)
-        lift = self.predictor.ctr_item - self.predictor.ctr_category[self.predictor.category]
-        self.retriever.update(
-            quality=np.tanh(lift).astype(np.float32),
-            category_vectors=self.profiles.category_vectors(self.config.embedding_dim),
+        recent = impressions.take(
+            np.arange(max(0, len(impressions) - self.config.max_training_rows), len(impressions))
         )
+        self.affinity.fit(
+            counts=self.profiles.counts,
+            user=recent.user,
+            category=self.predictor.category[recent.campaign],
+            clicked=recent.clicked,
+            exposure=self.predictor.position_factor(recent.surface, recent.slot),
+        )
+        self.predictor.refresh(log=self.log, now=now)
+        self.retriever.update(self.predictor.value_model(self._price))
 
 
 def _slice(batch: RequestBatch, start: int) -> RequestBatch:

@@ -1,13 +1,17 @@
-"""An inverted-file (IVF) nearest-neighbour index whose cells are the item categories.
+"""An inverted-file (IVF) index over campaigns whose cells are the item categories.
 
-Every campaign sits in the cell of its item's category; cells carry a learned vector each
-(``UserProfiles.category_vectors``) and list their campaigns best first by quality. A query
-probes its nearest non-empty cells by inner product and takes campaigns cell after cell, in
-cell order, until it has ``k``. It is approximate in the usual IVF way: a strong campaign in a
-far cell can be missed, and within the probed cells quality only orders a cell's own list.
+A campaign's worth to a page view is scored as ``cell_score[request, category] + value[campaign]``
+(plus small per-campaign terms the caller adds): how much this viewer takes to the category, and
+how good the campaign is on its own (its item's learned click and purchase rates, its price).
+Every campaign sits in its category's cell, cells list their campaigns best value first, and
+each cell knows its best value, so ``cell_score + best`` bounds what any campaign of the cell can
+score. A query probes the cells of highest bound and hands back, cell after cell, the first
+``budget`` campaigns of those cells; the caller scores these exactly and keeps the best ``k``.
 
-Only live campaigns (budget left, not paused) are listed, so no candidate slot goes to a
-campaign that cannot bid; rebuilding is a sort of the campaigns, cheap enough for every tick.
+It is approximate in the usual IVF way (a strong campaign in a cell never probed is missed, and
+a long cell is cut at ``budget``), and exact when the budget covers every campaign. Only live
+campaigns (budget left, not paused) are listed, so no candidate goes to a campaign that cannot
+bid; building is one sort of the campaigns, cheap enough for every refresh.
 """
 
 from __future__ import annotations
@@ -15,68 +19,71 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-# Extra cells probed beyond those needed to fill k at the average cell size.
+# Extra cells probed beyond those needed to fill the budget at the average cell size.
 _EXTRA_PROBES = 4
-# Weight of a campaign's quality score against a perfect cell match (1.0), in every ranking.
-QUALITY_WEIGHT = 0.05
 
 
 class CategoryIndex:
-    """Campaign lists per category cell; ``search`` answers ``(n, k)`` campaigns and scores."""
+    """Campaign lists per category cell, best ``value`` first."""
 
     def __init__(
         self,
         *,
         cell: NDArray[np.int64],
-        cell_vectors: NDArray[np.float32],
-        quality: NDArray[np.float32],
+        n_cells: int,
+        value: NDArray[np.float32],
         live: NDArray[np.bool_],
     ) -> None:
-        n_cells = len(cell_vectors)
-        self.cell_vectors = cell_vectors
-        self.quality = quality
+        if len(cell) != len(value) or len(cell) != len(live):
+            raise ValueError("cell, value and live need one entry per campaign")
         listed = np.flatnonzero(live)
-        order = np.lexsort((listed, -quality[listed], cell[listed]))
+        order = np.lexsort((listed, -value[listed], cell[listed]))
         self.members = listed[order].astype(np.int32)
-        self.sizes = np.bincount(cell[self.members], minlength=n_cells)
-        self.starts = np.concatenate([[0], np.cumsum(self.sizes)[:-1]])
+        self.cell_of = cell
+        self.sizes = np.bincount(cell[self.members], minlength=n_cells).astype(np.int64)
+        self.starts = np.concatenate([[0], np.cumsum(self.sizes)[:-1]]).astype(np.int64)
+        best = np.full(n_cells, -np.inf, dtype=np.float32)
+        nonempty = self.sizes > 0
+        best[nonempty] = value[self.members[self.starts[nonempty]]]
+        self.best = best
 
-    def search(
-        self, queries: NDArray[np.float32], k: int
-    ) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
-        """Best ``k`` campaigns per query row, ``-1`` padded, with score = cell similarity +
-        a small quality lean."""
-        n = len(queries)
-        campaign = np.full((n, k), -1, dtype=np.int32)
-        score = np.zeros((n, k), dtype=np.float32)
-        if n == 0 or len(self.members) == 0:
-            return campaign, score
-        cell_score = queries @ self.cell_vectors.T
-        probes = self._probes(k)
-        # Empty cells rank last so that no probe is spent on them.
-        ranked = np.where(self.sizes > 0, cell_score, -np.inf)
-        top = np.argpartition(-ranked, probes - 1, axis=1)[:, :probes]
-        top_score = np.take_along_axis(ranked, top, axis=1)
-        rank = np.argsort(-top_score, axis=1, kind="stable")
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def candidates(self, cell_score: NDArray[np.float32], budget: int) -> NDArray[np.int32]:
+        """``(n, budget)`` campaigns, ``-1`` padded, from the cells of highest bound for each
+        row of ``cell_score`` (``(n, cells)``), taken cell after cell, best bound first."""
+        n = len(cell_score)
+        out = np.full((n, budget), -1, dtype=np.int32)
+        if n == 0 or len(self.members) == 0 or budget < 1:
+            return out
+        probes = self._probes(budget)
+        # Empty cells bound at -inf and rank last, so that no probe is spent on them.
+        bound = cell_score + self.best[None, :]
+        if probes < bound.shape[1]:
+            top = np.argpartition(-bound, probes - 1, axis=1)[:, :probes]
+        else:
+            top = np.broadcast_to(np.arange(bound.shape[1]), (n, bound.shape[1])).copy()
+        rank = np.argsort(-np.take_along_axis(bound, top, axis=1), axis=1, kind="stable")
         top = np.take_along_axis(top, rank, axis=1)
-        filled = np.cumsum(self.sizes[top], axis=1)  # (n, probes)
-        slot = np.arange(k)
-        which = (filled[:, None, :] <= slot[None, :, None]).sum(axis=2)  # probe holding each slot
-        found = which < probes
-        which = np.minimum(which, probes - 1)
-        before = np.where(
-            which > 0, np.take_along_axis(filled, np.maximum(which - 1, 0), axis=1), 0
-        )
-        chosen_cell = np.take_along_axis(top, which, axis=1)
-        position = self.starts[chosen_cell] + slot[None, :] - before
-        member = self.members[np.minimum(position, len(self.members) - 1)]
-        campaign[found] = member[found]
-        similarity = np.take_along_axis(cell_score, chosen_cell, axis=1)
-        score[found] = (similarity + QUALITY_WEIGHT * self.quality[member])[found]
-        return campaign, score
+        # The probed cells' member lists laid end to end, row after row (a ragged arange),
+        # each row cut at ``budget``.
+        length = self.sizes[top]  # (n, probes)
+        row_total = np.minimum(length.sum(axis=1), budget)
+        # Cells past a row's budget contribute nothing: trim each cell to what still fits.
+        before = np.cumsum(length, axis=1) - length
+        length = np.clip(budget - before, 0, length).ravel()
+        first = self.starts[top].ravel()
+        total = int(length.sum())
+        run_start = np.cumsum(length) - length
+        position = np.arange(total) - np.repeat(run_start - first, length)
+        row = np.repeat(np.arange(n), row_total)
+        column = np.arange(total) - np.repeat(np.cumsum(row_total) - row_total, row_total)
+        out[row, column] = self.members[position]
+        return out
 
-    def _probes(self, k: int) -> int:
-        """Cells to probe: enough to fill ``k`` at the average cell size, and a few more."""
+    def _probes(self, budget: int) -> int:
+        """Cells to probe: enough to fill ``budget`` at the average cell size, and a few more."""
         filled = max(int((self.sizes > 0).sum()), 1)
         average = max(len(self.members) / filled, 1.0)
-        return int(min(filled, np.ceil(k / average) + _EXTRA_PROBES))
+        return int(min(len(self.sizes), np.ceil(budget / average) + _EXTRA_PROBES))

@@ -10,7 +10,8 @@ from numpy.typing import NDArray
 
 @dataclass(frozen=True, slots=True)
 class Impressions:
-    """Shown ads as columns ``(m,)``; ``x_ctr``, ``x_cvr`` are the features as served, ``(m, f)``.
+    """Shown ads as columns ``(m,)``; ``x_ctr``, ``x_cvr`` are the features as served, ``(m, f)``,
+    and ``pctr`` (at the slot shown) and ``pcvr`` the predictions as served.
 
     ``click_id`` is ``-1`` for impressions that were not clicked.
     """
@@ -25,6 +26,8 @@ class Impressions:
     click_time: NDArray[np.float64]
     x_ctr: NDArray[np.float32]
     x_cvr: NDArray[np.float32]
+    pctr: NDArray[np.float64]
+    pcvr: NDArray[np.float64]
 
     def __len__(self) -> int:
         return len(self.request_id)

@@ -21,6 +21,7 @@ from quanzhan.domain import N_SURFACES
 _MAX_NEWTON_STEPS = 25
 _MAX_HALVINGS = 20
 _TOLERANCE = 1e-7
+_BIAS_POOLING = 1.0  # strength of the pull of each surface bias towards their mean
 _RIDGE = 1e-8  # keeps the Hessian invertible where a surface or slot has no rows
 
 
@@ -66,11 +67,16 @@ class LogisticModel:
         return out
 
     def predict_grid(
-        self, surface: NDArray[np.int8], x: NDArray[np.float32]
+        self,
+        surface: NDArray[np.int8],
+        x: NDArray[np.float32],
+        offset: NDArray[np.float64] | None = None,
     ) -> NDArray[np.float64]:
-        """``(n, k)`` odds at the first position for ``(n, k, f)`` features, one surface per row."""
+        """``(n, k)`` odds at the first position for ``(n, k, f)`` features, one surface per row;
+        ``offset`` (per surface) is added to the logits."""
         weights = (self.shared[None, :] + self.deviation[surface]).astype(np.float32)
-        z = np.einsum("nkf,nf->nk", x, weights) + self.bias[surface][:, None].astype(np.float32)
+        bias = self.bias if offset is None else self.bias + offset
+        z = np.einsum("nkf,nf->nk", x, weights) + bias[surface][:, None].astype(np.float32)
         out: NDArray[np.float64] = expit(z.astype(np.float64))
         return out
 
@@ -94,22 +100,33 @@ class LogisticModel:
         design32 = design.astype(np.float32)  # the Hessian only steers; float32 halves its cost
         theta = self._pack(fit_position)
         penalty = l2 * _penalty_mask(self.shared.size, fit_position, self.position.shape[1])
+        # Surface biases shrink towards their mean, weakly: a surface whose rows hold no
+        # positive at all (a thin surface, scarce orders) keeps a finite bias near the others'
+        # instead of running off to minus infinity.
+        s = N_SURFACES
+        pooled = np.zeros((len(penalty), len(penalty)))
+        pooled[:s, :s] = _BIAS_POOLING * (np.eye(s) - 1.0 / s)
+        penalty_matrix = np.diag(penalty) + pooled
         y = label.astype(np.float64)
 
         def loss(candidate: NDArray[np.float64]) -> float:
             z = design @ candidate
             return float(
                 np.sum(weight * (np.logaddexp(0.0, z) - y * z))
-                + 0.5 * np.sum(penalty * candidate**2)
+                + 0.5 * float(candidate @ penalty_matrix @ candidate)
             )
 
         current = loss(theta)
         for _ in range(_MAX_NEWTON_STEPS):
             p = expit(design @ theta)
-            grad = design.T @ (weight * (p - y)) + penalty * theta
+            grad = design.T @ (weight * (p - y)) + penalty_matrix @ theta
             curvature = weight * p * (1.0 - p)
             weighted = (design32 * curvature[:, None].astype(np.float32)).T
-            hessian = (weighted @ design32).astype(np.float64) + np.diag(penalty + _RIDGE)
+            hessian = (
+                (weighted @ design32).astype(np.float64)
+                + penalty_matrix
+                + _RIDGE * np.eye(len(theta))
+            )
             step = np.linalg.solve(hessian, grad)
             for _ in range(_MAX_HALVINGS):
                 trial = loss(theta - step)

@@ -1,13 +1,15 @@
 """Click and purchase prediction learned from the engine's own log.
 
-Both models are per-surface logistic regressions (``engine.logistic``) over five features of a
+Both models are per-surface logistic regressions (``engine.logistic``) over six features of a
 (request, campaign) pair:
 
-    retrieval   the retrieval score (text match on search, similarity elsewhere)
+    retrieval   relevance to the page (query words and topic on search, the category of the item
+                on screen on item pages, zero on the feeds without one)
     interest    log share of the shopper's past clicks in the item's category
     item_rate   smoothed logit of the item's rate (clicks per exposure, or orders per click)
     cat_rate    smoothed logit of the item's category rate
     price       log of the price against its category's median
+    affinity    the shopper's learned lift for the item's category (``engine.affinity``)
 
 Rates used in training are out-of-fold (rows split in two by request id, each half encoded from
 the other), so a row's own outcome never leaks into its features. Clicks are counted against
@@ -22,18 +24,23 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import expit, logit
 
-from quanzhan.domain import ItemTable
+from quanzhan.domain import N_SURFACES, ItemTable
 from quanzhan.engine.config import EngineConfig
 from quanzhan.engine.log import EventLog, Impressions
 from quanzhan.engine.logistic import LogisticModel
 from quanzhan.engine.rates import smoothed_logit
+from quanzhan.engine.retrieval import ValueModel
 
-FEATURES = ("retrieval", "interest", "item_rate", "cat_rate", "price")
+FEATURES = ("retrieval", "interest", "item_rate", "cat_rate", "price", "affinity")
 N_FEATURES = len(FEATURES)
 _ITEM_STRENGTH = 30.0  # pseudo-trials of the category rate behind each item rate
 _CATEGORY_STRENGTH = 300.0  # pseudo-trials of the global rate behind each category rate
 _NEGATIVES_PER_CLICK = 3.0  # negative down-sampling for the click model, re-weighted
 _MIN_ORDERS = 20  # below this many labelled orders the purchase model keeps its prior
+_CALIBRATION_PSEUDO = 20.0  # pseudo-events on each side of a calibration shift
+_MIN_OUTCOMES = 50  # clicks below which rows are too thin to calibrate against
+_MIN_HELD_ORDERS = 1_000  # held-out orders the purchase model needs to calibrate against
+_MAX_SHIFT = 2.0  # the most a calibration shift may move a logit
 
 
 class Predictor:
@@ -67,6 +74,11 @@ class Predictor:
         self.ctr_category = np.full(items.n_categories, logit(config.prior_ctr))
         self.cvr_item = np.full(n, logit(config.prior_cvr))
         self.cvr_category = np.full(items.n_categories, logit(config.prior_cvr))
+        # Per-surface logit shifts that calibrate served predictions (see ``_shift``).
+        self.ctr_shift = np.zeros(N_SURFACES)
+        self.cvr_shift = np.zeros(N_SURFACES)
+        self._calibrated_until = 0.0
+        self._cvr_calibrated_until = 0.0
         self.refreshes = 0
 
     @property
@@ -80,25 +92,58 @@ class Predictor:
         campaign: NDArray[np.int32],
         retrieval: NDArray[np.float32],
         interest: NDArray[np.float32],
+        affinity: NDArray[np.float32],
     ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-        """``(n, k, f)`` click and purchase features; ``interest`` is ``(n, categories)``."""
+        """``(n, k, f)`` click and purchase features; ``interest`` and ``affinity`` are
+        ``(n, categories)``."""
         c = np.maximum(campaign, 0)
         category = self._category[c]
-        share = np.take_along_axis(interest, category, axis=1)
-        common = [retrieval, np.log(np.maximum(share, 1e-6)), self._price[c]]
-        x_ctr = np.stack(
-            [common[0], common[1], self.ctr_item[c], self.ctr_category[category], common[2]], -1
+        share = np.log(np.maximum(np.take_along_axis(interest, category, axis=1), 1e-6))
+        lift = np.take_along_axis(affinity, category, axis=1)
+        x_ctr = np.empty((*campaign.shape, N_FEATURES), dtype=np.float32)
+        x_ctr[..., 0], x_ctr[..., 1] = retrieval, share
+        x_ctr[..., 2], x_ctr[..., 3] = self.ctr_item[c], self.ctr_category[category]
+        x_ctr[..., 4], x_ctr[..., 5] = self._price[c], lift
+        x_cvr = x_ctr.copy()
+        x_cvr[..., 2], x_cvr[..., 3] = self.cvr_item[c], self.cvr_category[category]
+        return x_ctr, x_cvr
+
+    def value_model(self, item_price: NDArray[np.float64]) -> ValueModel:
+        """The models' log pCTR + log pCVR + log price, split for retrieval: weights per surface
+        on the request-by-category features, and each campaign's own part (``item_price`` is
+        the price of each campaign's item). Logits stand in for logs: the rates are small."""
+        weights = {
+            name: model.shared[None, :] + model.deviation
+            for name, model in (("click", self.click), ("purchase", self.purchase))
+        }
+        both = weights["click"] + weights["purchase"]  # (s, f)
+        index = {name: i for i, name in enumerate(FEATURES)}
+        own = (
+            (self.click.bias + self.purchase.bias)[:, None]
+            + weights["click"][:, [index["item_rate"]]] * self.ctr_item[None, :]
+            + weights["click"][:, [index["cat_rate"]]] * self.ctr_category[self._category][None, :]
+            + weights["purchase"][:, [index["item_rate"]]] * self.cvr_item[None, :]
+            + weights["purchase"][:, [index["cat_rate"]]]
+            * self.cvr_category[self._category][None, :]
+            + both[:, [index["price"]]] * self._price[None, :]
+            + np.log(item_price)[None, :]
         )
-        x_cvr = np.stack(
-            [common[0], common[1], self.cvr_item[c], self.cvr_category[category], common[2]], -1
+        return ValueModel(
+            interest_weight=both[:, index["interest"]].astype(np.float32),
+            affinity_weight=both[:, index["affinity"]].astype(np.float32),
+            relevance_weight=both[:, index["retrieval"]].astype(np.float32),
+            campaign_value=own.astype(np.float32),
         )
-        return x_ctr.astype(np.float32), x_cvr.astype(np.float32)
 
     def predict(
         self, *, surface: NDArray[np.int8], x_ctr: NDArray[np.float32], x_cvr: NDArray[np.float32]
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """``(n, k)`` pCTR at the first slot and pCVR, for ``(n, k, f)`` features."""
-        return self.click.predict_grid(surface, x_ctr), self.purchase.predict_grid(surface, x_cvr)
+        """``(n, k)`` pCTR at the first slot and pCVR, for ``(n, k, f)`` features, each
+        calibrated per surface."""
+        return (
+            self.click.predict_grid(surface, x_ctr, self.ctr_shift),
+            self.purchase.predict_grid(surface, x_cvr, self.cvr_shift),
+        )
 
     def position_factor(
         self, surface: NDArray[np.int8], slot: NDArray[np.int64]
@@ -113,34 +158,24 @@ class Predictor:
         if len(log) == 0:
             return
         impressions = log.impressions()
+        if self.refreshes == 0:
+            # A first refresh over a long log (training from a file) holds out its last
+            # refresh interval; over the first hour of a run there is too little to hold out.
+            window = self.config.refresh_hours * 3600
+            self._calibrated_until = now - window
+            self._cvr_calibrated_until = now - window - self.config.conversion_maturity_hours * 3600
         self._refresh_click(impressions)
         self._refresh_purchase(impressions, log.ordered_clicks(), now)
+        self._calibrated_until = float(impressions.time.max())
+        self._cvr_calibrated_until = now - self.config.conversion_maturity_hours * 3600
         self.refreshes += 1
 
-    def state(self) -> dict[str, NDArray[np.float64]]:
-        """Everything learned, as named arrays (for a model directory)."""
-        out: dict[str, NDArray[np.float64]] = {
-            "ctr_item": self.ctr_item,
-            "ctr_category": self.ctr_category,
-            "cvr_item": self.cvr_item,
-            "cvr_category": self.cvr_category,
-            "refreshes": np.array([self.refreshes], dtype=np.float64),
-        }
-        for name, model in (("click", self.click), ("purchase", self.purchase)):
-            for part in ("bias", "shared", "deviation", "position"):
-                out[f"{name}.{part}"] = getattr(model, part)
-        return out
-
-    def load_state(self, state: dict[str, NDArray[np.float64]]) -> None:
-        """Take what ``state`` gave; names and shapes must match this predictor's exactly."""
-        mine = self.state()
-        _check_state(mine, state)
-        self.ctr_item, self.ctr_category = state["ctr_item"].copy(), state["ctr_category"].copy()
-        self.cvr_item, self.cvr_category = state["cvr_item"].copy(), state["cvr_category"].copy()
-        self.refreshes = int(state["refreshes"][0])
-        for name, model in (("click", self.click), ("purchase", self.purchase)):
-            for part in ("bias", "shared", "deviation", "position"):
-                setattr(model, part, state[f"{name}.{part}"].astype(np.float64).copy())
+    # A model fitted on the ads it showed is calibrated on those rows, yet overpredicts the ads
+    # it picks next: the auction favours whatever it overrates (the winner's curse), and
+    # retrieval brings in items the model knows little of. So each refresh fits on what was
+    # logged before the previous refresh and holds out what came since, served by a model that
+    # had not seen it; per surface, the logit shift that makes the new model's predictions on
+    # the held-out rows sum to what happened there calibrates it (``_shift``).
 
     def _refresh_click(self, imps: Impressions) -> None:
         exposure = self.position_factor(imps.surface, imps.slot)
@@ -149,10 +184,13 @@ class Predictor:
         item, category = self._rates(imps.campaign, clicked, exposure, self.config.prior_ctr)
         self.ctr_item, self.ctr_category = item, category
         rows = self._recent(len(imps))
-        train = imps.take(rows)
+        held = imps.time[rows] > self._calibrated_until
+        calibrate = _enough(imps.clicked[rows][~held]) and _enough(imps.clicked[rows][held])
+        fit_rows = rows[~held] if calibrate else rows
+        train = imps.take(fit_rows)
         x = train.x_ctr.copy()
         x[:, 2], x[:, 3] = self._out_of_fold(
-            train.campaign, fold, rows, imps.campaign, clicked, exposure, self.config.prior_ctr
+            train.campaign, fold, fit_rows, imps.campaign, clicked, exposure, self.config.prior_ctr
         )
         keep, weight = self._downsample(train.clicked)
         self.click.fit(
@@ -164,6 +202,10 @@ class Predictor:
             l2=self.config.l2,
             fit_position=True,
         )
+        if calibrate:
+            test = imps.take(rows[held])
+            predicted = self.click.predict(test.surface, test.x_ctr, test.slot)
+            self.ctr_shift = _shift(test.surface, predicted, test.clicked)
 
     def _refresh_purchase(self, imps: Impressions, ordered: NDArray[np.int64], now: float) -> None:
         mature = imps.clicked & (
@@ -180,19 +222,58 @@ class Predictor:
             clicks.campaign, y, ones, self.config.prior_cvr
         )
         rows = self._recent(len(clicks))
-        x = clicks.x_cvr[rows].copy()
-        x[:, 2], x[:, 3] = self._out_of_fold(
-            clicks.campaign[rows], fold, rows, clicks.campaign, y, ones, self.config.prior_cvr
+        held = clicks.click_time[rows] > self._cvr_calibrated_until
+        # Orders are scarce: the purchase model holds out fresh clicks only where a day's worth
+        # of them would calibrate it well (``_MIN_HELD_ORDERS``), else it fits on them all.
+        calibrate = (
+            label[rows][~held].sum() >= _MIN_ORDERS and label[rows][held].sum() >= _MIN_HELD_ORDERS
         )
+        fit_rows = rows[~held] if calibrate else rows
+        x = clicks.x_cvr[fit_rows].copy()
+        x[:, 2], x[:, 3] = self._out_of_fold(
+            clicks.campaign[fit_rows], fold, fit_rows, clicks.campaign, y, ones,
+            self.config.prior_cvr,
+        )  # fmt: skip
         self.purchase.fit(
-            surface=clicks.surface[rows],
+            surface=clicks.surface[fit_rows],
             x=x,
-            slot=clicks.slot[rows],
-            label=label[rows],
-            weight=np.ones(len(rows)),
+            slot=clicks.slot[fit_rows],
+            label=label[fit_rows],
+            weight=np.ones(len(fit_rows)),
             l2=self.config.l2,
             fit_position=False,
         )
+        if calibrate:
+            test = clicks.take(rows[held])
+            predicted = self.purchase.predict(test.surface, test.x_cvr)
+            self.cvr_shift = _shift(test.surface, predicted, label[rows[held]])
+
+    def state(self) -> dict[str, NDArray[np.float64]]:
+        """Everything learned, as named arrays (for a model directory)."""
+        out: dict[str, NDArray[np.float64]] = {
+            "ctr_item": self.ctr_item,
+            "ctr_category": self.ctr_category,
+            "cvr_item": self.cvr_item,
+            "cvr_category": self.cvr_category,
+            "ctr_shift": self.ctr_shift,
+            "cvr_shift": self.cvr_shift,
+            "refreshes": np.array([self.refreshes], dtype=np.float64),
+        }
+        for name, model in (("click", self.click), ("purchase", self.purchase)):
+            for part in ("bias", "shared", "deviation", "position"):
+                out[f"{name}.{part}"] = getattr(model, part)
+        return out
+
+    def load_state(self, state: dict[str, NDArray[np.float64]]) -> None:
+        """Take what ``state`` gave; names and shapes must match this predictor's exactly."""
+        _check_state(self.state(), state)
+        self.ctr_item, self.ctr_category = state["ctr_item"].copy(), state["ctr_category"].copy()
+        self.cvr_item, self.cvr_category = state["cvr_item"].copy(), state["cvr_category"].copy()
+        self.ctr_shift, self.cvr_shift = state["ctr_shift"].copy(), state["cvr_shift"].copy()
+        self.refreshes = int(state["refreshes"][0])
+        for name, model in (("click", self.click), ("purchase", self.purchase)):
+            for part in ("bias", "shared", "deviation", "position"):
+                setattr(model, part, state[f"{name}.{part}"].astype(np.float64).copy())
 
     def _rates(
         self,
@@ -249,6 +330,24 @@ class Predictor:
         index = np.flatnonzero(keep)
         weight = np.where(clicked[index], 1.0, 1.0 / rate)
         return index, weight
+
+
+def _enough(outcome: NDArray[np.bool_]) -> bool:
+    """Whether rows hold outcomes enough to fit on or to calibrate against."""
+    return int(outcome.sum()) >= _MIN_OUTCOMES
+
+
+def _shift(
+    surface: NDArray[np.int8], predicted: NDArray[np.float64], outcome: NDArray[np.bool_]
+) -> NDArray[np.float64]:
+    """Per surface, log(outcomes / predictions) on held-out rows, each side with
+    ``_CALIBRATION_PSEUDO`` pseudo-events (a thin surface stays near zero), within
+    ``_MAX_SHIFT``."""
+    happened = np.bincount(surface, weights=outcome.astype(np.float64), minlength=N_SURFACES)
+    expected = np.bincount(surface, weights=predicted, minlength=N_SURFACES)
+    step = np.log((happened + _CALIBRATION_PSEUDO) / (expected + _CALIBRATION_PSEUDO))
+    out: NDArray[np.float64] = np.clip(step, -_MAX_SHIFT, _MAX_SHIFT)
+    return out
 
 
 def _relative_price(items: ItemTable, campaign_item: NDArray[np.int32]) -> NDArray[np.float64]:

@@ -41,23 +41,7 @@ class UserProfiles:
         out: NDArray[np.float32] = counts / counts.sum(axis=1, keepdims=True)
         return out
 
-    def category_vectors(self, dim: int) -> NDArray[np.float32]:
-        """``(categories, dim)`` unit vectors whose inner products follow how categories share
-        shoppers: the leading eigenvectors of the category co-click matrix of the profiles.
-
-        Categories clicked by the same people end up close, so a shopper's profile projected on
-        them finds related categories too. The decomposition is exact and deterministic.
-        """
-        dim = min(dim, self.n_categories)
-        totals = np.asarray(self._counts.sum(axis=1)).ravel()
-        scale = sp.diags(1.0 / np.maximum(totals, 1.0))
-        shares = scale @ self._counts
-        cooccurrence = np.asarray((shares.T @ shares).todense(), dtype=np.float64)
-        cooccurrence += np.diag(np.maximum(np.diag(cooccurrence), 1e-9))
-        values, vectors = np.linalg.eigh(cooccurrence)
-        top = np.argsort(values)[::-1][:dim]
-        embedded = vectors[:, top] * np.sqrt(np.maximum(values[top], 0.0))
-        embedded *= np.sign(embedded.sum(axis=0, keepdims=True) + 1e-12)  # a fixed sign per axis
-        norms = np.linalg.norm(embedded, axis=1, keepdims=True)
-        out: NDArray[np.float32] = (embedded / np.maximum(norms, 1e-12)).astype(np.float32)
-        return out
+    @property
+    def counts(self) -> sp.csr_matrix:
+        """``(users, categories)`` clicks counted so far (without the smoothing)."""
+        return self._counts

@@ -122,10 +122,8 @@ class RetrievalRecall:
         if len(rows) == 0:
             return
         sample = _take(batch, rows)
-        interest = self.engine.profiles.distribution(sample.user)
-        retriever = self.engine.retriever
-        deep = retriever.retrieve(sample, interest=interest, live=live, k=max(DEPTH, self.k))
-        own = retriever.retrieve(sample, interest=interest, live=live)
+        deep, _, _ = self.engine.retrieve(sample, live=live, k=max(DEPTH, self.k))
+        own, _, _ = self.engine.retrieve(sample, live=live)
         value = true_values(self.market, request_index=rows, live=live)
         self._surface.append(sample.surface)
         self._at_depth.append(recall_at(retrieved=deep.campaign, value=value, k=DEPTH))

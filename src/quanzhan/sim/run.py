@@ -14,6 +14,7 @@ from __future__ import annotations
 import time as clock
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -27,7 +28,9 @@ from quanzhan.bidding.registry import make_policy
 from quanzhan.domain import DAY_SECONDS, CampaignMode
 from quanzhan.engine.batch import RequestBatch
 from quanzhan.engine.decision import Decided, Engine
+from quanzhan.engine.eventfile import write_event_file
 from quanzhan.engine.log import Impressions
+from quanzhan.engine.modeldir import load_models
 from quanzhan.engine.opportunity import Opportunities
 from quanzhan.sim.config import ScenarioConfig
 from quanzhan.sim.evaluation import PredictionRecord
@@ -62,7 +65,8 @@ class Simulation:
 
     ``policy`` defaults to the scenario's (``engine.policy``); ``menus`` turns on the oracle
     (ground-truth slot menus for the hindsight optimum), which costs time and memory;
-    ``recall`` measures retrieval's recall on a sample of requests (``sim.recall``).
+    ``recall`` measures retrieval's recall on a sample of requests (``sim.recall``);
+    ``models`` is a model directory the engine starts from instead of its priors.
     """
 
     def __init__(
@@ -73,6 +77,7 @@ class Simulation:
         policy: Policy | None = None,
         menus: bool = False,
         recall: bool = True,
+        models: Path | None = None,
     ) -> None:
         if seed < 0:
             raise ValueError("seed must be non-negative")
@@ -91,6 +96,8 @@ class Simulation:
             history_item=self.view.history_item,
             seed=seed,
         )
+        if models is not None:
+            load_models(models, self.engine)
         self.policy = make_policy(config.engine.policy) if policy is None else policy
         self.policy.reset(
             campaigns=CampaignSpec(
@@ -151,6 +158,22 @@ class Simulation:
             free_clicks=self._free_clicks,
             oracle=self.oracle,
             retrieval=self.retrieval,
+        )
+
+    def write_events(self, path: Path) -> None:
+        """Write the engine's log so far, with the catalog and settings, as an event file."""
+        write_event_file(
+            path,
+            config=self.config.engine,
+            items=self.view.items,
+            campaigns=self.view.campaigns,
+            n_users=self.view.n_users,
+            max_slots=self.market.max_ad_slots,
+            seed=self.seed,
+            history_user=self.view.history_user,
+            history_item=self.view.history_item,
+            log=self.engine.log,
+            end_time=self.market.clock,
         )
 
     def _maybe_new_day(self, tick: int) -> None:
@@ -294,6 +317,8 @@ class Simulation:
                 click_time=click_time,
                 x_ctr=decided.x_ctr[row, slot],
                 x_cvr=decided.x_cvr[row, slot],
+                pctr=decided.decision.pctr[row, slot],
+                pcvr=decided.decision.pcvr[row, slot],
             )
         )
 
