@@ -33,7 +33,7 @@ class EngineConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    candidates: int = Field(default=100, ge=1, le=1000)
+    candidates: int = Field(default=48, ge=1, le=1000)
     # Rank of the learned category affinity (``engine.affinity``).
     embedding_dim: int = Field(default=24, ge=2, le=256)
     surfaces: dict[str, SurfaceRules] = Field(default_factory=_default_rules)

@@ -39,7 +39,7 @@ _NEGATIVES_PER_CLICK = 3.0  # negative down-sampling for the click model, re-wei
 _MIN_ORDERS = 20  # below this many labelled orders the purchase model keeps its prior
 _CALIBRATION_PSEUDO = 20.0  # pseudo-events on each side of a calibration shift
 _MIN_OUTCOMES = 50  # clicks below which rows are too thin to calibrate against
-_MIN_HELD_ORDERS = 1_000  # held-out orders the purchase model needs to calibrate against
+_MIN_HELD_ORDERS = 100  # held-out orders the purchase model needs to calibrate against
 _MAX_SHIFT = 2.0  # the most a calibration shift may move a logit
 
 
@@ -223,8 +223,8 @@ class Predictor:
         )
         rows = self._recent(len(clicks))
         held = clicks.click_time[rows] > self._cvr_calibrated_until
-        # Orders are scarce: the purchase model holds out fresh clicks only where a day's worth
-        # of them would calibrate it well (``_MIN_HELD_ORDERS``), else it fits on them all.
+        # Orders are scarce: the purchase model holds out fresh clicks only where they hold
+        # orders enough to calibrate against (``_MIN_HELD_ORDERS``), else it fits on them all.
         calibrate = (
             label[rows][~held].sum() >= _MIN_ORDERS and label[rows][held].sum() >= _MIN_HELD_ORDERS
         )
@@ -340,12 +340,13 @@ def _enough(outcome: NDArray[np.bool_]) -> bool:
 def _shift(
     surface: NDArray[np.int8], predicted: NDArray[np.float64], outcome: NDArray[np.bool_]
 ) -> NDArray[np.float64]:
-    """Per surface, log(outcomes / predictions) on held-out rows, each side with
-    ``_CALIBRATION_PSEUDO`` pseudo-events (a thin surface stays near zero), within
-    ``_MAX_SHIFT``."""
+    """Per surface, log(outcomes / predictions) on held-out rows, with ``_CALIBRATION_PSEUDO``
+    pseudo-events at the all-surface ratio on each side (a thin surface takes the others'
+    miss), within ``_MAX_SHIFT``."""
     happened = np.bincount(surface, weights=outcome.astype(np.float64), minlength=N_SURFACES)
     expected = np.bincount(surface, weights=predicted, minlength=N_SURFACES)
-    step = np.log((happened + _CALIBRATION_PSEUDO) / (expected + _CALIBRATION_PSEUDO))
+    overall = (happened.sum() + _CALIBRATION_PSEUDO) / (expected.sum() + _CALIBRATION_PSEUDO)
+    step = np.log((happened + _CALIBRATION_PSEUDO * overall) / (expected + _CALIBRATION_PSEUDO))
     out: NDArray[np.float64] = np.clip(step, -_MAX_SHIFT, _MAX_SHIFT)
     return out
 
