@@ -41,6 +41,7 @@ from rich.table import Table
 from arguments import parse_benchmark_args
 from quanzhan.engine.batch import Candidates, RequestBatch
 from quanzhan.engine.decision import Engine
+from quanzhan.engine.prediction import FEATURES
 from quanzhan.sim.config import ScenarioConfig, load_scenario
 from quanzhan.sim.market import Market
 from quanzhan.sim.run import Simulation
@@ -279,8 +280,9 @@ def markdown(results: Results, command: str) -> str:
             f" ({median / TARGET_MS:.2f}× of it).**",
             "",
             "Timed: `predictor.features(...)` then `predictor.predict(...)`, the two calls of"
-            " `Engine._decide_chunk` that turn candidates into pCTR and pCVR (five features per"
-            " model, per-surface logistic regressions), on the candidates the engine's retriever"
+            " `Engine._decide_chunk` that turn candidates into pCTR and pCVR"
+            f" ({len(FEATURES)} features per model, per-surface logistic regressions), on the"
+            " candidates the engine's retriever"
             f" returns (K = {results.k} per request) for page views of the `{plan.scenario}`"
             " market; retrieval is outside the clock. The predictor was trained by a simulated"
             f" day of the same market at {plan.warm_requests:,} page views"
