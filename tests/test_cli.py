@@ -106,6 +106,23 @@ def test_bench_bidding_writes_the_documented_json_and_a_plot(tmp_path: Path) -> 
     assert (tmp_path / "dump" / "dual.npz").exists()
 
 
+def test_bench_bidding_with_oracle_predictions_says_so(tmp_path: Path) -> None:
+    scenario = _two_day_tiny(tmp_path)
+    runs = {}
+    for mode, extra in (("learned", []), ("oracle", ["--oracle-predictions"])):
+        out = tmp_path / f"{mode}.json"
+        done = _run(
+            "bench", "bidding", "--scenario", str(scenario), "--seed", "2",
+            "--json", str(out), "--policies", "dual", *extra, cwd=tmp_path,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        runs[mode] = json.loads(out.read_text())
+        assert runs[mode]["predictions"] == mode
+    # Same market, same seed: only the predictions differ, and so do the outcomes.
+    learned, oracle = (runs[m]["policies"]["dual"] for m in ("learned", "oracle"))
+    assert learned["gmv"] != oracle["gmv"]
+
+
 def test_bench_refuses_an_unknown_policy_before_any_work(tmp_path: Path) -> None:
     done = _run("bench", "bidding", "--policies", "dual,guesswork", cwd=tmp_path)
     _one_line_error(done, "unknown policy 'guesswork'")

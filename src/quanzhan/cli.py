@@ -147,6 +147,13 @@ def bench_bidding_command(
     policies: Annotated[
         str | None, typer.Option(help="Comma-separated policies; default: all.")
     ] = None,
+    oracle_predictions: Annotated[
+        bool,
+        typer.Option(
+            help="Bid on the hidden true click and purchase odds instead of the learned models"
+            " (evaluation only: what prediction error costs each policy)."
+        ),
+    ] = False,
 ) -> None:
     """Every policy in turn on the same market and seed, against the hindsight optimum."""
     from rich.table import Table
@@ -176,13 +183,21 @@ def bench_bidding_command(
             progress.update(tasks[policy], completed=done, total=total)
 
         summary, found = bench_bidding(
-            config, seed=seed, policies=chosen, progress=advance, dump=dump
+            config,
+            seed=seed,
+            policies=chosen,
+            progress=advance,
+            dump=dump,
+            oracle_predictions=oracle_predictions,
         )
     _write_json(json_path, summary)
     plot = json_path.with_suffix(".png")
     efficiencies = {p: o.efficiency for p, o in found.items()}
     write_bench_plot(summary=summary, efficiencies=efficiencies, path=plot)
-    table = Table(title=f"Bidding benchmark: {config.name}, seed {seed}", title_justify="left")
+    title = f"Bidding benchmark: {config.name}, seed {seed}"
+    if oracle_predictions:
+        title += ", oracle predictions (evaluation only)"
+    table = Table(title=title, title_justify="left")
     for column in (
         "policy",
         "efficiency median",

@@ -7,6 +7,7 @@ bid multiplier as inputs, and the ledger decides what is charged.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +23,10 @@ from quanzhan.engine.opportunity import Opportunities, slot_menus
 from quanzhan.engine.prediction import Predictor
 from quanzhan.engine.profiles import UserProfiles
 from quanzhan.engine.retrieval import Retriever
+
+PredictionSource = Callable[
+    [RequestBatch, NDArray[np.int32]], tuple[NDArray[np.float64], NDArray[np.float64]]
+]
 
 # Requests scored together; bounds memory on large batches without costing throughput.
 _CHUNK = 16_384
@@ -75,6 +80,9 @@ class Engine:
         self._price = items.price[campaigns.item]
         self._manual = campaigns.mode == CampaignMode.MANUAL_CPC
         self._profiled_clicks = 0
+        # Evaluation only: pCTR (first slot) and pCVR from elsewhere, for ``(batch, (n, k)
+        # campaigns)``; the simulator's oracle-predictions run puts the truth here.
+        self.prediction_override: PredictionSource | None = None
 
     def decide(
         self,
@@ -144,6 +152,8 @@ class Engine:
             campaign=campaign, retrieval=candidates.score, interest=interest, affinity=affinity
         )
         pctr, pcvr = self.predictor.predict(surface=batch.surface, x_ctr=x_ctr, x_cvr=x_cvr)
+        if self.prediction_override is not None:
+            pctr, pcvr = self.prediction_override(batch, campaign)
         bid = np.where(
             self._manual[c], self.campaigns.manual_cpc[c], multiplier[c] * pcvr * self._price[c]
         )

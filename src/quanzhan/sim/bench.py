@@ -61,13 +61,26 @@ class CampaignOutcomes:
 
 
 def run_policy(
-    config: ScenarioConfig, *, seed: int, policy: str, progress: Progress | None = None
+    config: ScenarioConfig,
+    *,
+    seed: int,
+    policy: str,
+    progress: Progress | None = None,
+    oracle_predictions: bool = False,
 ) -> SimulationResult:
-    """One run of the scenario with ``policy`` steering its full-site campaigns."""
+    """One run of the scenario with ``policy`` steering its full-site campaigns; with
+    ``oracle_predictions`` the engine bids on the true click and purchase odds."""
     if policy not in BENCH_POLICIES:
         raise ConfigError(f"unknown policy {policy!r}; known: {', '.join(BENCH_POLICIES)}")
     chosen = DEFAULT_POLICY if policy == MANUAL_CPC else policy
-    simulation = Simulation(config, seed=seed, policy=make_policy(chosen), menus=True, recall=False)
+    simulation = Simulation(
+        config,
+        seed=seed,
+        policy=make_policy(chosen),
+        menus=True,
+        recall=False,
+        oracle_predictions=oracle_predictions,
+    )
     if policy == MANUAL_CPC:
         _as_manual(simulation)
     report = None if progress is None else (lambda done, total: progress(policy, done, total))
@@ -194,13 +207,21 @@ def bench_bidding(
     policies: tuple[str, ...] = BENCH_POLICIES,
     progress: Progress | None = None,
     dump: Path | None = None,
+    oracle_predictions: bool = False,
 ) -> tuple[dict[str, Any], dict[str, CampaignOutcomes]]:
     """Run every policy on the same market and seed; the benchmark's JSON and the per-campaign
-    outcomes behind it."""
+    outcomes behind it. ``oracle_predictions`` runs them on the true click and purchase odds
+    (evaluation only), to show what the models' errors cost each policy."""
     figures: dict[str, Any] = {}
     per_campaign: dict[str, CampaignOutcomes] = {}
     for policy in policies:
-        result = run_policy(config, seed=seed, policy=policy, progress=progress)
+        result = run_policy(
+            config,
+            seed=seed,
+            policy=policy,
+            progress=progress,
+            oracle_predictions=oracle_predictions,
+        )
         steered = result.view.campaigns.mode == CampaignMode.FULL_SITE
         found = outcomes(result, steered=steered)
         figures[policy] = policy_figures(found, result)
@@ -212,6 +233,7 @@ def bench_bidding(
         "seed": seed,
         "days": config.traffic.days,
         "default_policy": DEFAULT_POLICY,
+        "predictions": "oracle" if oracle_predictions else "learned",
         "policies": figures,
     }
     return summary, per_campaign

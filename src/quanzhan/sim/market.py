@@ -236,7 +236,29 @@ class Market:
         ``item`` on rows of the batch served last."""
         if self._last is None:
             raise RuntimeError("truth() needs a served batch")
-        batch, hidden = self._last
+        return self._truth(*self._last, request_index, item)
+
+    def truth_before_serving(
+        self, *, request_id: NDArray[np.int64], item: NDArray[np.int32]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Evaluation only: ``truth`` for the page views handed out and not yet served, by
+        request id (the oracle-predictions run, which decides on the truth)."""
+        if self._batch is None:
+            raise RuntimeError("truth_before_serving() needs a batch from next_requests()")
+        batch, hidden = self._batch
+        first = int(batch.request_id[0]) if len(batch) else 0
+        index = request_id.astype(np.int64) - first
+        if len(index) and (index.min() < 0 or index.max() >= len(batch)):
+            raise ValueError("request ids outside the current batch")
+        return self._truth(batch, hidden, index, item)
+
+    def _truth(
+        self,
+        batch: RequestBatch,
+        hidden: HiddenContext,
+        request_index: NDArray[np.int64],
+        item: NDArray[np.int32],
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         surface = batch.surface[request_index]
         user = hidden.user[request_index]
         match = self._match(batch, hidden, request_index, item)

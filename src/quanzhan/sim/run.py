@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import NDArray
 
 from quanzhan.accounting.attribution import Attribution
 from quanzhan.accounting.ledger import Ledger
@@ -66,7 +67,9 @@ class Simulation:
     ``policy`` defaults to the scenario's (``engine.policy``); ``menus`` turns on the oracle
     (ground-truth slot menus for the hindsight optimum), which costs time and memory;
     ``recall`` measures retrieval's recall on a sample of requests (``sim.recall``);
-    ``models`` is a model directory the engine starts from instead of its priors.
+    ``models`` is a model directory the engine starts from instead of its priors;
+    ``oracle_predictions`` has the engine bid and rank on the true click and purchase odds
+    instead of its models' (evaluation only: what prediction error costs the bidding).
     """
 
     def __init__(
@@ -78,6 +81,7 @@ class Simulation:
         menus: bool = False,
         recall: bool = True,
         models: Path | None = None,
+        oracle_predictions: bool = False,
     ) -> None:
         if seed < 0:
             raise ValueError("seed must be non-negative")
@@ -98,6 +102,9 @@ class Simulation:
         )
         if models is not None:
             load_models(models, self.engine)
+        self.oracle_predictions = oracle_predictions
+        if oracle_predictions:
+            self.engine.prediction_override = self._true_predictions
         self.policy = make_policy(config.engine.policy) if policy is None else policy
         self.policy.reset(
             campaigns=CampaignSpec(
@@ -131,6 +138,16 @@ class Simulation:
         self.steered = campaigns.mode == CampaignMode.FULL_SITE
         self._next_refresh = config.engine.first_refresh_hours * 3600
         self._free_clicks = 0
+
+    def _true_predictions(
+        self, batch: RequestBatch, campaign: NDArray[np.int32]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Evaluation only: the hidden truth as the engine's pCTR and pCVR, ``(n, k)``."""
+        item = self.view.campaigns.item[np.maximum(campaign, 0)]
+        ctr, cvr = self.market.truth_before_serving(
+            request_id=np.repeat(batch.request_id, campaign.shape[1]), item=item.ravel()
+        )
+        return ctr.reshape(campaign.shape), cvr.reshape(campaign.shape)
 
     def run(self, progress: Progress | None = None) -> SimulationResult:
         started = clock.perf_counter()
