@@ -15,7 +15,7 @@ import pytest
 from numpy.typing import NDArray
 
 from quanzhan.engine.decision import Engine
-from quanzhan.engine.eventfile import EventFile, read_event_file, train_engine
+from quanzhan.engine.eventfile import EventFile, fresh_engine, read_event_file, train_engine
 from quanzhan.engine.modeldir import (
     ARRAYS,
     MANIFEST,
@@ -46,16 +46,7 @@ def trained(events: EventFile) -> Engine:
 
 def _fresh(events: EventFile) -> Engine:
     """An engine on the file's catalog that has learned nothing: its priors only."""
-    return Engine(
-        config=events.config,
-        items=events.items,
-        campaigns=events.campaigns,
-        n_users=events.n_users,
-        max_slots=events.max_slots,
-        history_user=events.history_user,
-        history_item=events.history_item,
-        seed=events.seed,
-    )
+    return fresh_engine(events)
 
 
 def _equal(a: State, b: State) -> bool:

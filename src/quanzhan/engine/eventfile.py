@@ -145,13 +145,10 @@ def read_event_file(path: Path) -> EventFile:
     return reader.event_file()
 
 
-def train_engine(events: EventFile, *, seed: int | None = None) -> Engine:
-    """A fresh engine on the file's catalog, settings and history, refreshed once on its log.
-
-    ``seed`` defaults to the run's. One refresh at ``end_time`` learns from every logged event
-    at once, as the engine's scheduled refreshes would have with the whole log in hand.
-    """
-    engine = Engine(
+def fresh_engine(events: EventFile, *, seed: int | None = None) -> Engine:
+    """An engine on the file's catalog, settings and history that has learned nothing yet;
+    ``seed`` defaults to the run's."""
+    return Engine(
         config=events.config,
         items=events.items,
         campaigns=events.campaigns,
@@ -161,6 +158,15 @@ def train_engine(events: EventFile, *, seed: int | None = None) -> Engine:
         history_item=events.history_item,
         seed=events.seed if seed is None else seed,
     )
+
+
+def train_engine(events: EventFile, *, seed: int | None = None) -> Engine:
+    """A fresh engine on the file's catalog, settings and history, refreshed once on its log.
+
+    ``seed`` defaults to the run's. One refresh at ``end_time`` learns from every logged event
+    at once, as the engine's scheduled refreshes would have with the whole log in hand.
+    """
+    engine = fresh_engine(events, seed=seed)
     if len(events.log):
         engine.record(events.log.impressions())
     engine.record_attributed_orders(events.log.ordered_clicks())
