@@ -42,6 +42,7 @@ from numpy.typing import NDArray
 
 from quanzhan.domain import N_SURFACES, ItemTable, Surface
 from quanzhan.engine.batch import Candidates, RequestBatch
+from quanzhan.engine.retrieval import _SCORED_PER_SLOT as SCORED_PER_SLOT
 from quanzhan.engine.retrieval import Retriever, ValueModel
 
 PROPERTY = settings(max_examples=120, deadline=None)
@@ -287,10 +288,11 @@ def _random_batch(
 def test_a_budget_covering_every_campaign_gives_the_exact_top_k(
     seed: int, extra_k: int, n_requests: int
 ) -> None:
-    """On the hand-made catalog, with a learned-looking value model and ``3 k`` at least the
-    campaign count, every row is the brute-force top ``k`` by the documented score."""
+    """On the hand-made catalog, with a learned-looking value model and a budget (``k`` times
+    the campaigns scored per slot) covering every campaign, every row is the brute-force top
+    ``k`` by the documented score."""
     rng = np.random.default_rng(seed)
-    k = math.ceil(N_CAMPAIGNS / 3) + extra_k
+    k = math.ceil(N_CAMPAIGNS / SCORED_PER_SLOT) + extra_k
     retriever = _retriever(k=k)
     value = _random_value(rng, N_CAMPAIGNS)
     retriever.update(value)
@@ -328,7 +330,7 @@ def test_random_catalogs_give_the_exact_top_k(
     )
     campaign_item = rng.choice(n_items, size=int(rng.integers(1, n_items + 1)), replace=False)
     n_campaigns = len(campaign_item)
-    k = math.ceil(n_campaigns / 3) + extra_k
+    k = math.ceil(n_campaigns / SCORED_PER_SLOT) + extra_k
     retriever = Retriever(items=items, campaign_item=campaign_item.astype(np.int32), k=k)
     value = _random_value(rng, n_campaigns)
     retriever.update(value)

@@ -66,20 +66,19 @@ class CategoryIndex:
             top = np.broadcast_to(np.arange(bound.shape[1]), (n, bound.shape[1])).copy()
         rank = np.argsort(-np.take_along_axis(bound, top, axis=1), axis=1, kind="stable")
         top = np.take_along_axis(top, rank, axis=1)
-        # The probed cells' member lists laid end to end, row after row (a ragged arange),
-        # each row cut at ``budget``.
+        # The probed cells' member lists laid end to end, row after row, each row cut at
+        # ``budget``: every run of members is copied with two offsets (where it comes from,
+        # where it goes), built by one ``repeat`` each.
         length = self.sizes[top]  # (n, probes)
-        row_total = np.minimum(length.sum(axis=1), budget)
-        # Cells past a row's budget contribute nothing: trim each cell to what still fits.
         before = np.cumsum(length, axis=1) - length
-        length = np.clip(budget - before, 0, length).ravel()
-        first = self.starts[top].ravel()
-        total = int(length.sum())
-        run_start = np.cumsum(length) - length
-        position = np.arange(total) - np.repeat(run_start - first, length)
-        row = np.repeat(np.arange(n), row_total)
-        column = np.arange(total) - np.repeat(np.cumsum(row_total) - row_total, row_total)
-        out[row, column] = self.members[position]
+        length = np.clip(budget - before, 0, length)  # cells past the budget give nothing
+        runs = length.ravel()
+        total = int(runs.sum())
+        run_start = np.cumsum(runs) - runs
+        destination = (np.arange(n)[:, None] * budget + before).ravel()
+        step = np.arange(total)
+        source = step + np.repeat(self.starts[top].ravel() - run_start, runs)
+        out.ravel()[step + np.repeat(destination - run_start, runs)] = self.members[source]
         return out
 
     def _probes(self, budget: int) -> int:

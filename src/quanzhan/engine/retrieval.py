@@ -31,7 +31,7 @@ from quanzhan.engine.index import CategoryIndex
 # A query term points to a category only where that category holds this share of its uses.
 _EXPANSION_FLOOR = 0.05
 # Campaigns scored exactly per candidate slot asked for.
-_SCORED_PER_SLOT = 3
+_SCORED_PER_SLOT = 2
 # Relevance is half word match, half topic match: each in [0, 1], the sum too.
 _WORD_SHARE = 0.5
 _CONTEXT_SURFACES = (Surface.DETAIL, Surface.POST_PURCHASE, Surface.CART_FEED)
@@ -144,28 +144,31 @@ class Retriever:
         found = self._index.candidates(probe_score, budget=max(depth * _SCORED_PER_SLOT, depth))
         valid = found >= 0
         c = np.maximum(found, 0)
-        category = self._category[c]
-        rows = np.arange(n)[:, None]
-        candidate_relevance = relevance[rows, category]
-        words = self._word_share(np.where(search_rows[:, None], batch.query_terms, -1), c)
-        candidate_relevance = candidate_relevance + _WORD_SHARE * words
-        score = (
-            cell_score[rows, category]
-            + v.campaign_value[surface[:, None], c]
-            + v.relevance_weight[surface, None] * _WORD_SHARE * words
+        # Flat indices into the (n, categories) and (surfaces, campaigns) tables: one ``take``
+        # each instead of two-array fancy indexing.
+        n_categories = relevance.shape[1]
+        cell = np.arange(n)[:, None] * n_categories + self._category[c]
+        candidate_relevance = np.take(relevance, cell)
+        score = np.take(cell_score, cell) + np.take(
+            v.campaign_value, surface[:, None] * v.campaign_value.shape[1] + c
         )
-        answers = ~search_rows[:, None] | (candidate_relevance > 0)
-        score = np.where(valid & answers, score, -np.inf)
+        if search_rows.any():
+            words = self._word_share(np.where(search_rows[:, None], batch.query_terms, -1), c)
+            candidate_relevance += _WORD_SHARE * words
+            score += v.relevance_weight[surface, None] * _WORD_SHARE * words
+            valid &= ~search_rows[:, None] | (candidate_relevance > 0)
+        score = np.where(valid, score, -np.inf)
         keep = min(depth, score.shape[1])
         if keep < score.shape[1]:
             top = np.argpartition(-score, keep - 1, axis=1)[:, :keep]
         else:
             top = np.broadcast_to(np.arange(score.shape[1]), score.shape).copy()
-        order = np.argsort(-np.take_along_axis(score, top, axis=1), axis=1, kind="stable")
-        top = np.take_along_axis(top, order, axis=1)
-        chosen = np.take_along_axis(found, top, axis=1)
-        chosen = np.where(np.isfinite(np.take_along_axis(score, top, axis=1)), chosen, -1)
-        chosen_relevance = np.take_along_axis(candidate_relevance, top, axis=1)
+        flat = np.arange(n)[:, None] * score.shape[1] + top
+        top_score = np.take(score, flat)
+        order = np.argsort(-top_score, axis=1, kind="stable")
+        flat = np.take_along_axis(flat, order, axis=1)
+        chosen = np.where(np.isfinite(np.take(score, flat)), np.take(found, flat), -1)
+        chosen_relevance = np.take(candidate_relevance, flat)
         campaign = np.full((n, depth), -1, dtype=np.int32)
         out_score = np.zeros((n, depth), dtype=np.float32)
         campaign[:, :keep] = chosen
