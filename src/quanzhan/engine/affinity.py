@@ -34,12 +34,25 @@ class CategoryAffinity:
             raise ValueError("n_categories and rank must be at least 1")
         self.n_categories = n_categories
         self.rank = min(rank, n_categories)
-        self.lift = np.zeros((n_categories, n_categories), dtype=np.float32)
+        # ``lift = left @ right`` (``(categories, rank)`` and ``(rank, categories)``, unused
+        # components zero): two thin products per batch instead of a square one (400
+        # categories: 8 times fewer operations).
+        self.left = np.zeros((n_categories, self.rank), dtype=np.float32)
+        self.right = np.zeros((self.rank, n_categories), dtype=np.float32)
+
+    @property
+    def lift(self) -> NDArray[np.float32]:
+        """The ``(categories, categories)`` click-lift matrix."""
+        out: NDArray[np.float32] = self.left @ self.right
+        return out
 
     def affinities(self, interest: NDArray[np.float32]) -> NDArray[np.float32]:
         """``(n, categories)``: each shopper's expected lift per category, for ``(n,
         categories)`` interest distributions (rows summing to one)."""
-        out: NDArray[np.float32] = interest.astype(np.float32) @ self.lift
+        if not self.left.any():
+            return np.zeros((len(interest), self.n_categories), dtype=np.float32)
+        thin = np.asarray(interest, dtype=np.float32) @ self.left
+        out: NDArray[np.float32] = np.asarray(thin @ self.right, dtype=np.float32)
         return out
 
     def fit(
@@ -80,17 +93,24 @@ class CategoryAffinity:
             return
         rate = clicks.sum() / exposed.sum()
         lift = np.log((clicks + _PSEUDO_EXPOSURE * rate) / ((exposed + _PSEUDO_EXPOSURE) * rate))
-        symmetric = 0.5 * (lift + lift.T)
+        self._set(0.5 * (lift + lift.T))
+
+    def _set(self, symmetric: NDArray[np.float64]) -> None:
+        """Keep the leading ``rank`` eigen-components of a symmetric matrix."""
         values, vectors = np.linalg.eigh(symmetric)
         top = np.argsort(-np.abs(values), kind="stable")[: self.rank]
-        low_rank = (vectors[:, top] * values[top]) @ vectors[:, top].T
-        self.lift = low_rank.astype(np.float32)
+        self.left = np.zeros_like(self.left)
+        self.right = np.zeros_like(self.right)
+        self.left[:, : len(top)] = vectors[:, top] * values[top]
+        self.right[: len(top)] = vectors[:, top].T
 
     def state(self) -> dict[str, NDArray[np.float32]]:
-        return {"lift": self.lift}
+        return {"left": self.left, "right": self.right}
 
     def load_state(self, state: dict[str, NDArray[np.float32]]) -> None:
-        lift = state["lift"]
-        if np.shape(lift) != self.lift.shape or not np.all(np.isfinite(lift)):
-            raise ValueError("affinity state 'lift' has the wrong shape or bad values")
-        self.lift = np.asarray(lift, dtype=np.float32).copy()
+        for name, mine in self.state().items():
+            given = state[name]
+            if np.shape(given) != mine.shape or not np.all(np.isfinite(given)):
+                raise ValueError(f"affinity state {name!r} has the wrong shape or bad values")
+        self.left = np.asarray(state["left"], dtype=np.float32).copy()
+        self.right = np.asarray(state["right"], dtype=np.float32).copy()

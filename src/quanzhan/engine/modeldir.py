@@ -4,7 +4,7 @@ A model directory holds two files:
 
 ``model.npz``
     ``Engine.model_state()`` as one array per name (``predictor.click.bias``,
-    ``affinity.lift``, ...), written with ``numpy.savez``; no pickled objects.
+    ``affinity.left``, ...), written with ``numpy.savez``; no pickled objects.
 ``manifest.json``
     ``format`` (``"quanzhan-models"``), ``version`` (1), ``catalog`` (the catalog fingerprint,
     below), ``n_items``, ``n_campaigns``, ``arrays`` (``{name: [shape, dtype]}``), ``sha256``
