@@ -23,9 +23,7 @@ import datetime as dt
 import functools
 import gc
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -33,7 +31,6 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
-import scipy
 from numpy.typing import NDArray
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -47,7 +44,7 @@ from quanzhan.engine.decision import Engine
 from quanzhan.sim.config import ScenarioConfig, load_scenario
 from quanzhan.sim.market import Market, MarketView
 from quanzhan.sim.run import Simulation
-from sections import write_section
+from sections import code_version, machine, write_section
 
 TARGET_RPS = 100_000
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -611,31 +608,6 @@ def _markdown_table(headers: list[str], rows: Iterable[list[str]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
-
-
-def _cpu_model() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
-    models = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
-    return models[0] if models else platform.processor() or "unknown CPU"
-
-
-def machine() -> str:
-    return (
-        f"nproc {len(os.sched_getaffinity(0))} ({_cpu_model()}), {platform.system()}"
-        f" {platform.release()}; Python {platform.python_version()}, numpy {np.__version__},"
-        f" scipy {scipy.__version__} (OpenBLAS threads:"
-        f" {os.environ.get('OPENBLAS_NUM_THREADS', 'default')})"
-    )
-
-
-def code_version() -> str:
-    def git(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["git", *args], capture_output=True, text=True, check=False)
-
-    head = git("rev-parse", "--short", "HEAD").stdout.strip() or "unknown"
-    dirty = git("diff", "--quiet", "HEAD", "--", "src").returncode != 0
-    return f"commit {head}" + (" with uncommitted changes under src/" if dirty else "")
 
 
 def markdown(results: Results, command: str, plan: Plan) -> str:

@@ -24,16 +24,13 @@ import datetime as dt
 import gc
 import math
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
-import scipy
 from numpy.typing import NDArray
 from rich.console import Console
 from rich.table import Table
@@ -45,7 +42,7 @@ from quanzhan.engine.prediction import FEATURES
 from quanzhan.sim.config import ScenarioConfig, load_scenario
 from quanzhan.sim.market import Market
 from quanzhan.sim.run import Simulation
-from sections import write_section
+from sections import code_version, machine, write_section
 
 TARGET_MS = 50.0  # per 100,000 candidates, from the issue
 UNIT = 100_000
@@ -235,28 +232,6 @@ def rich_table(results: Results) -> Table:
     for t in results.timings:
         table.add_row(*_row(t))
     return table
-
-
-def machine() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
-    models = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
-    cpu = models[0] if models else platform.processor() or "unknown CPU"
-    return (
-        f"nproc {len(os.sched_getaffinity(0))} ({cpu}), {platform.system()}"
-        f" {platform.release()}; Python {platform.python_version()}, numpy {np.__version__},"
-        f" scipy {scipy.__version__} (OpenBLAS threads:"
-        f" {os.environ.get('OPENBLAS_NUM_THREADS', 'default')})"
-    )
-
-
-def code_version() -> str:
-    def git(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["git", *args], capture_output=True, text=True, check=False)
-
-    head = git("rev-parse", "--short", "HEAD").stdout.strip() or "unknown"
-    dirty = git("diff", "--quiet", "HEAD", "--", "src").returncode != 0
-    return f"commit {head}" + (" with uncommitted changes under src/" if dirty else "")
 
 
 def markdown(results: Results, command: str) -> str:

@@ -73,3 +73,12 @@ def operator(server: Server) -> Iterator[Api]:
     api = Api(server.url, OPERATOR_KEY)
     yield api
     api.close()
+
+
+@pytest.fixture
+def ops(shared: Server) -> Iterator[Api]:
+    """The operator's client of the module's ``shared`` server (modules that use it define
+    ``shared``)."""
+    api = Api(shared.url, OPERATOR_KEY)
+    yield api
+    api.close()

@@ -45,13 +45,6 @@ def shared(
         yield running
 
 
-@pytest.fixture
-def ops(shared: Server) -> Iterator[Api]:
-    api = Api(shared.url, OPERATOR_KEY)
-    yield api
-    api.close()
-
-
 def _item(shop: Api, title: str, price: float, category: str) -> dict[str, Any]:
     return created(shop.post("/v1/items", {"title": title, "price": price, "category": category}))
 

@@ -23,13 +23,6 @@ def shared(
         yield running
 
 
-@pytest.fixture
-def ops(shared: Server) -> Iterator[Api]:
-    api = Api(shared.url, OPERATOR_KEY)
-    yield api
-    api.close()
-
-
 class Shop:
     """A merchant with two items, a campaign on the first, and its client."""
 
