@@ -112,6 +112,8 @@ def test_state_round_trips_and_bad_state_changes_nothing() -> None:
     np.testing.assert_array_equal(fresh.lift, model.lift)
     before = fresh.lift.copy()
     for bad in (
+        {"left": model.state()["left"]},
+        {**model.state(), "extra": np.zeros(3)},
         {"left": np.zeros((N_CATEGORIES, 3)), "right": model.state()["right"]},
         {"left": np.full_like(model.state()["left"], np.nan), "right": model.state()["right"]},
     ):

@@ -108,6 +108,10 @@ class CategoryAffinity:
         return {"left": self.left, "right": self.right}
 
     def load_state(self, state: dict[str, NDArray[np.float32]]) -> None:
+        """Take what ``state`` gave; ``ValueError``, changing nothing, unless the names and
+        shapes are this model's and the values finite."""
+        if set(state) != set(self.state()):
+            raise ValueError(f"affinity state holds {sorted(state)}, expected ['left', 'right']")
         for name, mine in self.state().items():
             given = state[name]
             if np.shape(given) != mine.shape or not np.all(np.isfinite(given)):

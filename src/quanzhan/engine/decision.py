@@ -275,11 +275,8 @@ class Engine:
             if prefix not in parts:
                 raise ValueError(f"model state {key!r} belongs to no part of the engine")
             parts[prefix][name] = array
-        # Check both before changing either, so a bad state changes nothing.
-        for name, expected in self.affinity.state().items():
-            given = parts["affinity"].get(name)
-            if given is None or np.shape(given) != expected.shape:
-                raise ValueError(f"model state 'affinity.{name}' is missing or mis-shaped")
+        # Each part checks everything before it changes anything; the predictor is put back
+        # if the affinity then refuses, so a bad state changes nothing.
         backup = self.predictor.state()
         self.predictor.load_state(parts["predictor"])
         try:
