@@ -1,4 +1,4 @@
-"""The default policy: budget and ROI duals turned into one bid multiplier per campaign.
+"""Budget and ROI duals turned into one bid multiplier per campaign, by feedback alone.
 
 The per-campaign LP (``bidding.menu_lp``) has Lagrangian bid ``v (1 + mu) / (lambda + mu R)``:
 a uniform multiplier ``k`` on value. At the optimum either the budget binds (``mu = 0``,
@@ -15,7 +15,12 @@ a uniform multiplier ``k`` on value. At the optimum either the budget binds (``m
   learned delay distribution) compare with those that did: no reaction to orders that are
   merely late, and a campaign whose predictions run hot or cold is corrected as evidence
   accumulates, across days;
-- campaigns with little history bid up by a bounded exploration share until they have clicks.
+- campaigns with little history bid up by a bounded exploration share until they have clicks;
+- a multiplier that wins nothing learns nothing about ROI: a campaign without recent clicks
+  and behind its plan raises its ROI face gradually, up to a few times break-even.
+
+It needs nothing but the campaign's own figures, so the service runs it; the simulator's
+default (``bidding.landscape``) reads the same duals off the auction landscape instead.
 
 Each face is held within a factor of the applied multiplier so the idle one cannot wind up.
 """
@@ -38,10 +43,13 @@ _PSEUDO_SPEND_SHARE = 0.02  # of the budget, credited at the target ROI
 _EXPLORE_CLICKS = 10.0  # campaigns with fewer clicks to date explore
 _EXPLORE_BOOST = 1.2
 _EXPLORE_SHARE = 0.1  # of the budget a day, at most, spent exploring
+_QUIET_CLICKS = 0.5  # fewer recent (decayed) clicks than this: the ROI face has no evidence
+_DRIFT = 0.1  # per tick, the quiet ROI face's rise while behind the spending plan
+_DRIFT_CAP = 4.0  # times break-even (1 / target): no rise past it without evidence
 
 
 class DualPacing:
-    """Budget-and-ROI dual pacing with delay-corrected GMV; the default policy."""
+    """Budget-and-ROI dual pacing with delay-corrected GMV, steered by feedback."""
 
     name = "dual"
     needs_menus = False
@@ -66,6 +74,7 @@ class DualPacing:
         self._today = None
         self._last_spend, self._last_gmv = np.zeros(n), np.zeros(n)
         self._recent_spend, self._recent_gmv = np.zeros(n), np.zeros(n)
+        self._last_clicks, self._recent_clicks = np.zeros(n), np.zeros(n)
 
     def multipliers(self) -> NDArray[np.float64]:
         k = np.exp(np.minimum(self._log_budget, self._log_roi))
@@ -87,6 +96,13 @@ class DualPacing:
         self._log_budget += np.clip(_GAIN * pace, -_STEP, _STEP)
         roi_error = self._recent_roi_error(observation)
         roi_step = np.clip(_GAIN * roi_error, -_STEP, _STEP)
+        # A multiplier that wins nothing learns nothing about ROI: without that evidence, a
+        # campaign behind its plan bids up, gradually, so the first clicks it wins are cheap.
+        self._recent_clicks = _DECAY * self._recent_clicks + observation.clicks - self._last_clicks
+        self._last_clicks = observation.clicks.copy()
+        quiet = (self._recent_clicks < _QUIET_CLICKS) & (pace > 0)
+        quiet &= self._log_roi < np.log(_DRIFT_CAP / spec.target_roi)
+        roi_step = np.where(quiet, np.maximum(roi_step, _DRIFT), roi_step)
         # Ahead of the spending plan, a good ROI is no reason to bid up.
         self._log_roi += np.where(pace < 0, np.minimum(roi_step, 0.0), roi_step)
         applied = np.minimum(self._log_budget, self._log_roi) + np.log(_WINDUP)
@@ -104,6 +120,7 @@ class DualPacing:
         self._today = None
         self._last_spend = np.zeros_like(self._last_spend)  # today's figures start at zero
         self._last_gmv = np.zeros_like(self._last_gmv)
+        self._last_clicks = np.zeros_like(self._last_clicks)
 
     def calibration(self) -> NDArray[np.float64]:
         """Realized over predicted orders to date, shrunk to 1: how far to trust predicted GMV.
