@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from quanzhan.bidding.policy import CampaignSpec, Observation
-from quanzhan.bidding.registry import make_policy
+from quanzhan.bidding.registry import DEFAULT_POLICY, make_policy
 from quanzhan.sim.config import load_scenario
 from quanzhan.sim.run import Simulation
 
@@ -49,7 +49,7 @@ class FixedMargin:
 def main() -> dict[str, float]:
     config = load_scenario("tiny")
     results = {}
-    for policy in (FixedMargin(margin=1.2), make_policy("dual")):
+    for policy in (FixedMargin(margin=1.2), make_policy(DEFAULT_POLICY)):
         result = Simulation(config, seed=1, policy=policy).run()
         spend = float(result.ledger.rows().amount.sum())
         gmv = float(result.stats.campaign_totals("gmv_ad").sum())

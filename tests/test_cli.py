@@ -89,13 +89,13 @@ def test_bench_bidding_writes_the_documented_json_and_a_plot(tmp_path: Path) -> 
     out = tmp_path / "bench" / "b.json"
     done = _run(
         "bench", "bidding", "--scenario", str(scenario), "--seed", "2",
-        "--json", str(out), "--policies", "dual,manual_cpc", "--dump", str(tmp_path / "dump"),
+        "--json", str(out), "--policies", "landscape,manual_cpc", "--dump", str(tmp_path / "dump"),
         cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     summary = json.loads(out.read_text())
-    assert summary["scenario"] == "two_days" and summary["default_policy"] == "dual"
-    assert set(summary["policies"]) == {"dual", "manual_cpc"}
+    assert summary["scenario"] == "two_days" and summary["default_policy"] == "landscape"
+    assert set(summary["policies"]) == {"landscape", "manual_cpc"}
     for figures in summary["policies"].values():
         assert {
             "efficiency_median", "efficiency_p10", "roi_met_share", "budget_utilisation_median",
@@ -103,7 +103,7 @@ def test_bench_bidding_writes_the_documented_json_and_a_plot(tmp_path: Path) -> 
         } <= set(figures)  # fmt: skip
         assert figures["overspend_campaigns"] == 0
     assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (tmp_path / "dump" / "dual.npz").exists()
+    assert (tmp_path / "dump" / "landscape.npz").exists()
 
 
 def test_bench_bidding_with_oracle_predictions_says_so(tmp_path: Path) -> None:
@@ -113,13 +113,13 @@ def test_bench_bidding_with_oracle_predictions_says_so(tmp_path: Path) -> None:
         out = tmp_path / f"{mode}.json"
         done = _run(
             "bench", "bidding", "--scenario", str(scenario), "--seed", "2",
-            "--json", str(out), "--policies", "dual", *extra, cwd=tmp_path,
+            "--json", str(out), "--policies", "landscape", *extra, cwd=tmp_path,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
         runs[mode] = json.loads(out.read_text())
         assert runs[mode]["predictions"] == mode
     # Same market, same seed: only the predictions differ, and so do the outcomes.
-    learned, oracle = (runs[m]["policies"]["dual"] for m in ("learned", "oracle"))
+    learned, oracle = (runs[m]["policies"]["landscape"] for m in ("learned", "oracle"))
     assert learned["gmv"] != oracle["gmv"]
 
 

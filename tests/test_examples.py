@@ -15,6 +15,6 @@ def test_own_policy_example_runs_beside_the_shipped_ones(
 ) -> None:
     namespace = runpy.run_path(str(EXAMPLES / "own_policy.py"))
     results = namespace["main"]()
-    assert set(results) == {"fixed_margin", "dual"}
+    assert set(results) == {"fixed_margin", "landscape"}
     assert all(gmv > 0 for gmv in results.values())
     assert "fixed_margin" in capsys.readouterr().out

@@ -141,7 +141,7 @@ def test_organic_orders_without_a_campaign_are_ignored() -> None:
     np.testing.assert_array_equal(_observe(observer, DAY + 1.0).gmv_organic, np.zeros(3))
 
 
-def test_the_days_menus_are_gathered_and_cleared_at_midnight() -> None:
+def test_menus_are_handed_over_once_at_the_next_tick() -> None:
     observer = TickObserver(n_campaigns=2)
     first = MenuView(campaign=np.array([0, 1]), value=np.ones((2, 3)), cost=np.full((2, 3), 0.5))
     second = MenuView(
@@ -155,11 +155,12 @@ def test_the_days_menus_are_gathered_and_cleared_at_midnight() -> None:
     np.testing.assert_array_equal(menus.value[:, 0], [1.0, 1.0, 2.0])
     assert menus.cost.shape == (3, 3)
     assert np.isnan(menus.cost[2]).all()
-    # The same menus at the next tick, not twice over.
-    again = _observe(observer, 200.0).menus
-    assert again is not None and len(again.campaign) == 3
-    observer.start_day(at=DAY)
-    assert _observe(observer, DAY + 1.0).menus is None
+    # A tick without auctions hands over nothing: the earlier menus are not given twice.
+    assert _observe(observer, 200.0).menus is None
+    observer.add_menus(second)
+    later = _observe(observer, 300.0).menus
+    assert later is not None
+    np.testing.assert_array_equal(later.campaign, [1])
 
 
 def test_learning_delays_from_the_orders_seen() -> None:

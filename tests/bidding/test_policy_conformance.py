@@ -98,8 +98,8 @@ def days_of_ticks(figures: tuple[Figures, ...] = BASE, *, menus: bool) -> list[T
     streams = [np.random.default_rng([11, c]) for c in range(N)]
     ticks: list[Tick] = []
     for day in range(DAYS):
-        parts: list[MenuView] = []
         for t in range(TICKS):
+            parts: list[MenuView] = []  # the auctions since the previous tick
             share = ((t + 1) / TICKS) ** 1.3  # the forecast: traffic late in the day
             spend = np.zeros(N)
             gmv = np.zeros(N)

@@ -44,8 +44,8 @@ class Runtime:
         policy = make_policy(settings.policy)  # an unknown one stops the start, not a campaign
         if policy.needs_menus:
             raise ConfigError(
-                f"policy {settings.policy!r} re-solves over slot menus, which the service does "
-                "not gather; use one that does not (dual, pid_roi, proportional)"
+                f"policy {settings.policy!r} plans over slot menus, which the service does "
+                "not gather yet; use one that does not (dual, pid_roi, proportional)"
             )
         self.settings = settings
         self.clock = clock

@@ -110,15 +110,15 @@ class TickObserver:
         )
 
     def _menu_view(self) -> MenuView | None:
+        """The menus added since the previous observation; they are handed over once."""
         if not self._menus:
             return None
-        merged = MenuView(
-            campaign=np.concatenate([m.campaign for m in self._menus]),
-            value=np.concatenate([m.value for m in self._menus]),
-            cost=np.concatenate([m.cost for m in self._menus]),
+        parts, self._menus = self._menus, []
+        return MenuView(
+            campaign=np.concatenate([m.campaign for m in parts]),
+            value=np.concatenate([m.value for m in parts]),
+            cost=np.concatenate([m.cost for m in parts]),
         )
-        self._menus = [merged]
-        return merged
 
 
 def _ints(parts: list[NDArray[np.int64]]) -> NDArray[np.int64]:

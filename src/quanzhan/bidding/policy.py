@@ -54,7 +54,7 @@ class CampaignSpec:
 
 @dataclass(frozen=True, slots=True)
 class MenuView:
-    """Today's slot menus so far, in the engine's own predicted terms: row ``a`` is one auction
+    """Slot menus in the engine's own predicted terms: row ``a`` is one auction
     a campaign took part in, ``value``/``cost`` ``(m, s)`` what each slot would have brought and
     cost (``nan`` where absent), ``campaign`` ``(m,)`` whose menu it is."""
 
@@ -77,7 +77,9 @@ class Observation:
       for ``orders_realized`` while orders are still on their way;
     - ``gmv_organic``: the item's organic GMV today (counts on the full-site basis);
     - ``clicks``: today's ad clicks;
-    - ``menus``: today's slot menus, for policies that re-solve the LP (may be ``None``).
+    - ``menus``: the slot menus of the auctions since the previous update, for policies that
+      plan over the landscape (``None`` when there were none, or the policy does not need them);
+      a policy keeps what it wants of them.
     """
 
     now: float

@@ -4,16 +4,18 @@ otherwise; the others are baselines kept for comparison and as campaign modes.""
 from __future__ import annotations
 
 from quanzhan.bidding.dual import DualPacing
+from quanzhan.bidding.landscape import LandscapePacing
 from quanzhan.bidding.online_lp import OnlineLp
 from quanzhan.bidding.pacing import ProportionalPacing
 from quanzhan.bidding.pid import PidRoi
 from quanzhan.bidding.policy import Policy, PolicyFactory
 from quanzhan.errors import ConfigError
 
-DEFAULT_POLICY = "dual"
+DEFAULT_POLICY = "landscape"
 
 POLICIES: dict[str, PolicyFactory] = {
     "dual": DualPacing,
+    "landscape": LandscapePacing,
     "online_lp": OnlineLp,
     "pid_roi": PidRoi,
     "proportional": ProportionalPacing,

@@ -1,0 +1,294 @@
+"""The default policy: budget and ROI duals solved each tick from the auction landscape itself.
+
+The per-campaign LP (``bidding.menu_lp``) has one optimal bid multiplier ``k``, the ratio at
+which the budget or the ROI constraint binds. A feedback controller has to find it by trial,
+and a campaign whose multiplier wins nothing learns nothing. This policy reads it off the
+landscape instead: the engine logs every auction a campaign takes part in as a slot menu
+(predicted value and price of each slot, the competitors' bids fixed), whether it won or not,
+so at every tick the policy can say what any multiplier would buy. It then takes
+
+- **the rest of the day's landscape**: today's auctions so far stand for the hours they cover
+  and yesterday's for the rest, ``(1 - planned share)`` of them (on the first day, today's
+  alone, scaled to the whole day);
+- **the state of the day**: the budget still left, and the ROI slack already earned or owed:
+  what today's auctions brought at the multipliers actually used, in expected value
+  (``value - target x cost`` of the slots taken), the item's organic GMV on the full-site
+  basis, and any deficit carried from earlier days;
+- **the largest multiplier** whose GSP response (``bidding.response``) on that landscape
+  spends at most the budget left and keeps the day's ROI at target: ``min(k_budget, k_roi)``,
+  the two faces of the Lagrangian bid ``v (1 + mu) / (lambda + mu R)``.
+
+Two calibrations keep the predicted landscape honest:
+
+- *value*: realized orders over the orders the bought clicks should have brought by now under
+  the learned delay distribution, shrunk to 1 and taken at a lower confidence bound, since
+  the auction favours the clicks whose value is over-predicted (the winner's curse);
+- *spend*: money actually charged over the expected cost of the slots taken; it corrects the
+  click model's position effects, which the menus inherit.
+
+A campaign moves at most a factor ``e^0.5`` per tick, so one odd tick cannot throw its bid far.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from quanzhan.bidding.policy import CampaignSpec, MenuView, Observation
+from quanzhan.bidding.response import solve_response, taken_slot
+
+_ROWS_PER_TICK = 12  # menu rows kept per campaign and tick; each stands for its share of them
+_PRIOR_ORDERS = 4.0  # pseudo-orders behind the value calibration
+_CONFIDENCE = 0.25  # the value calibration is lowered by exp(-this / sqrt(evidence in orders))
+_SPEND_PRIOR_SHARE = 0.02  # of the budget: pseudo-spend behind the spend calibration
+_ROI_MARGIN = 0.03  # plan for a ROI this much above target: estimates are noisy
+_STEP = 0.5  # most a multiplier moves per tick, in log
+_BEYOND = 1.5  # most a multiplier goes past the dearest step it can afford
+_MIN_SHARE = 0.01
+_BOUNDS = (1e-3, 100.0)
+
+
+@dataclass(frozen=True, slots=True)
+class _Rows:
+    campaign: NDArray[np.int64]
+    value: NDArray[np.float64]
+    cost: NDArray[np.float64]
+    weight: NDArray[np.float64]
+
+
+class MenuSample:
+    """A weighted sample of menu rows: at most ``per_tick`` rows per campaign from each batch
+    added, evenly spread, each weighted by how many rows it stands for."""
+
+    def __init__(self, *, n_campaigns: int, per_tick: int = _ROWS_PER_TICK) -> None:
+        self.n = n_campaigns
+        self.per_tick = per_tick
+        self._parts: list[_Rows] = []
+
+    def add(self, menus: MenuView) -> None:
+        if len(menus.campaign) == 0:
+            return
+        keep, weight = even_sample(menus.campaign, self.n, self.per_tick)
+        self._parts.append(
+            _Rows(
+                campaign=menus.campaign[keep],
+                value=menus.value[keep],
+                cost=menus.cost[keep],
+                weight=weight[menus.campaign[keep]],
+            )
+        )
+
+    def rows(self, scale: float = 1.0) -> _Rows:
+        """Every row kept so far, weights times ``scale``."""
+        if not self._parts:
+            return _Rows(np.zeros(0, np.int64), np.zeros((0, 1)), np.zeros((0, 1)), np.zeros(0))
+        if len(self._parts) > 1:
+            self._parts = [_join(self._parts)]
+        rows = self._parts[0]
+        return _Rows(rows.campaign, rows.value, rows.cost, rows.weight * scale)
+
+    def __len__(self) -> int:
+        return sum(len(p.campaign) for p in self._parts)
+
+
+def even_sample(
+    campaign: NDArray[np.int64], n: int, cap: int
+) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """Every ``stride``-th row of each campaign, in order, at most about ``cap`` each; and per
+    campaign how many rows each kept one stands for."""
+    order = np.argsort(campaign, kind="stable")
+    counts = np.bincount(campaign, minlength=n)
+    start = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rank = np.arange(len(order)) - start[campaign[order]]
+    stride = np.maximum(1, -(-counts // cap))
+    keep = np.sort(order[rank % stride[campaign[order]] == 0])
+    kept = np.bincount(campaign[keep], minlength=n)
+    weight: NDArray[np.float64] = counts / np.maximum(kept, 1)
+    return keep.astype(np.int64), np.maximum(weight, 1.0)
+
+
+def _join(parts: list[_Rows]) -> _Rows:
+    width = max(p.value.shape[1] for p in parts)
+    return _Rows(
+        campaign=np.concatenate([p.campaign for p in parts]),
+        value=np.concatenate([_widen(p.value, width) for p in parts]),
+        cost=np.concatenate([_widen(p.cost, width) for p in parts]),
+        weight=np.concatenate([p.weight for p in parts]),
+    )
+
+
+def _widen(menu: NDArray[np.float64], width: int) -> NDArray[np.float64]:
+    if menu.shape[1] == width:
+        return menu
+    out = np.full((menu.shape[0], width), np.nan)
+    out[:, : menu.shape[1]] = menu
+    return out
+
+
+class LandscapePacing:
+    """Budget and ROI duals from the observed landscape, re-solved at every tick."""
+
+    name = "landscape"
+    needs_menus = True
+
+    def __init__(self) -> None:
+        self._spec: CampaignSpec | None = None
+
+    def reset(self, *, campaigns: CampaignSpec, seed: int) -> None:
+        n = len(campaigns)
+        self._spec = campaigns
+        self._k = 1.0 / campaigns.target_roi
+        self._today_rows = MenuSample(n_campaigns=n)
+        self._yesterday_rows: MenuSample | None = None
+        self._today: Observation | None = None
+        self._orders_seen, self._orders_due = np.zeros(n), np.zeros(n)
+        self._spend_charged, self._spend_expected = np.zeros(n), np.zeros(n)
+        self._done_cost, self._done_value = np.zeros(n), np.zeros(n)
+        self._last_spend = np.zeros(n)
+        self._organic_past, self._days = np.zeros(n), 0
+        self._carry = np.zeros(n)
+
+    def multipliers(self) -> NDArray[np.float64]:
+        return self._k.copy()
+
+    def update(self, observation: Observation) -> None:
+        spec = self._require()
+        self._today = observation
+        self._account(observation)
+        organic = np.where(spec.full_site, observation.gmv_organic, 0.0)
+        self._plan(spend=observation.spend, organic=organic, share=observation.planned_share)
+
+    def _plan(
+        self,
+        *,
+        spend: NDArray[np.float64],
+        organic: NDArray[np.float64],
+        share: float,
+        step: float | None = _STEP,
+    ) -> None:
+        """Set each multiplier to the largest the rest of the day affords, at most ``step``
+        (in log) from where it was."""
+        spec = self._require()
+        share = min(max(share, _MIN_SHARE), 1.0 - _MIN_SHARE)
+        rows = self._landscape(share)
+        if len(rows.campaign) == 0:
+            return
+        value_cal, spend_cal = self.value_calibration(), self.spend_calibration()
+        target = spec.target_roi * (1.0 + _ROI_MARGIN)
+        slack = (
+            spend_cal * (value_cal * self._done_value - target * self._done_cost)
+            + self._organic_expected(organic, share)
+            + np.minimum(self._carry, 0.0)
+        )
+        remaining = spec.budget - spend
+        rest = 1.0 - share
+        gain = (rows.weight * spend_cal[rows.campaign])[:, None]
+        response = solve_response(
+            group=rows.campaign,
+            value=rows.value * gain * value_cal[rows.campaign][:, None],
+            cost=rows.cost * gain,
+            budget=np.maximum(remaining, 0.0) / rest,
+            target_roi=target,
+            base_gmv=slack / rest,
+        )
+        # Where not even the cheapest step is affordable the landscape says nothing about how
+        # far to fall: the multiplier holds, and what it buys next tick is counted against it.
+        planned = value_cal * _inside(response.low, response.high)
+        planned = np.clip(np.where(np.isnan(planned), self._k, planned), *_BOUNDS)
+        if step is not None:
+            planned = np.clip(planned, self._k * np.exp(-step), self._k * np.exp(step))
+        known = np.bincount(rows.campaign, minlength=len(spec)) > 0
+        known &= (response.low > 0) | np.isfinite(response.high)  # a menu with a usable slot
+        # A campaign with nothing left cannot buy: its multiplier may fall, never rise.
+        planned = np.where(remaining > 0, planned, np.minimum(planned, self._k))
+        self._k = np.clip(np.where(known, planned, self._k), *_BOUNDS)
+
+    def start_day(self) -> None:
+        spec = self._require()
+        if self._today is not None:
+            self._orders_seen += self._today.orders_realized
+            self._orders_due += self._today.orders_arrived
+            organic = np.where(spec.full_site, self._today.gmv_organic, 0.0)
+            self._carry += (
+                self.spend_calibration()
+                * (self.value_calibration() * self._done_value - spec.target_roi * self._done_cost)
+                + organic
+            )
+            self._organic_past += organic
+            self._days += 1
+        if len(self._today_rows):
+            self._yesterday_rows = self._today_rows
+        self._today_rows = MenuSample(n_campaigns=len(spec))
+        self._today = None
+        self._done_cost, self._done_value = np.zeros(len(spec)), np.zeros(len(spec))
+        self._last_spend = np.zeros(len(spec))
+        # The last tick planned for a few minutes of budget; midnight opens a whole day.
+        none = np.zeros(len(spec))
+        self._plan(spend=none, organic=none, share=0.0, step=None)
+
+    def value_calibration(self) -> NDArray[np.float64]:
+        """Realized over due orders to date, shrunk to 1, at a lower confidence bound."""
+        seen, due = self._orders_seen.copy(), self._orders_due.copy()
+        if self._today is not None:
+            seen += self._today.orders_realized
+            due += self._today.orders_arrived
+        evidence = seen + _PRIOR_ORDERS
+        out: NDArray[np.float64] = (
+            evidence / (due + _PRIOR_ORDERS) * np.exp(-_CONFIDENCE / np.sqrt(evidence))
+        )
+        return out
+
+    def spend_calibration(self) -> NDArray[np.float64]:
+        """Money charged over the expected cost of the slots taken, shrunk to 1."""
+        prior = _SPEND_PRIOR_SHARE * self._require().budget
+        out: NDArray[np.float64] = (self._spend_charged + prior) / (self._spend_expected + prior)
+        return out
+
+    def _account(self, observation: Observation) -> None:
+        """What the tick's auctions bought at the multipliers used, and what was charged."""
+        spec = self._require()
+        n = len(spec)
+        menus = observation.menus
+        bidding = spec.budget - self._last_spend > 0
+        if menus is not None and len(menus.campaign):
+            cost, value = taken_slot(self._k[menus.campaign], menus.value, menus.cost)
+            cost_by = np.bincount(menus.campaign, weights=cost, minlength=n)
+            value_by = np.bincount(menus.campaign, weights=value, minlength=n)
+            self._done_cost += np.where(bidding, cost_by, 0.0)
+            self._done_value += np.where(bidding, value_by, 0.0)
+            self._spend_expected += np.where(bidding, cost_by, 0.0)
+            self._today_rows.add(menus)
+        charged = observation.spend - self._last_spend
+        self._spend_charged += np.where(bidding, charged, 0.0)
+        self._last_spend = observation.spend.copy()
+
+    def _landscape(self, share: float) -> _Rows:
+        """The whole day's auctions: today's so far, yesterday's for the rest of the day."""
+        if self._yesterday_rows is None:
+            return self._today_rows.rows(scale=1.0 / share)
+        today, rest = self._today_rows.rows(), self._yesterday_rows.rows(scale=1.0 - share)
+        return _join([today, rest]) if len(today.campaign) else rest
+
+    def _organic_expected(self, so_far: NDArray[np.float64], share: float) -> NDArray[np.float64]:
+        """Today's organic GMV on the full-site basis: ``so_far``, plus the past days' pace for
+        the rest of the day (nothing before a whole day has been seen)."""
+        if self._days == 0:
+            return so_far
+        out: NDArray[np.float64] = so_far + (1.0 - share) * self._organic_past / self._days
+        return out
+
+    def _require(self) -> CampaignSpec:
+        if self._spec is None:
+            raise RuntimeError("call reset() before using the policy")
+        return self._spec
+
+
+def _inside(low: NDArray[np.float64], high: NDArray[np.float64]) -> NDArray[np.float64]:
+    """A multiplier that buys what ``low`` buys: halfway (in log) to the next step, at most
+    ``_BEYOND`` past ``low``, or that far past the dearest step where every one is affordable;
+    ``nan`` where none is."""
+    out = np.where(np.isinf(high), low * _BEYOND, np.sqrt(low * np.minimum(high, low * _BEYOND)))
+    result: NDArray[np.float64] = np.where(low > 0, out, np.nan)
+    return result

@@ -1,0 +1,165 @@
+"""The default policy in closed loop on a small stationary market: each tick brings fresh slot
+menus drawn from the same distribution, the campaign takes what its multiplier buys under GSP,
+and the day is judged against the best uniform multiplier in hindsight."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from quanzhan.bidding.landscape import LandscapePacing, MenuSample, even_sample
+from quanzhan.bidding.policy import CampaignSpec, MenuView, Observation
+from quanzhan.bidding.response import solve_response, taken_slot
+from quanzhan.domain import RoiBasis
+
+DAYS, TICKS, ROWS, SLOTS = 3, 24, 80, 3
+
+
+@dataclass(frozen=True)
+class Day:
+    """One campaign-day as it went: expected spend and true value bought, when the budget ran
+    out (in ticks), and the best a uniform multiplier could have bought on the same menus."""
+
+    spend: float
+    value: float
+    spent_out_at: int
+    best_value: float
+
+
+def _tick_menus(rng: np.random.Generator, campaign: int) -> MenuView:
+    per_click = rng.lognormal(0.0, 0.4, ROWS)[:, None]
+    clicks = np.array([1.0, 0.7, 0.5])[None, :] * rng.uniform(0.5, 1.5, ROWS)[:, None]
+    price = np.sort(rng.uniform(0.05, 0.6, (ROWS, SLOTS)), axis=1)[:, ::-1] * per_click
+    return MenuView(
+        campaign=np.full(ROWS, campaign, dtype=np.int64),
+        value=clicks * per_click,
+        cost=clicks * price,
+    )
+
+
+def _run(spec: CampaignSpec, truth: NDArray[np.float64]) -> list[list[Day]]:
+    """Three days; ``truth`` is each campaign's true value over its predicted value, which the
+    orders reveal (``orders_realized``) and the policy must learn."""
+    n = len(spec)
+    policy = LandscapePacing()
+    policy.reset(campaigns=spec, seed=0)
+    rngs = [np.random.default_rng([5, c]) for c in range(n)]
+    days: list[list[Day]] = []
+    for day in range(DAYS):
+        if day:
+            policy.start_day()
+        spend, value, predicted = np.zeros(n), np.zeros(n), np.zeros(n)
+        spent_out = np.full(n, TICKS)
+        menus_today = []
+        for tick in range(TICKS):
+            k = policy.multipliers()
+            menus = [_tick_menus(rngs[c], c) for c in range(n)]
+            menus_today += menus
+            batch = MenuView(
+                campaign=np.concatenate([m.campaign for m in menus]),
+                value=np.concatenate([m.value for m in menus]),
+                cost=np.concatenate([m.cost for m in menus]),
+            )
+            cost, got = taken_slot(k[batch.campaign], batch.value, batch.cost)
+            cost_by = np.bincount(batch.campaign, weights=cost, minlength=n)
+            got_by = np.bincount(batch.campaign, weights=got, minlength=n)
+            room = np.maximum(spec.budget - spend, 0.0)
+            share = np.where(cost_by > 0, np.minimum(1.0, room / np.maximum(cost_by, 1e-300)), 0.0)
+            spend += cost_by * share
+            predicted += got_by * share
+            value += got_by * share * truth
+            spent_out = np.where(
+                (spent_out == TICKS) & (spend >= spec.budget * 0.999), tick, spent_out
+            )
+            policy.update(
+                Observation(
+                    now=day * 86_400.0 + (tick + 1) * 3600.0,
+                    day_fraction=(tick + 1) / TICKS,
+                    planned_share=(tick + 1) / TICKS,
+                    spend=spend.copy(),
+                    gmv_realized=value.copy(),
+                    gmv_predicted=predicted.copy(),
+                    orders_realized=value.copy(),  # one order per unit of value, say
+                    orders_arrived=predicted.copy(),
+                    gmv_organic=np.zeros(n),
+                    clicks=predicted.copy(),
+                    menus=batch,
+                )
+            )
+        best = _best_uniform(menus_today, spec, truth)
+        days.append(
+            [
+                Day(float(spend[c]), float(value[c]), int(spent_out[c]), float(best[c]))
+                for c in range(n)
+            ]
+        )
+    return days
+
+
+def _best_uniform(
+    menus: list[MenuView], spec: CampaignSpec, truth: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    campaign = np.concatenate([m.campaign for m in menus])
+    true_value = np.concatenate([m.value for m in menus]) * truth[campaign][:, None]
+    best = solve_response(
+        group=campaign,
+        value=true_value,
+        cost=np.concatenate([m.cost for m in menus]),
+        budget=spec.budget,
+        target_roi=spec.target_roi,
+        base_gmv=np.zeros(len(spec)),
+    )
+    return best.value
+
+
+def _spec(budget: list[float], target: list[float]) -> CampaignSpec:
+    return CampaignSpec(
+        budget=np.array(budget),
+        target_roi=np.array(target),
+        roi_basis=np.full(len(budget), RoiBasis.AD_ONLY, dtype=np.int8),
+    )
+
+
+def test_a_budget_bound_campaign_spends_its_budget_across_the_whole_day() -> None:
+    days = _run(_spec([40.0], [1.0]), truth=np.ones(1))
+    for day in days[1:]:
+        (c,) = day
+        assert c.spend >= 0.9 * 40.0
+        assert c.spent_out_at >= TICKS - 3  # not burned by the afternoon
+        assert c.value >= 0.9 * c.best_value
+
+
+def test_a_roi_bound_campaign_meets_its_target_and_buys_near_the_best() -> None:
+    days = _run(_spec([1e6], [3.0]), truth=np.ones(1))
+    for day in days[1:]:
+        (c,) = day
+        assert c.value >= 0.98 * 3.0 * c.spend
+        assert c.value >= 0.85 * c.best_value
+        assert c.spend < 1e5  # the budget is not what holds it
+
+
+def test_over_predicted_value_is_learned_from_the_orders() -> None:
+    """Predictions run at twice the truth: bidding on them would buy at half the target ROI.
+    The orders tell, and from the second day the campaign meets its target in truth."""
+    days = _run(_spec([1e6, 1e6], [3.0, 3.0]), truth=np.array([0.5, 1.0]))
+    for day in days[1:]:
+        hot, honest = day
+        assert hot.value >= 0.98 * 3.0 * hot.spend
+        assert hot.spend < honest.spend  # it bids lower than the campaign told the truth
+
+
+def test_the_sample_keeps_a_few_rows_per_campaign_and_weighs_them_for_all() -> None:
+    campaign = np.array([0] * 10 + [1] * 3 + [2])
+    keep, weight = even_sample(campaign, 4, 4)
+    kept = np.bincount(campaign[keep], minlength=4)
+    assert kept.tolist() == [4, 3, 1, 0]  # every third of ten: rows 0, 3, 6, 9
+    np.testing.assert_allclose(weight[:3] * kept[:3], [10, 3, 1])
+    sample = MenuSample(n_campaigns=4, per_tick=4)
+    sample.add(MenuView(campaign=campaign, value=np.ones((14, 2)), cost=np.ones((14, 2))))
+    sample.add(MenuView(campaign=np.array([3]), value=np.ones((1, 3)), cost=np.ones((1, 3))))
+    rows = sample.rows(scale=2.0)
+    assert len(rows.campaign) == 9 and rows.value.shape == (9, 3)
+    assert np.isnan(rows.value[:8, 2]).all()  # narrower menus are padded with absent slots
+    np.testing.assert_allclose(np.bincount(rows.campaign, weights=rows.weight), [20, 6, 2, 2])
