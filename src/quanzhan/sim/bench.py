@@ -9,6 +9,10 @@ policy:
 
 - ``efficiency`` of a campaign: expected GMV achieved / hindsight-optimal GMV, over all days;
   ``efficiency_median`` and ``efficiency_p10`` across campaigns with a positive optimum;
+- ``bid_ceiling_median``: the most a uniform multiplier could have bought each day under GSP
+  (``bidding.response``) over the hindsight optimum, the LP, which may take a lower slot where
+  the step up is dear and no bid can; ``efficiency_vs_bid_median`` holds the achieved GMV
+  against that attainable optimum instead;
 - ``roi_met_share``: share of campaigns whose expected ROI (on their basis) is at least 98% of
   target (a campaign that spent nothing has not broken its target);
 - ``budget_utilisation_median``: spend / budget over the run; ``overspend_campaigns``: campaigns
@@ -28,6 +32,7 @@ from numpy.typing import NDArray
 
 from quanzhan.bidding.menu_lp import solve_menus
 from quanzhan.bidding.registry import DEFAULT_POLICY, POLICIES, make_policy
+from quanzhan.bidding.response import solve_response
 from quanzhan.domain import CampaignMode, RoiBasis
 from quanzhan.errors import ConfigError, OutputError
 from quanzhan.sim.config import ScenarioConfig
@@ -46,6 +51,7 @@ class CampaignOutcomes:
     campaign: NDArray[np.int64]
     achieved: NDArray[np.float64]
     optimum: NDArray[np.float64]
+    bid_optimum: NDArray[np.float64]
     roi_expected: NDArray[np.float64]
     target_roi: NDArray[np.float64]
     spend: NDArray[np.float64]
@@ -119,6 +125,15 @@ def outcomes(result: SimulationResult, *, steered: NDArray[np.bool_]) -> Campaig
         base_gmv=organic.ravel(),
     )
     optimum = solution.value.reshape(len(table), days).sum(axis=1)
+    by_bid = solve_response(
+        group=group,
+        value=menus.value,
+        cost=menus.cost,
+        budget=np.repeat(table.budget, days),
+        target_roi=np.repeat(table.target_roi, days),
+        base_gmv=organic.ravel(),
+    )
+    bid_optimum = by_bid.value.reshape(len(table), days).sum(axis=1)
     achieved = oracle.value.sum(axis=1)
     expected_spend = oracle.spend.sum(axis=1)
     roi = np.where(
@@ -133,6 +148,7 @@ def outcomes(result: SimulationResult, *, steered: NDArray[np.bool_]) -> Campaig
         campaign=index,
         achieved=achieved[index],
         optimum=optimum[index],
+        bid_optimum=bid_optimum[index],
         roi_expected=roi[index],
         target_roi=table.target_roi[index],
         spend=daily_spend.sum(axis=1)[index],
@@ -156,9 +172,14 @@ def policy_figures(found: CampaignOutcomes, result: SimulationResult) -> dict[st
     """The benchmark's figures for one policy."""
     efficiency = found.efficiency
     met = found.roi_expected >= ROI_MET_TOLERANCE * found.target_roi
+    scored = (found.optimum > 0) & (found.bid_optimum > 0)
+    ceiling = found.bid_optimum[scored] / found.optimum[scored]
+    versus_bid = found.achieved[scored] / found.bid_optimum[scored]
     return {
         "efficiency_median": _round(np.median(efficiency)) if len(efficiency) else None,
         "efficiency_p10": _round(np.percentile(efficiency, 10)) if len(efficiency) else None,
+        "efficiency_vs_bid_median": _round(np.median(versus_bid)) if len(versus_bid) else None,
+        "bid_ceiling_median": _round(np.median(ceiling)) if len(ceiling) else None,
         "roi_met_share": _round(float(np.mean(met))) if len(met) else None,
         "budget_utilisation_median": _round(float(np.median(found.spend / found.budget)))
         if len(found.spend)
