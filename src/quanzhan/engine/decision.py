@@ -93,15 +93,13 @@ class Engine:
         active: NDArray[np.bool_] | None = None,
         with_menus: bool = False,
         menu_campaigns: NDArray[np.bool_] | None = None,
-        whole_day_menus: bool = True,
     ) -> Decided:
         """Slots, prices and predictions for every request.
 
         ``multiplier`` is each campaign's bid per unit of value; ``remaining_budget`` caps each
         bid, and campaigns with nothing left (or not ``active``) do not bid. ``with_menus`` also
         returns the slot menus (``engine.opportunity``) of the candidates among
-        ``menu_campaigns`` (default: every campaign that is not manual CPC); with
-        ``whole_day_menus`` campaigns with nothing left are retrieved too, for their menus only.
+        ``menu_campaigns`` (default: every campaign that is not manual CPC).
         """
         if len(multiplier) != len(self.campaigns) or len(remaining_budget) != len(self.campaigns):
             raise ValueError("multiplier and remaining_budget need one entry per campaign")
@@ -110,7 +108,7 @@ class Engine:
         # Menus must cover a campaign's whole day, budget or not, so that the hindsight optimum
         # does not depend on when a policy ran the budget out: retrieval then lists every active
         # campaign and only the auction leaves out those with nothing left.
-        if not (with_menus and whole_day_menus):
+        if not with_menus:
             listed = live
         starts = list(range(0, max(len(batch), 1), _CHUNK))
         menus_of = None

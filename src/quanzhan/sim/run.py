@@ -213,9 +213,6 @@ class Simulation:
             active=active,
             with_menus=self._menus,
             menu_campaigns=self.steered,
-            # Only the hindsight optimum needs menus past a spent budget; they take retrieval
-            # places the live campaigns would otherwise have.
-            whole_day_menus=self.oracle.enabled,
         )
         decision = decided.decision
         self.engine.record_auctions(batch, decision)
