@@ -163,3 +163,59 @@ def test_the_sample_keeps_a_few_rows_per_campaign_and_weighs_them_for_all() -> N
     assert len(rows.campaign) == 9 and rows.value.shape == (9, 3)
     assert np.isnan(rows.value[:8, 2]).all()  # narrower menus are padded with absent slots
     np.testing.assert_allclose(np.bincount(rows.campaign, weights=rows.weight), [20, 6, 2, 2])
+
+
+def test_a_campaign_whose_every_click_loses_roi_stops_buying() -> None:
+    """Value runs at a twentieth of the prediction: no slot meets the target, and once the
+    orders say so the campaign bids under its cheapest step instead of holding its bid."""
+    (first,), _, (last,) = _run(_spec([1e6], [3.0]), truth=np.array([0.05]))
+    assert first.spend > 0
+    assert last.spend <= 0.05 * first.spend
+
+
+def test_another_campaigns_missing_menus_change_nothing() -> None:
+    """Campaign 1 meets no auction on the first day. Whether campaign 0 met any that day must
+    not change how campaign 1 reads its second day."""
+    spec = _spec([40.0, 40.0], [1.0, 1.0])
+    seen = []
+    for quiet in (True, False):
+        policy = LandscapePacing()
+        policy.reset(campaigns=spec, seed=0)
+        rng = [np.random.default_rng([9, c]) for c in range(2)]
+        path = []
+        for day in range(2):
+            if day:
+                policy.start_day()
+            for tick in range(TICKS):
+                first, second = _tick_menus(rng[0], 0), _tick_menus(rng[1], 1)
+                menus = [] if day == 0 else [second]  # drawn either way: streams stay aligned
+                if day == 1 or not quiet:
+                    menus.append(first)
+                batch = (
+                    MenuView(
+                        campaign=np.concatenate([m.campaign for m in menus]),
+                        value=np.concatenate([m.value for m in menus]),
+                        cost=np.concatenate([m.cost for m in menus]),
+                    )
+                    if menus
+                    else None
+                )
+                share = (tick + 1) / TICKS
+                policy.update(
+                    Observation(
+                        now=day * 86_400.0 + (tick + 1) * 3600.0,
+                        day_fraction=share,
+                        planned_share=share,
+                        spend=np.full(2, 30.0 * share),
+                        gmv_realized=np.full(2, 40.0 * share),
+                        gmv_predicted=np.full(2, 40.0 * share),
+                        orders_realized=np.full(2, 4.0 * share),
+                        orders_arrived=np.full(2, 4.0 * share),
+                        gmv_organic=np.zeros(2),
+                        clicks=np.full(2, 10.0 * share),
+                        menus=batch,
+                    )
+                )
+                path.append(policy.multipliers()[1])
+        seen.append(np.array(path))
+    np.testing.assert_array_equal(seen[0], seen[1])

@@ -110,6 +110,21 @@ def test_the_largest_affordable_multiplier_matches_brute_force(
         assert found.high[c] == (pytest.approx(later[0]) if len(later) else np.inf)
 
 
+def test_steps_at_the_same_multiplier_are_bought_together() -> None:
+    """Two auctions with one threshold: no multiplier buys one without the other, so a budget
+    that covers one only affords neither."""
+    value, cost = np.full((2, 1), 2.0), np.full((2, 1), 1.0)
+    kwargs = {"group": np.zeros(2, dtype=np.int64), "value": value, "cost": cost}
+    one = solve_response(
+        **kwargs, budget=np.array([1.5]), target_roi=np.array([1.0]), base_gmv=np.zeros(1)
+    )
+    assert one.low[0] == 0.0 and one.spend[0] == 0.0 and one.high[0] == 0.5
+    both = solve_response(
+        **kwargs, budget=np.array([2.0]), target_roi=np.array([1.0]), base_gmv=np.zeros(1)
+    )
+    assert both.low[0] == 0.5 and both.spend[0] == 2.0 and both.high[0] == np.inf
+
+
 def test_the_lp_hull_is_an_upper_bound_on_what_a_bid_buys() -> None:
     """The LP may stop below a dear step up; a GSP bid cannot, so it never buys more."""
     rng = np.random.default_rng(3)

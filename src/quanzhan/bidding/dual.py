@@ -100,9 +100,11 @@ class DualPacing:
         # campaign behind its plan bids up, gradually, so the first clicks it wins are cheap.
         self._recent_clicks = _DECAY * self._recent_clicks + observation.clicks - self._last_clicks
         self._last_clicks = observation.clicks.copy()
-        quiet = (self._recent_clicks < _QUIET_CLICKS) & (pace > 0)
-        quiet &= self._log_roi < np.log(_DRIFT_CAP / spec.target_roi)
-        roi_step = np.where(quiet, np.maximum(roi_step, _DRIFT), roi_step)
+        quiet = (self._recent_clicks < _QUIET_CLICKS) & (pace > 0) & (roi_error >= 0)
+        room = np.log(_DRIFT_CAP / spec.target_roi) - self._log_roi
+        roi_step = np.where(
+            quiet & (room > 0), np.maximum(roi_step, np.minimum(_DRIFT, room)), roi_step
+        )
         # Ahead of the spending plan, a good ROI is no reason to bid up.
         self._log_roi += np.where(pace < 0, np.minimum(roi_step, 0.0), roi_step)
         applied = np.minimum(self._log_budget, self._log_roi) + np.log(_WINDUP)

@@ -7,9 +7,9 @@ landscape instead: the engine logs every auction a campaign takes part in as a s
 (predicted value and price of each slot, the competitors' bids fixed), whether it won or not,
 so at every tick the policy can say what any multiplier would buy. It then takes
 
-- **the rest of the day's landscape**: today's auctions so far stand for the hours they cover
-  and yesterday's for the rest, ``(1 - planned share)`` of them (on the first day, today's
-  alone, scaled to the whole day);
+- **the rest of the day's landscape**: today's auctions so far, plus all of yesterday's at
+  ``(1 - planned share)`` of their weight, standing for the hours still to come (for a campaign
+  with none yesterday, today's alone, scaled to the whole day);
 - **the state of the day**: the budget still left, and the ROI slack already earned or owed:
   what today's auctions brought at the multipliers actually used, in expected value
   (``value - target x cost`` of the slots taken), the item's organic GMV on the full-site
@@ -26,7 +26,8 @@ Two calibrations keep the predicted landscape honest:
 - *spend*: money actually charged over the expected cost of the slots taken; it corrects the
   click model's position effects, which the menus inherit.
 
-A campaign moves at most a factor ``e^0.5`` per tick, so one odd tick cannot throw its bid far.
+Within a day a campaign moves at most a factor ``e^0.5`` per tick, so one odd tick cannot throw
+its bid far; at midnight it is planned afresh on yesterday's landscape and the whole budget.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from quanzhan.bidding.policy import CampaignSpec, MenuView, Observation
-from quanzhan.bidding.response import solve_response, taken_slot
+from quanzhan.bidding.response import Response, solve_response, taken_slot
 
 _ROWS_PER_TICK = 12  # menu rows kept per campaign and tick; each stands for its share of them
 _PRIOR_ORDERS = 4.0  # pseudo-orders behind the value calibration
@@ -46,7 +47,8 @@ _SPEND_PRIOR_SHARE = 0.02  # of the budget: pseudo-spend behind the spend calibr
 _ROI_MARGIN = 0.03  # plan for a ROI this much above target: estimates are noisy
 _STEP = 0.5  # most a multiplier moves per tick, in log
 _BEYOND = 1.5  # most a multiplier goes past the dearest step it can afford
-_MIN_SHARE = 0.01
+_MIN_SHARE = 0.01  # of the day, past and to come, planned for at least
+_FIRST_SHARE = 1e-3  # today's auctions never stand for more than a thousand times as many
 _BOUNDS = (1e-3, 100.0)
 
 
@@ -171,10 +173,10 @@ class LandscapePacing:
         """Set each multiplier to the largest the rest of the day affords, at most ``step``
         (in log) from where it was."""
         spec = self._require()
-        share = min(max(share, _MIN_SHARE), 1.0 - _MIN_SHARE)
         rows = self._landscape(share)
         if len(rows.campaign) == 0:
             return
+        share = min(max(share, _MIN_SHARE), 1.0 - _MIN_SHARE)
         value_cal, spend_cal = self.value_calibration(), self.spend_calibration()
         target = spec.target_roi * (1.0 + _ROI_MARGIN)
         slack = (
@@ -185,18 +187,34 @@ class LandscapePacing:
         remaining = spec.budget - spend
         rest = 1.0 - share
         gain = (rows.weight * spend_cal[rows.campaign])[:, None]
-        response = solve_response(
-            group=rows.campaign,
-            value=rows.value * gain * value_cal[rows.campaign][:, None],
-            cost=rows.cost * gain,
-            budget=np.maximum(remaining, 0.0) / rest,
-            target_roi=target,
-            base_gmv=slack / rest,
-        )
-        # Where not even the cheapest step is affordable the landscape says nothing about how
-        # far to fall: the multiplier holds, and what it buys next tick is counted against it.
+        value = rows.value * gain * value_cal[rows.campaign][:, None]
+        cost = rows.cost * gain
+
+        def solve(budget: NDArray[np.float64], base: NDArray[np.float64]) -> Response:
+            return solve_response(
+                group=rows.campaign,
+                value=value,
+                cost=cost,
+                budget=budget,
+                target_roi=target,
+                base_gmv=base,
+            )
+
+        response = solve(np.maximum(remaining, 0.0) / rest, slack / rest)
         planned = value_cal * _inside(response.low, response.high)
-        planned = np.clip(np.where(np.isnan(planned), self._k, planned), *_BOUNDS)
+        stuck = np.isnan(planned)
+        if stuck.any():
+            # Not even the cheapest step fits. If the rest of the day, on its own and without
+            # the budget, could still meet the target, the deficit or a coarse sample is to
+            # blame: bid no higher than that. If it could not, every step loses ROI: fall just
+            # under the first.
+            alone = solve(np.full(len(spec), np.inf), np.maximum(slack, 0.0) / rest)
+            on_its_own = value_cal * _inside(alone.low, alone.high)
+            fallback = np.where(
+                np.isnan(on_its_own), value_cal * alone.high * 0.95, np.minimum(self._k, on_its_own)
+            )
+            planned = np.where(stuck, fallback, planned)
+        planned = np.clip(np.where(np.isfinite(planned), planned, self._k), *_BOUNDS)
         if step is not None:
             planned = np.clip(planned, self._k * np.exp(-step), self._k * np.exp(step))
         known = np.bincount(rows.campaign, minlength=len(spec)) > 0
@@ -243,7 +261,9 @@ class LandscapePacing:
     def spend_calibration(self) -> NDArray[np.float64]:
         """Money charged over the expected cost of the slots taken, shrunk to 1."""
         prior = _SPEND_PRIOR_SHARE * self._require().budget
-        out: NDArray[np.float64] = (self._spend_charged + prior) / (self._spend_expected + prior)
+        out: NDArray[np.float64] = (self._spend_charged + prior + 1e-12) / (
+            self._spend_expected + prior + 1e-12
+        )
         return out
 
     def _account(self, observation: Observation) -> None:
@@ -251,7 +271,8 @@ class LandscapePacing:
         spec = self._require()
         n = len(spec)
         menus = observation.menus
-        bidding = spec.budget - self._last_spend > 0
+        # The tick a budget runs out, the ledger charges only part of what was won: leave it out.
+        bidding = (spec.budget - self._last_spend > 0) & (observation.spend < spec.budget)
         if menus is not None and len(menus.campaign):
             cost, value = taken_slot(self._k[menus.campaign], menus.value, menus.cost)
             cost_by = np.bincount(menus.campaign, weights=cost, minlength=n)
@@ -265,11 +286,18 @@ class LandscapePacing:
         self._last_spend = observation.spend.copy()
 
     def _landscape(self, share: float) -> _Rows:
-        """The whole day's auctions: today's so far, yesterday's for the rest of the day."""
-        if self._yesterday_rows is None:
-            return self._today_rows.rows(scale=1.0 / share)
-        today, rest = self._today_rows.rows(), self._yesterday_rows.rows(scale=1.0 - share)
-        return _join([today, rest]) if len(today.campaign) else rest
+        """A whole day's auctions per campaign: today's so far, plus yesterday's, all of them,
+        at ``1 - share`` of their weight; a campaign with none yesterday scales today's up."""
+        today = self._today_rows.rows()
+        has_yesterday = np.zeros(self._today_rows.n, dtype=bool)
+        parts = [today]
+        if self._yesterday_rows is not None and len(self._yesterday_rows):
+            yesterday = self._yesterday_rows.rows(scale=1.0 - min(max(share, 0.0), 1.0))
+            has_yesterday[yesterday.campaign] = True
+            parts.append(yesterday)
+        scale = np.where(has_yesterday[today.campaign], 1.0, 1.0 / max(share, _FIRST_SHARE))
+        parts[0] = _Rows(today.campaign, today.value, today.cost, today.weight * scale)
+        return _join(parts) if len(parts) > 1 else parts[0]
 
     def _organic_expected(self, so_far: NDArray[np.float64], share: float) -> NDArray[np.float64]:
         """Today's organic GMV on the full-site basis: ``so_far``, plus the past days' pace for

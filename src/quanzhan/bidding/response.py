@@ -25,9 +25,10 @@ from numpy.typing import NDArray
 
 @dataclass(frozen=True, slots=True)
 class Response:
-    """Per campaign ``(n,)``: the largest affordable multiplier ``low`` (0 where no step is)
-    and the next step's ``high`` (``inf`` where every step is affordable): any ``k`` in
-    ``[low, high)`` buys the same; and the ``value`` and ``spend`` bought there."""
+    """Per campaign ``(n,)``: the largest affordable multiplier ``low`` (0 where no step is
+    affordable) and the next step's ``high`` (``inf`` where every step is affordable, the first
+    step where none is): any ``k`` in ``[low, high)`` buys the same; and the ``value`` and
+    ``spend`` bought there."""
 
     low: NDArray[np.float64]
     high: NDArray[np.float64]
@@ -115,6 +116,8 @@ def solve_response(
     feasible = (spend <= budget[owner] * (1 + 1e-12)) & (
         bought + base_gmv[owner] - target_roi[owner] * spend >= -1e-12 * scale
     )
+    # A multiplier at a step buys every step tied with it: judge only a tie group's last.
+    feasible &= np.r_[(owner[1:] != owner[:-1]) | (at[1:] != at[:-1]), True]
     last = np.full(n, -1)
     np.maximum.at(last, owner[feasible], np.flatnonzero(feasible))
     has = last >= 0
@@ -122,7 +125,8 @@ def solve_response(
     value_at, spend_at = np.zeros(n), np.zeros(n)
     low[has], value_at[has], spend_at[has] = at[last[has]], bought[last[has]], spend[last[has]]
     count = np.bincount(owner, minlength=n)
-    # The next step above the chosen one, or the first step where none is affordable.
+    # The next step above the chosen one (the next in order: ties were judged as one), or the
+    # first step where none is affordable.
     after = np.where(has, last + 1, start)
     follows = (count > 0) & (after < start + count)
     high[follows] = at[after[follows]]

@@ -172,9 +172,10 @@ def policy_figures(found: CampaignOutcomes, result: SimulationResult) -> dict[st
     """The benchmark's figures for one policy."""
     efficiency = found.efficiency
     met = found.roi_expected >= ROI_MET_TOLERANCE * found.target_roi
-    scored = (found.optimum > 0) & (found.bid_optimum > 0)
-    ceiling = found.bid_optimum[scored] / found.optimum[scored]
-    versus_bid = found.achieved[scored] / found.bid_optimum[scored]
+    # A campaign no uniform bid could serve has a ceiling of 0, not none.
+    ceiling = found.bid_optimum[found.optimum > 0] / found.optimum[found.optimum > 0]
+    reachable = found.bid_optimum > 0
+    versus_bid = found.achieved[reachable] / found.bid_optimum[reachable]
     return {
         "efficiency_median": _round(np.median(efficiency)) if len(efficiency) else None,
         "efficiency_p10": _round(np.percentile(efficiency, 10)) if len(efficiency) else None,
