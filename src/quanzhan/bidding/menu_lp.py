@@ -67,6 +67,24 @@ def hull_increments(
     return d_cost, d_value
 
 
+def check_problem(
+    *,
+    group: NDArray[np.int64],
+    value: NDArray[np.float64],
+    cost: NDArray[np.float64],
+    budget: NDArray[np.float64],
+    target_roi: NDArray[np.float64],
+    base_gmv: NDArray[np.float64],
+) -> None:
+    """Raise ``ValueError`` unless the arrays describe one problem per campaign over its menus
+    (shared with ``bidding.response``, which solves the same problem under GSP)."""
+    n = len(budget)
+    if not (len(target_roi) == len(base_gmv) == n) or value.shape != cost.shape:
+        raise ValueError("budget, target_roi and base_gmv need one entry per campaign")
+    if len(group) != len(value) or (len(group) and (group.min() < 0 or group.max() >= n)):
+        raise ValueError("group must give a campaign in 0..n-1 for every menu row")
+
+
 def solve_menus(
     *,
     group: NDArray[np.int64],
@@ -77,11 +95,9 @@ def solve_menus(
     base_gmv: NDArray[np.float64],
 ) -> MenuSolution:
     """Solve every campaign's LP; ``group`` (m,) names each row's campaign in ``0..n-1``."""
-    n = len(budget)
-    if not (len(target_roi) == len(base_gmv) == n) or value.shape != cost.shape:
-        raise ValueError("budget, target_roi and base_gmv need one entry per campaign")
-    if len(group) != len(value) or (len(group) and (group.min() < 0 or group.max() >= n)):
-        raise ValueError("group must give a campaign in 0..n-1 for every menu row")
+    check_problem(
+        group=group, value=value, cost=cost, budget=budget, target_roi=target_roi, base_gmv=base_gmv
+    )
     d_cost, d_value = hull_increments(value, cost)
     owner = np.repeat(group, value.shape[1])
     d_cost, d_value = d_cost.ravel(), d_value.ravel()
@@ -105,8 +121,8 @@ def _cut(
     """Take each campaign's sorted increments up to the first constraint, that one in part."""
     n = len(budget)
     start = np.searchsorted(owner, np.arange(n))
-    cum_cost = _grouped_cumsum(d_cost, owner, start)
-    cum_value = _grouped_cumsum(d_value, owner, start)
+    cum_cost = grouped_cumsum(d_cost, owner, start)
+    cum_value = grouped_cumsum(d_value, owner, start)
     prev_cost, prev_value = cum_cost - d_cost, cum_value - d_value
     # A campaign's first increment starts from nothing, exactly: the grouped sums carry the
     # rounding of everything sorted before it, which must not read as spent ROI slack.
@@ -140,7 +156,7 @@ def _cut(
     return MenuSolution(value=value, spend=spend, multiplier=multiplier)
 
 
-def _grouped_cumsum(
+def grouped_cumsum(
     values: NDArray[np.float64], owner: NDArray[np.int64], start: NDArray[np.int64]
 ) -> NDArray[np.float64]:
     total = np.cumsum(values)

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from quanzhan.bidding.menu_lp import check_problem, grouped_cumsum
+
 
 @dataclass(frozen=True, slots=True)
 class Response:
@@ -100,18 +102,17 @@ def solve_response(
     """Each campaign's largest multiplier whose response spends at most ``budget`` and keeps
     ``value + base_gmv >= target_roi x spend`` (``base_gmv`` may be negative: a deficit to make
     good). ``group`` ``(m,)`` names each menu row's campaign in ``0..n-1``."""
+    check_problem(
+        group=group, value=value, cost=cost, budget=budget, target_roi=target_roi, base_gmv=base_gmv
+    )
     n = len(budget)
-    if not (len(target_roi) == len(base_gmv) == n) or value.shape != cost.shape:
-        raise ValueError("budget, target_roi and base_gmv need one entry per campaign")
-    if len(group) != len(value) or (len(group) and (group.min() < 0 or group.max() >= n)):
-        raise ValueError("group must give a campaign in 0..n-1 for every menu row")
     steps = response_steps(value, cost)
     owner = group[steps.row]
     order = np.lexsort((steps.at, owner))
     owner, at = owner[order], steps.at[order]
     start = np.searchsorted(owner, np.arange(n))
-    spend = _grouped_cumsum(steps.d_cost[order], owner, start)
-    bought = _grouped_cumsum(steps.d_value[order], owner, start)
+    spend = grouped_cumsum(steps.d_cost[order], owner, start)
+    bought = grouped_cumsum(steps.d_value[order], owner, start)
     scale = np.abs(base_gmv[owner]) + target_roi[owner] * spend + bought
     feasible = (spend <= budget[owner] * (1 + 1e-12)) & (
         bought + base_gmv[owner] - target_roi[owner] * spend >= -1e-12 * scale
@@ -131,12 +132,3 @@ def solve_response(
     follows = (count > 0) & (after < start + count)
     high[follows] = at[after[follows]]
     return Response(low=low, high=high, value=value_at, spend=spend_at)
-
-
-def _grouped_cumsum(
-    values: NDArray[np.float64], owner: NDArray[np.int64], start: NDArray[np.int64]
-) -> NDArray[np.float64]:
-    total = np.cumsum(values)
-    before = np.concatenate([[0.0], total])[start[owner]]
-    out: NDArray[np.float64] = total - before
-    return out

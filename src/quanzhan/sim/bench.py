@@ -116,24 +116,17 @@ def outcomes(result: SimulationResult, *, steered: NDArray[np.bool_]) -> Campaig
     organic = np.where(full_site[:, None], oracle.organic, 0.0)
     menus = oracle.menus()
     group = menus.campaign * days + menus.day
-    solution = solve_menus(
-        group=group,
-        value=menus.value,
-        cost=menus.cost,
-        budget=np.repeat(table.budget, days),
-        target_roi=np.repeat(table.target_roi, days),
-        base_gmv=organic.ravel(),
-    )
-    optimum = solution.value.reshape(len(table), days).sum(axis=1)
-    by_bid = solve_response(
-        group=group,
-        value=menus.value,
-        cost=menus.cost,
-        budget=np.repeat(table.budget, days),
-        target_roi=np.repeat(table.target_roi, days),
-        base_gmv=organic.ravel(),
-    )
-    bid_optimum = by_bid.value.reshape(len(table), days).sum(axis=1)
+    budget = np.repeat(table.budget, days)
+    target = np.repeat(table.target_roi, days)
+    base = organic.ravel()
+    # The LP optimum, and the most a uniform multiplier buys under GSP, per campaign-day.
+    optimum, bid_optimum = (
+        solver(
+            group=group, value=menus.value, cost=menus.cost, budget=budget, target_roi=target,
+            base_gmv=base,
+        ).value.reshape(len(table), days).sum(axis=1)
+        for solver in (solve_menus, solve_response)
+    )  # fmt: skip
     achieved = oracle.value.sum(axis=1)
     expected_spend = oracle.spend.sum(axis=1)
     roi = np.where(
