@@ -49,7 +49,7 @@ class EngineConfig(BaseModel):
     prior_cvr: float = Field(default=0.01, gt=0, lt=1)
     prior_position_decay: float = Field(default=0.8, gt=0, le=1)
     l2: float = Field(default=1.0, ge=0)
-    policy: str = Field(default="landscape", min_length=1)
+    policy: str = Field(default="dual", min_length=1)
 
     @model_validator(mode="after")
     def _check(self) -> EngineConfig:
