@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from quanzhan.bidding.policy import CampaignSpec, Observation, basis_gmv
+from quanzhan.bidding.policy import CampaignSpec, Observation, basis_gmv, orders_to_date
 
 _GAIN = 0.35
 _STEP = 0.35
@@ -129,10 +129,7 @@ class DualPacing:
 
         Each campaign's own evidence only: a policy sees its campaigns one by one.
         """
-        seen, due = self._orders_seen.copy(), self._orders_due.copy()
-        if self._today is not None:
-            seen += self._today.orders_realized
-            due += self._today.orders_arrived
+        seen, due = orders_to_date(self._orders_seen, self._orders_due, self._today)
         out: NDArray[np.float64] = (seen + _PRIOR_ORDERS) / (due + _PRIOR_ORDERS)
         return out
 

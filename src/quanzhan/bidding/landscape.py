@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from quanzhan.bidding.policy import CampaignSpec, MenuView, Observation
+from quanzhan.bidding.policy import CampaignSpec, MenuView, Observation, orders_to_date
 from quanzhan.bidding.response import Response, solve_response, taken_slot
 
 _ROWS_PER_TICK = 12  # menu rows kept per campaign and tick; each stands for its share of them
@@ -248,10 +248,7 @@ class LandscapePacing:
 
     def value_calibration(self) -> NDArray[np.float64]:
         """Realized over due orders to date, shrunk to 1, at a lower confidence bound."""
-        seen, due = self._orders_seen.copy(), self._orders_due.copy()
-        if self._today is not None:
-            seen += self._today.orders_realized
-            due += self._today.orders_arrived
+        seen, due = orders_to_date(self._orders_seen, self._orders_due, self._today)
         evidence = seen + _PRIOR_ORDERS
         out: NDArray[np.float64] = (
             evidence / (due + _PRIOR_ORDERS) * np.exp(-_CONFIDENCE / np.sqrt(evidence))

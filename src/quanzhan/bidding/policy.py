@@ -129,4 +129,14 @@ def basis_gmv(
     return out
 
 
+def orders_to_date(
+    seen: NDArray[np.float64], due: NDArray[np.float64], today: Observation | None
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Realized and due orders over past days (``seen``, ``due``) and today so far: the
+    evidence a policy calibrates its predicted GMV with."""
+    if today is None:
+        return seen.copy(), due.copy()
+    return seen + today.orders_realized, due + today.orders_arrived
+
+
 PolicyFactory = Callable[[], Policy]
