@@ -60,9 +60,9 @@ def _impressions(
 
 
 def _served(n: int) -> NDArray[np.float32]:
-    """Features as served: item and category rates at the old rate, nothing else."""
+    """Features as served: no item lift, the category rate at the old rate, nothing else."""
     x = np.zeros((n, N_FEATURES), dtype=np.float32)
-    x[:, 2] = x[:, 3] = logit(0.10)
+    x[:, 3] = logit(0.10)
     return x
 
 

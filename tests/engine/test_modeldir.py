@@ -69,7 +69,7 @@ def test_a_model_directory_round_trips(trained: Engine, events: EventFile, tmp_p
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == [MANIFEST, ARRAYS]
     on_disk = json.loads((tmp_path / "models" / MANIFEST).read_text())
     assert on_disk == manifest
-    assert on_disk["format"] == "quanzhan-models" and on_disk["version"] == 1
+    assert on_disk["format"] == "quanzhan-models" and on_disk["version"] == 2
     assert on_disk["source"] == "events.npz"
     assert set(on_disk["arrays"]) == set(trained.model_state())
     engine = _fresh(events)
@@ -133,7 +133,7 @@ def _edit_manifest(**changes: object) -> Callable[[Path], None]:
         (lambda d: (d / ARRAYS).unlink(), "has no readable model.npz"),
         (lambda d: (d / MANIFEST).write_text("{broken"), "is not readable JSON"),
         (lambda d: (d / MANIFEST).write_text("[1, 2]"), "not a Quanzhan model manifest"),
-        (_edit_manifest(version=2), "is version 2"),
+        (_edit_manifest(version=1), "is version 1"),
         (_edit_manifest(format="other"), "not a Quanzhan model manifest"),
         (_edit_manifest(catalog="0" * 64), "trained on another catalog"),
         (_edit_manifest(n_campaigns=3), "items and 3 campaigns"),

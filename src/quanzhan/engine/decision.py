@@ -20,6 +20,7 @@ from quanzhan.engine.batch import Candidates, Decision, RequestBatch
 from quanzhan.engine.config import EngineConfig
 from quanzhan.engine.log import EventLog, Impressions, Landscape
 from quanzhan.engine.opportunity import Opportunities, slot_menus
+from quanzhan.engine.popularity import history_popularity
 from quanzhan.engine.prediction import Predictor
 from quanzhan.engine.profiles import UserProfiles
 from quanzhan.engine.retrieval import Retriever
@@ -71,8 +72,20 @@ class Engine:
             self.profiles.add(user=history_user, category=items.category[history_item])
         self.affinity = CategoryAffinity(n_categories=items.n_categories, rank=config.embedding_dim)
         self.retriever = Retriever(items=items, campaign_item=campaigns.item, k=config.candidates)
+        popularity = None
+        if history_item is not None:
+            popularity = history_popularity(
+                item_category=items.category,
+                n_categories=items.n_categories,
+                history_item=history_item,
+            )[campaigns.item]
         self.predictor = Predictor(
-            config=config, items=items, campaign_item=campaigns.item, max_slots=max_slots, seed=seed
+            config=config,
+            items=items,
+            campaign_item=campaigns.item,
+            max_slots=max_slots,
+            seed=seed,
+            popularity=popularity,
         )
         self.log = EventLog()
         self._reserve = np.array(config.reserve_by_surface())

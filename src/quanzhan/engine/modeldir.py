@@ -6,7 +6,7 @@ A model directory holds two files:
     ``Engine.model_state()`` as one array per name (``predictor.click.bias``,
     ``affinity.left``, ...), written with ``numpy.savez``; no pickled objects.
 ``manifest.json``
-    ``format`` (``"quanzhan-models"``), ``version`` (1), ``catalog`` (the catalog fingerprint,
+    ``format`` (``"quanzhan-models"``), ``version`` (2), ``catalog`` (the catalog fingerprint,
     below), ``n_items``, ``n_campaigns``, ``arrays`` (``{name: [shape, dtype]}``), ``sha256``
     (of the ``model.npz`` bytes), ``source`` (what it was trained from) and ``engine_config``.
 
@@ -38,7 +38,8 @@ from quanzhan.engine.decision import Engine
 from quanzhan.errors import ModelError, OutputError
 
 FORMAT = "quanzhan-models"
-VERSION = 1
+# 2: item features are lifts over a model without the item, not smoothed rates.
+VERSION = 2
 MANIFEST = "manifest.json"
 ARRAYS = "model.npz"
 

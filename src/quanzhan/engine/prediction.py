@@ -6,7 +6,8 @@ Both models are per-surface logistic regressions (``engine.logistic``) over six 
     retrieval   relevance to the page (query words and topic on search, the category of the item
                 on screen on item pages, zero on the feeds without one)
     interest    log share of the shopper's past clicks in the item's category
-    item_rate   smoothed logit of the item's rate (clicks per exposure, or orders per click)
+    item_lift   the item's own log lift: its clicks (or orders) against what a model without it
+                expected of its rows, shrunk towards what its history popularity predicts
     cat_rate    smoothed logit of the item's category rate
     price       log of the price against its category's median
     affinity    the shopper's learned lift for the item's category (``engine.affinity``)
@@ -22,18 +23,17 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import expit, logit
+from scipy.special import logit
 
 from quanzhan.domain import N_SURFACES, ItemTable
 from quanzhan.engine.config import EngineConfig
 from quanzhan.engine.log import EventLog, Impressions
 from quanzhan.engine.logistic import LogisticModel
-from quanzhan.engine.rates import smoothed_logit
+from quanzhan.engine.rates import shrunk_lift, smoothed_logit
 from quanzhan.engine.retrieval import ValueModel
 
-FEATURES = ("retrieval", "interest", "item_rate", "cat_rate", "price", "affinity")
+FEATURES = ("retrieval", "interest", "item_lift", "cat_rate", "price", "affinity")
 N_FEATURES = len(FEATURES)
-_ITEM_STRENGTH = 30.0  # pseudo-trials of the category rate behind each item rate
 _CATEGORY_STRENGTH = 300.0  # pseudo-trials of the global rate behind each category rate
 _NEGATIVES_PER_CLICK = 3.0  # negative down-sampling for the click model, re-weighted
 _MIN_ORDERS = 20  # below this many labelled orders the purchase model keeps its prior
@@ -54,13 +54,19 @@ class Predictor:
         campaign_item: NDArray[np.int32],
         max_slots: int,
         seed: int,
+        popularity: NDArray[np.float64] | None = None,
     ) -> None:
+        """``popularity`` is each campaign's item's ``engine.popularity`` (zero without a
+        history log)."""
         self.config = config
         self._category = items.category[campaign_item].astype(np.int64)
         self._n_categories = items.n_categories
         self._price = _relative_price(items, campaign_item)
-        self._rng = np.random.default_rng(seed)
         n = len(campaign_item)
+        if popularity is not None and np.shape(popularity) != (n,):
+            raise ValueError("popularity needs one value per campaign")
+        self._popularity = np.zeros(n) if popularity is None else np.asarray(popularity, float)
+        self._rng = np.random.default_rng(seed)
         self.click = LogisticModel.prior(
             rate=config.prior_ctr, n_features=N_FEATURES, n_positions=max(max_slots, 1)
         )
@@ -70,9 +76,9 @@ class Predictor:
         self.purchase = LogisticModel.prior(
             rate=config.prior_cvr, n_features=N_FEATURES, n_positions=1
         )
-        self.ctr_item = np.full(n, logit(config.prior_ctr))
+        self.ctr_item = np.zeros(n)
         self.ctr_category = np.full(items.n_categories, logit(config.prior_ctr))
-        self.cvr_item = np.full(n, logit(config.prior_cvr))
+        self.cvr_item = np.zeros(n)
         self.cvr_category = np.full(items.n_categories, logit(config.prior_cvr))
         # Per-surface logit shifts that calibrate served predictions (see ``_shift``).
         self.ctr_shift = np.zeros(N_SURFACES)
@@ -120,9 +126,9 @@ class Predictor:
         index = {name: i for i, name in enumerate(FEATURES)}
         own = (
             (self.click.bias + self.purchase.bias)[:, None]
-            + weights["click"][:, [index["item_rate"]]] * self.ctr_item[None, :]
+            + weights["click"][:, [index["item_lift"]]] * self.ctr_item[None, :]
             + weights["click"][:, [index["cat_rate"]]] * self.ctr_category[self._category][None, :]
-            + weights["purchase"][:, [index["item_rate"]]] * self.cvr_item[None, :]
+            + weights["purchase"][:, [index["item_lift"]]] * self.cvr_item[None, :]
             + weights["purchase"][:, [index["cat_rate"]]]
             * self.cvr_category[self._category][None, :]
             + both[:, [index["price"]]] * self._price[None, :]
@@ -181,27 +187,37 @@ class Predictor:
         exposure = self.position_factor(imps.surface, imps.slot)
         clicked = imps.clicked.astype(np.float64)
         fold = (imps.request_id & 1).astype(bool)
-        item, category = self._rates(imps.campaign, clicked, exposure, self.config.prior_ctr)
-        self.ctr_item, self.ctr_category = item, category
+        prior = self.config.prior_ctr
+        self.ctr_category = self._category_rates(imps.campaign, clicked, exposure, prior)
         rows = self._recent(len(imps))
         held = imps.time[rows] > self._calibrated_until
         calibrate = _enough(imps.clicked[rows][~held]) and _enough(imps.clicked[rows][held])
         fit_rows = rows[~held] if calibrate else rows
         train = imps.take(fit_rows)
         x = train.x_ctr.copy()
-        x[:, 2], x[:, 3] = self._out_of_fold(
-            train.campaign, fold, fit_rows, imps.campaign, clicked, exposure, self.config.prior_ctr
+        x[:, 3] = self._out_of_fold_category(
+            train.campaign, fold, fit_rows, imps.campaign, clicked, exposure, prior
         )
         keep, weight = self._downsample(train.clicked)
-        self.click.fit(
-            surface=train.surface[keep],
-            x=x[keep],
-            slot=train.slot[keep],
-            label=train.clicked[keep],
-            weight=weight,
-            l2=self.config.l2,
-            fit_position=True,
+        fit = {
+            "surface": train.surface[keep], "slot": train.slot[keep],
+            "label": train.clicked[keep], "weight": weight, "l2": self.config.l2,
+            "fit_position": True,
+        }  # fmt: skip
+        # The item's own lift is measured against a model that does not know the item.
+        x[:, 2] = 0.0
+        base = LogisticModel.prior(
+            rate=prior, n_features=N_FEATURES, n_positions=self.click.position.shape[1]
         )
+        base.fit(x=x[keep], **fit)  # type: ignore[arg-type]
+        x_all = imps.x_ctr.copy()
+        x_all[:, 2], x_all[:, 3] = 0.0, self.ctr_category[self._category[imps.campaign]]
+        expected = base.predict(imps.surface, x_all, imps.slot)
+        self.ctr_item = self._lifts(imps.campaign, clicked, expected)
+        x[:, 2] = self._out_of_fold_lift(
+            train.campaign, fold, fit_rows, imps.campaign, clicked, expected
+        )
+        self.click.fit(x=x[keep], **fit)  # type: ignore[arg-type]
         if calibrate:
             test = imps.take(rows[held])
             predicted = self.click.predict(test.surface, test.x_ctr, test.slot)
@@ -218,9 +234,8 @@ class Predictor:
         ones = np.ones(len(clicks))
         fold = (clicks.request_id & 1).astype(bool)
         y = label.astype(np.float64)
-        self.cvr_item, self.cvr_category = self._rates(
-            clicks.campaign, y, ones, self.config.prior_cvr
-        )
+        prior = self.config.prior_cvr
+        self.cvr_category = self._category_rates(clicks.campaign, y, ones, prior)
         rows = self._recent(len(clicks))
         held = clicks.click_time[rows] > self._cvr_calibrated_until
         # Orders are scarce: the purchase model holds out fresh clicks only where they hold
@@ -230,19 +245,25 @@ class Predictor:
         )
         fit_rows = rows[~held] if calibrate else rows
         x = clicks.x_cvr[fit_rows].copy()
-        x[:, 2], x[:, 3] = self._out_of_fold(
-            clicks.campaign[fit_rows], fold, fit_rows, clicks.campaign, y, ones,
-            self.config.prior_cvr,
-        )  # fmt: skip
-        self.purchase.fit(
-            surface=clicks.surface[fit_rows],
-            x=x,
-            slot=clicks.slot[fit_rows],
-            label=label[fit_rows],
-            weight=np.ones(len(fit_rows)),
-            l2=self.config.l2,
-            fit_position=False,
+        x[:, 3] = self._out_of_fold_category(
+            clicks.campaign[fit_rows], fold, fit_rows, clicks.campaign, y, ones, prior
         )
+        fit = {
+            "surface": clicks.surface[fit_rows], "slot": clicks.slot[fit_rows],
+            "label": label[fit_rows], "weight": np.ones(len(fit_rows)), "l2": self.config.l2,
+            "fit_position": False,
+        }  # fmt: skip
+        x[:, 2] = 0.0
+        base = LogisticModel.prior(rate=prior, n_features=N_FEATURES, n_positions=1)
+        base.fit(x=x, **fit)  # type: ignore[arg-type]
+        x_all = clicks.x_cvr.copy()
+        x_all[:, 2], x_all[:, 3] = 0.0, self.cvr_category[self._category[clicks.campaign]]
+        expected = base.predict(clicks.surface, x_all)
+        self.cvr_item = self._lifts(clicks.campaign, y, expected)
+        x[:, 2] = self._out_of_fold_lift(
+            clicks.campaign[fit_rows], fold, fit_rows, clicks.campaign, y, expected
+        )
+        self.purchase.fit(x=x, **fit)  # type: ignore[arg-type]
         if calibrate:
             test = clicks.take(rows[held])
             predicted = self.purchase.predict(test.surface, test.x_cvr)
@@ -275,27 +296,34 @@ class Predictor:
             for part in ("bias", "shared", "deviation", "position"):
                 setattr(model, part, state[f"{name}.{part}"].astype(np.float64).copy())
 
-    def _rates(
+    def _category_rates(
         self,
         campaign: NDArray[np.int32],
         successes: NDArray[np.float64],
         trials: NDArray[np.float64],
         prior: float,
-    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """Smoothed logits per campaign and per category: categories shrink to ``prior``."""
-        category = self._category[campaign]
-        per_category = smoothed_logit(
-            key=category, successes=successes, trials=trials,
+    ) -> NDArray[np.float64]:
+        """Smoothed logit of each category's rate, shrunk to ``prior``."""
+        return smoothed_logit(
+            key=self._category[campaign], successes=successes, trials=trials,
             n_keys=self._n_categories, prior=prior, strength=_CATEGORY_STRENGTH,
         )  # fmt: skip
-        parent = expit(per_category[self._category])
-        per_item = smoothed_logit(
-            key=campaign.astype(np.int64), successes=successes, trials=trials,
-            n_keys=len(self._category), prior=parent, strength=_ITEM_STRENGTH,
-        )  # fmt: skip
-        return per_item, per_category
 
-    def _out_of_fold(
+    def _lifts(
+        self,
+        campaign: NDArray[np.int32],
+        outcome: NDArray[np.float64],
+        expected: NDArray[np.float64],
+    ) -> NDArray[np.float64]:
+        """Each campaign's log lift of outcomes over ``expected``, shrunk towards what its
+        item's popularity predicts (``rates.shrunk_lift``)."""
+        lift, _, _ = shrunk_lift(
+            key=campaign.astype(np.int64), observed=outcome, expected=expected,
+            n_keys=len(self._category), covariate=self._popularity,
+        )  # fmt: skip
+        return lift
+
+    def _out_of_fold_category(
         self,
         train_campaign: NDArray[np.int32],
         all_fold: NDArray[np.bool_],
@@ -304,17 +332,35 @@ class Predictor:
         successes: NDArray[np.float64],
         trials: NDArray[np.float64],
         prior: float,
-    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """Item and category rate features of training rows, each from the other fold's rows."""
-        item = np.empty(len(rows))
-        category = np.empty(len(rows))
+    ) -> NDArray[np.float64]:
+        """The category rate feature of training rows, each from the other fold's rows."""
+        out = np.empty(len(rows))
         for side in (False, True):
             other = all_fold != side
-            per_item, per_cat = self._rates(campaign[other], successes[other], trials[other], prior)
+            per_category = self._category_rates(
+                campaign[other], successes[other], trials[other], prior
+            )
             mine = all_fold[rows] == side
-            item[mine] = per_item[train_campaign[mine]]
-            category[mine] = per_cat[self._category[train_campaign[mine]]]
-        return item, category
+            out[mine] = per_category[self._category[train_campaign[mine]]]
+        return out
+
+    def _out_of_fold_lift(
+        self,
+        train_campaign: NDArray[np.int32],
+        all_fold: NDArray[np.bool_],
+        rows: NDArray[np.int64],
+        campaign: NDArray[np.int32],
+        outcome: NDArray[np.float64],
+        expected: NDArray[np.float64],
+    ) -> NDArray[np.float64]:
+        """The item lift feature of training rows, each from the other fold's rows."""
+        out = np.empty(len(rows))
+        for side in (False, True):
+            other = all_fold != side
+            lift = self._lifts(campaign[other], outcome[other], expected[other])
+            mine = all_fold[rows] == side
+            out[mine] = lift[train_campaign[mine]]
+        return out
 
     def _recent(self, n: int) -> NDArray[np.int64]:
         return np.arange(max(0, n - self.config.max_training_rows), n, dtype=np.int64)
