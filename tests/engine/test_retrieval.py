@@ -85,8 +85,14 @@ def _items() -> ItemTable:
     )
 
 
-def _retriever(k: int = 6) -> Retriever:
-    return Retriever(items=_items(), campaign_item=np.array(CAMPAIGN_ITEM, dtype=np.int32), k=k)
+def _retriever(k: int = 6, *, requires_match: bool = True) -> Retriever:
+    """The hand-made catalog's retriever; most tests here check the search rule, so it is on."""
+    return Retriever(
+        items=_items(),
+        campaign_item=np.array(CAMPAIGN_ITEM, dtype=np.int32),
+        k=k,
+        search_requires_match=requires_match,
+    )
 
 
 def _batch(
@@ -169,9 +175,11 @@ def _reference(
     interest: NDArray[np.float32],
     affinity: NDArray[np.float32],
     live: NDArray[np.bool_],
+    requires_match: bool,
 ) -> tuple[list[dict[int, float]], list[dict[int, float]]]:
     """Per request, the exact score and the relevance feature of every live campaign that may
-    show there (on search, those with a query word in the title or on the query's topic)."""
+    show there (on search with ``requires_match``, those with a query word in the title or on
+    the query's topic)."""
     term_category = _term_categories(items)
     titles = items.title_terms.tolist()
     scores: list[dict[int, float]] = []
@@ -203,7 +211,7 @@ def _reference(
                 + rw * relevance[g]
             )
             share = sum(1 for w in words if w in titles[item]) / len(words) if words else 0.0
-            if s == Surface.SEARCH and relevance[g] + share == 0:
+            if requires_match and s == Surface.SEARCH and relevance[g] + share == 0:
                 continue  # search shows only ads that answer the query
             score[c] = cell + float(value.campaign_value[s, c]) + rw * WORD_SHARE * share
             feature[c] = relevance[g] + WORD_SHARE * share
@@ -284,16 +292,21 @@ def _random_batch(
 
 
 @PROPERTY
-@given(seed=st.integers(0, 2**32 - 1), extra_k=st.integers(0, 4), n_requests=st.integers(0, 12))
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    extra_k=st.integers(0, 4),
+    n_requests=st.integers(0, 12),
+    requires_match=st.booleans(),
+)
 def test_a_budget_covering_every_campaign_gives_the_exact_top_k(
-    seed: int, extra_k: int, n_requests: int
+    seed: int, extra_k: int, n_requests: int, requires_match: bool
 ) -> None:
     """On the hand-made catalog, with a learned-looking value model and a budget (``k`` times
     the campaigns scored per slot) covering every campaign, every row is the brute-force top
     ``k`` by the documented score."""
     rng = np.random.default_rng(seed)
     k = math.ceil(N_CAMPAIGNS / SCORED_PER_SLOT) + extra_k
-    retriever = _retriever(k=k)
+    retriever = _retriever(k=k, requires_match=requires_match)
     value = _random_value(rng, N_CAMPAIGNS)
     retriever.update(value)
     assert retriever.value is value
@@ -301,7 +314,9 @@ def test_a_budget_covering_every_campaign_gives_the_exact_top_k(
     batch, interest, affinity = _random_batch(rng, items, n_requests, 3)
     live = rng.random(N_CAMPAIGNS) < 0.8
     found = retriever.retrieve(batch, interest=interest, affinity=affinity, live=live)
-    scores, features = _reference(items, CAMPAIGN_ITEM, value, batch, interest, affinity, live)
+    scores, features = _reference(
+        items, CAMPAIGN_ITEM, value, batch, interest, affinity, live, requires_match
+    )
     _assert_top_k(found, scores, features, k)
 
 
@@ -312,9 +327,15 @@ def test_a_budget_covering_every_campaign_gives_the_exact_top_k(
     n_categories=st.integers(1, 6),
     n_requests=st.integers(1, 10),
     extra_k=st.integers(0, 3),
+    requires_match=st.booleans(),
 )
 def test_random_catalogs_give_the_exact_top_k(
-    seed: int, n_items: int, n_categories: int, n_requests: int, extra_k: int
+    seed: int,
+    n_items: int,
+    n_categories: int,
+    n_requests: int,
+    extra_k: int,
+    requires_match: bool,
 ) -> None:
     """Random catalogs (repeated title words, words in many categories, empty categories): the
     same brute-force top ``k`` when the budget covers every campaign."""
@@ -331,14 +352,19 @@ def test_random_catalogs_give_the_exact_top_k(
     campaign_item = rng.choice(n_items, size=int(rng.integers(1, n_items + 1)), replace=False)
     n_campaigns = len(campaign_item)
     k = math.ceil(n_campaigns / SCORED_PER_SLOT) + extra_k
-    retriever = Retriever(items=items, campaign_item=campaign_item.astype(np.int32), k=k)
+    retriever = Retriever(
+        items=items,
+        campaign_item=campaign_item.astype(np.int32),
+        k=k,
+        search_requires_match=requires_match,
+    )
     value = _random_value(rng, n_campaigns)
     retriever.update(value)
     batch, interest, affinity = _random_batch(rng, items, n_requests, 3)
     live = rng.random(n_campaigns) < 0.8
     found = retriever.retrieve(batch, interest=interest, affinity=affinity, live=live)
     scores, features = _reference(
-        items, campaign_item.tolist(), value, batch, interest, affinity, live
+        items, campaign_item.tolist(), value, batch, interest, affinity, live, requires_match
     )
     _assert_top_k(found, scores, features, k)
 
@@ -372,7 +398,9 @@ def test_a_short_budget_still_finds_the_best_campaign(seed: int, k: int) -> None
     batch, interest, affinity = _random_batch(rng, items, 8, 0)
     live = rng.random(n_items) < 0.7
     found = retriever.retrieve(batch, interest=interest, affinity=affinity, live=live)
-    scores, _ = _reference(items, campaign_item.tolist(), value, batch, interest, affinity, live)
+    scores, _ = _reference(
+        items, campaign_item.tolist(), value, batch, interest, affinity, live, False
+    )
     for r, score in enumerate(scores):
         listed = _found(found.campaign[r])
         assert len(listed) == min(k, len(score))
@@ -404,6 +432,18 @@ def test_a_search_query_topic_ranks_first(terms: list[int], topic: list[int]) ->
     assert sorted(row) == topic
     assert np.all(found.score[0, :2] >= 0.5 - 1e-6)
     assert np.all(found.campaign[0, 2:] == -1) and np.all(found.score[0, 2:] == 0.0)
+
+
+def test_without_the_rule_search_ranks_off_topic_ads_after_the_topic() -> None:
+    """The default: a query on category 2 lists category 2's campaigns first, then the other
+    categories' (shoppers click a liked item off the query too), with no relevance."""
+    found = _retrieve(
+        _retriever(k=N_CAMPAIGNS, requires_match=False), _batch([Surface.SEARCH], [[10]])
+    )
+    row = _found(found.campaign[0])
+    assert sorted(row[:2]) == [5, 6]
+    assert sorted(row) == list(range(N_CAMPAIGNS))
+    assert np.all(found.score[0, :2] >= 0.5 - 1e-6) and np.all(found.score[0, 2:] == 0.0)
 
 
 def test_the_topic_beats_a_mild_interest_elsewhere() -> None:

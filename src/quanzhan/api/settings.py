@@ -31,7 +31,9 @@ class ServiceSettings(BaseModel):
     body_seconds: float = Field(default=10.0, gt=0, le=300)
     policy: str = "dual"
     redis_url: str | None = None
-    engine: EngineConfig = Field(default_factory=EngineConfig)
+    # The service does not yet learn its models from its own log, so nothing would price an ad
+    # off the query: its search keeps to ads that answer the query.
+    engine: EngineConfig = Field(default_factory=lambda: EngineConfig(search_requires_match=True))
 
     def token_key(self) -> bytes:
         if self.token_secret is not None:

@@ -71,7 +71,12 @@ class Engine:
         if history_user is not None and history_item is not None:
             self.profiles.add(user=history_user, category=items.category[history_item])
         self.affinity = CategoryAffinity(n_categories=items.n_categories, rank=config.embedding_dim)
-        self.retriever = Retriever(items=items, campaign_item=campaigns.item, k=config.candidates)
+        self.retriever = Retriever(
+            items=items,
+            campaign_item=campaigns.item,
+            k=config.candidates,
+            search_requires_match=config.search_requires_match,
+        )
         popularity = None
         if history_item is not None:
             popularity = history_popularity(

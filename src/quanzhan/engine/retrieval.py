@@ -75,9 +75,17 @@ class ValueModel:
 class Retriever:
     """Finds candidates among campaigns; campaign ``c`` promotes item ``campaign_item[c]``."""
 
-    def __init__(self, *, items: ItemTable, campaign_item: NDArray[np.int32], k: int) -> None:
+    def __init__(
+        self,
+        *,
+        items: ItemTable,
+        campaign_item: NDArray[np.int32],
+        k: int,
+        search_requires_match: bool = False,
+    ) -> None:
         if k < 1:
             raise ValueError("k must be at least 1")
+        self.search_requires_match = search_requires_match
         self.items = items
         self.campaign_item = campaign_item
         self.k = k
@@ -137,10 +145,11 @@ class Retriever:
             + v.affinity_weight[surface, None] * affinity
             + v.relevance_weight[surface, None] * relevance
         ).astype(np.float32)
-        # Search shows only ads that answer the query (a word of it in the title, or its
-        # topic); cells off the topic are probed last, as a word may still sit in a title there.
+        # Where search shows only ads that answer the query (a word of it in the title, or its
+        # topic), cells off the topic are probed last, as a word may still sit in a title there.
+        answer_query = search_rows & self.search_requires_match
         probe_score = cell_score.copy()
-        probe_score[search_rows] -= np.where(relevance[search_rows] > 0, 0.0, _OFF_TOPIC)
+        probe_score[answer_query] -= np.where(relevance[answer_query] > 0, 0.0, _OFF_TOPIC)
         found = self._index.candidates(probe_score, budget=max(depth * _SCORED_PER_SLOT, depth))
         valid = found >= 0
         c = np.maximum(found, 0)
@@ -156,7 +165,7 @@ class Retriever:
             words = self._word_share(np.where(search_rows[:, None], batch.query_terms, -1), c)
             candidate_relevance += _WORD_SHARE * words
             score += v.relevance_weight[surface, None] * _WORD_SHARE * words
-            valid &= ~search_rows[:, None] | (candidate_relevance > 0)
+            valid &= ~answer_query[:, None] | (candidate_relevance > 0)
         score = np.where(valid, score, -np.inf)
         keep = min(depth, score.shape[1])
         if keep < score.shape[1]:
