@@ -21,6 +21,8 @@ orders still on their way are not read as no order.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from numpy.typing import NDArray
 from scipy.special import logit
@@ -195,9 +197,11 @@ class Predictor:
         fit_rows = rows[~held] if calibrate else rows
         train = imps.take(fit_rows)
         x = train.x_ctr.copy()
-        x[:, 3] = self._out_of_fold_category(
-            train.campaign, fold, fit_rows, imps.campaign, clicked, exposure, prior
-        )
+        x[:, 3] = self._out_of_fold(
+            train.campaign, fold, fit_rows,
+            lambda o: self._category_rates(imps.campaign[o], clicked[o], exposure[o], prior),
+            by_category=True,
+        )  # fmt: skip
         keep, weight = self._downsample(train.clicked)
         fit = {
             "surface": train.surface[keep], "slot": train.slot[keep],
@@ -214,9 +218,11 @@ class Predictor:
         x_all[:, 2], x_all[:, 3] = 0.0, self.ctr_category[self._category[imps.campaign]]
         expected = base.predict(imps.surface, x_all, imps.slot)
         self.ctr_item = self._lifts(imps.campaign, clicked, expected)
-        x[:, 2] = self._out_of_fold_lift(
-            train.campaign, fold, fit_rows, imps.campaign, clicked, expected
-        )
+        x[:, 2] = self._out_of_fold(
+            train.campaign, fold, fit_rows,
+            lambda o: self._lifts(imps.campaign[o], clicked[o], expected[o]),
+            by_category=False,
+        )  # fmt: skip
         self.click.fit(x=x[keep], **fit)  # type: ignore[arg-type]
         if calibrate:
             test = imps.take(rows[held])
@@ -245,9 +251,11 @@ class Predictor:
         )
         fit_rows = rows[~held] if calibrate else rows
         x = clicks.x_cvr[fit_rows].copy()
-        x[:, 3] = self._out_of_fold_category(
-            clicks.campaign[fit_rows], fold, fit_rows, clicks.campaign, y, ones, prior
-        )
+        x[:, 3] = self._out_of_fold(
+            clicks.campaign[fit_rows], fold, fit_rows,
+            lambda o: self._category_rates(clicks.campaign[o], y[o], ones[o], prior),
+            by_category=True,
+        )  # fmt: skip
         fit = {
             "surface": clicks.surface[fit_rows], "slot": clicks.slot[fit_rows],
             "label": label[fit_rows], "weight": np.ones(len(fit_rows)), "l2": self.config.l2,
@@ -260,9 +268,11 @@ class Predictor:
         x_all[:, 2], x_all[:, 3] = 0.0, self.cvr_category[self._category[clicks.campaign]]
         expected = base.predict(clicks.surface, x_all)
         self.cvr_item = self._lifts(clicks.campaign, y, expected)
-        x[:, 2] = self._out_of_fold_lift(
-            clicks.campaign[fit_rows], fold, fit_rows, clicks.campaign, y, expected
-        )
+        x[:, 2] = self._out_of_fold(
+            clicks.campaign[fit_rows], fold, fit_rows,
+            lambda o: self._lifts(clicks.campaign[o], y[o], expected[o]),
+            by_category=False,
+        )  # fmt: skip
         self.purchase.fit(x=x, **fit)  # type: ignore[arg-type]
         if calibrate:
             test = clicks.take(rows[held])
@@ -323,43 +333,24 @@ class Predictor:
         )  # fmt: skip
         return lift
 
-    def _out_of_fold_category(
+    def _out_of_fold(
         self,
         train_campaign: NDArray[np.int32],
         all_fold: NDArray[np.bool_],
         rows: NDArray[np.int64],
-        campaign: NDArray[np.int32],
-        successes: NDArray[np.float64],
-        trials: NDArray[np.float64],
-        prior: float,
+        encode: Callable[[NDArray[np.bool_]], NDArray[np.float64]],
+        *,
+        by_category: bool,
     ) -> NDArray[np.float64]:
-        """The category rate feature of training rows, each from the other fold's rows."""
+        """A feature of training rows (``rows`` of the log, campaigns ``train_campaign``), each
+        read from the table that ``encode`` builds of the other fold's rows (a mask of the log):
+        per category with ``by_category``, else per campaign."""
         out = np.empty(len(rows))
         for side in (False, True):
-            other = all_fold != side
-            per_category = self._category_rates(
-                campaign[other], successes[other], trials[other], prior
-            )
+            table = encode(all_fold != side)
             mine = all_fold[rows] == side
-            out[mine] = per_category[self._category[train_campaign[mine]]]
-        return out
-
-    def _out_of_fold_lift(
-        self,
-        train_campaign: NDArray[np.int32],
-        all_fold: NDArray[np.bool_],
-        rows: NDArray[np.int64],
-        campaign: NDArray[np.int32],
-        outcome: NDArray[np.float64],
-        expected: NDArray[np.float64],
-    ) -> NDArray[np.float64]:
-        """The item lift feature of training rows, each from the other fold's rows."""
-        out = np.empty(len(rows))
-        for side in (False, True):
-            other = all_fold != side
-            lift = self._lifts(campaign[other], outcome[other], expected[other])
-            mine = all_fold[rows] == side
-            out[mine] = lift[train_campaign[mine]]
+            key = train_campaign[mine]
+            out[mine] = table[self._category[key] if by_category else key]
         return out
 
     def _recent(self, n: int) -> NDArray[np.int64]:
