@@ -10,6 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from quanzhan.bidding.landscape import LandscapePacing, MenuSample, even_sample
+from quanzhan.bidding.menu_lp import MenuProblem
 from quanzhan.bidding.policy import CampaignSpec, MenuView, Observation
 from quanzhan.bidding.response import solve_response, taken_slot
 from quanzhan.domain import RoiBasis
@@ -104,12 +105,14 @@ def _best_uniform(
     campaign = np.concatenate([m.campaign for m in menus])
     true_value = np.concatenate([m.value for m in menus]) * truth[campaign][:, None]
     best = solve_response(
-        group=campaign,
-        value=true_value,
-        cost=np.concatenate([m.cost for m in menus]),
-        budget=spec.budget,
-        target_roi=spec.target_roi,
-        base_gmv=np.zeros(len(spec)),
+        MenuProblem(
+            group=campaign,
+            value=true_value,
+            cost=np.concatenate([m.cost for m in menus]),
+            budget=spec.budget,
+            target_roi=spec.target_roi,
+            base_gmv=np.zeros(len(spec)),
+        )
     )
     return best.value
 

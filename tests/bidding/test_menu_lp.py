@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 from quanzhan.bidding.hindsight import solve_hindsight
-from quanzhan.bidding.menu_lp import MenuSolution, hull_increments, solve_menus
+from quanzhan.bidding.menu_lp import MenuProblem, MenuSolution, hull_increments, solve_menus
 
 NAN = math.nan
 INF = math.inf
@@ -145,12 +145,14 @@ class Instance:
 
     def solve(self) -> MenuSolution:
         return solve_menus(
-            group=self.group,
-            value=self.value,
-            cost=self.cost,
-            budget=self.budget,
-            target_roi=self.target_roi,
-            base_gmv=self.base_gmv,
+            MenuProblem(
+                group=self.group,
+                value=self.value,
+                cost=self.cost,
+                budget=self.budget,
+                target_roi=self.target_roi,
+                base_gmv=self.base_gmv,
+            )
         )
 
     def rows(self, campaign: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -284,12 +286,14 @@ def test_a_campaign_sorted_after_another_still_gets_its_optimum() -> None:
     """Campaign 1's one slot returns 10 times its cost against a target of 2 and costs a
     thousandth of its budget: the optimum takes it whole, whatever campaign 0 holds."""
     solution = solve_menus(
-        group=np.array([0, 1]),
-        value=np.array([[0.1], [0.1]]),
-        cost=np.array([[0.03], [0.01]]),
-        budget=np.array([10.0, 10.0]),
-        target_roi=np.array([2.0, 2.0]),
-        base_gmv=np.zeros(2),
+        MenuProblem(
+            group=np.array([0, 1]),
+            value=np.array([[0.1], [0.1]]),
+            cost=np.array([[0.03], [0.01]]),
+            budget=np.array([10.0, 10.0]),
+            target_roi=np.array([2.0, 2.0]),
+            base_gmv=np.zeros(2),
+        )
     )
     np.testing.assert_allclose(solution.value, [0.1, 0.1])
     np.testing.assert_allclose(solution.spend, [0.03, 0.01])
@@ -304,36 +308,38 @@ def test_hand_worked_budget_and_roi_cuts() -> None:
     value = np.array([[5.0], [6.0], [6.0]])
     cost = np.array([[1.0], [2.0], [4.0]])
     group = np.zeros(3, dtype=np.int64)
-    by_budget = solve_menus(
+    by_budget = solve_menus(MenuProblem(
         group=group, value=value, cost=cost, budget=np.array([2.0]),
         target_roi=np.array([0.0]), base_gmv=np.array([0.0]),
-    )  # fmt: skip
+    ))  # fmt: skip
     np.testing.assert_allclose(by_budget.value, [8.0])
     np.testing.assert_allclose(by_budget.spend, [2.0])
     np.testing.assert_allclose(by_budget.multiplier, [1 / 3])
-    by_roi = solve_menus(
+    by_roi = solve_menus(MenuProblem(
         group=group, value=value, cost=cost, budget=np.array([INF]),
         target_roi=np.array([2.5]), base_gmv=np.array([0.0]),
-    )  # fmt: skip
+    ))  # fmt: skip
     np.testing.assert_allclose(by_roi.value, [11.0 + 5.25])
     np.testing.assert_allclose(by_roi.spend, [3.0 + 3.5])
     np.testing.assert_allclose(by_roi.multiplier, [4 / 6])
-    free = solve_menus(
+    free = solve_menus(MenuProblem(
         group=group, value=value, cost=cost, budget=np.array([INF]),
         target_roi=np.array([0.0]), base_gmv=np.array([0.0]),
-    )  # fmt: skip
+    ))  # fmt: skip
     np.testing.assert_allclose(free.value, [17.0])
     assert free.multiplier[0] == INF
 
 
 def test_a_campaign_without_menus_gets_nothing() -> None:
     solution = solve_menus(
-        group=np.array([1, 1]),
-        value=np.array([[2.0, 1.0], [NAN, 1.0]]),
-        cost=np.array([[0.5, 0.1], [NAN, 0.2]]),
-        budget=np.array([5.0, 5.0, 5.0]),
-        target_roi=np.array([1.0, 1.0, 1.0]),
-        base_gmv=np.array([1.0, 1.0, 1.0]),
+        MenuProblem(
+            group=np.array([1, 1]),
+            value=np.array([[2.0, 1.0], [NAN, 1.0]]),
+            cost=np.array([[0.5, 0.1], [NAN, 0.2]]),
+            budget=np.array([5.0, 5.0, 5.0]),
+            target_roi=np.array([1.0, 1.0, 1.0]),
+            base_gmv=np.array([1.0, 1.0, 1.0]),
+        )
     )
     assert solution.value[0] == solution.spend[0] == solution.multiplier[0] == 0.0
     assert solution.value[2] == solution.spend[2] == solution.multiplier[2] == 0.0
@@ -362,4 +368,4 @@ def test_inconsistent_input_is_refused(change: dict[str, NDArray[np.float64]]) -
         "base_gmv": np.zeros(2),
     } | change
     with pytest.raises(ValueError):
-        solve_menus(**arguments)
+        solve_menus(MenuProblem(**arguments))

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
-from quanzhan.bidding.menu_lp import solve_menus
+from quanzhan.bidding.menu_lp import MenuProblem, solve_menus
 from quanzhan.bidding.response import response_steps, solve_response, taken_slot
 
 
@@ -82,12 +82,14 @@ def test_the_largest_affordable_multiplier_matches_brute_force(
     total = np.array([np.nansum(cost[group == c].max(axis=1, initial=0.0)) for c in (0, 1)])
     budget = np.maximum(total * budget_share, 1e-3)
     found = solve_response(
-        group=group,
-        value=value,
-        cost=cost,
-        budget=budget,
-        target_roi=np.full(2, target),
-        base_gmv=np.full(2, base),
+        MenuProblem(
+            group=group,
+            value=value,
+            cost=cost,
+            budget=budget,
+            target_roi=np.full(2, target),
+            base_gmv=np.full(2, base),
+        )
     )
     for c in (0, 1):
         mine = group == c
@@ -116,11 +118,15 @@ def test_steps_at_the_same_multiplier_are_bought_together() -> None:
     value, cost = np.full((2, 1), 2.0), np.full((2, 1), 1.0)
     kwargs = {"group": np.zeros(2, dtype=np.int64), "value": value, "cost": cost}
     one = solve_response(
-        **kwargs, budget=np.array([1.5]), target_roi=np.array([1.0]), base_gmv=np.zeros(1)
+        MenuProblem(
+            **kwargs, budget=np.array([1.5]), target_roi=np.array([1.0]), base_gmv=np.zeros(1)
+        )
     )
     assert one.low[0] == 0.0 and one.spend[0] == 0.0 and one.high[0] == 0.5
     both = solve_response(
-        **kwargs, budget=np.array([2.0]), target_roi=np.array([1.0]), base_gmv=np.zeros(1)
+        MenuProblem(
+            **kwargs, budget=np.array([2.0]), target_roi=np.array([1.0]), base_gmv=np.zeros(1)
+        )
     )
     assert both.low[0] == 0.5 and both.spend[0] == 2.0 and both.high[0] == np.inf
 
@@ -138,8 +144,8 @@ def test_the_lp_hull_is_an_upper_bound_on_what_a_bid_buys() -> None:
         "target_roi": np.array([1.2]),
         "base_gmv": np.array([0.0]),
     }
-    bid = solve_response(**kwargs)
-    hull = solve_menus(**kwargs)
+    bid = solve_response(MenuProblem(**kwargs))
+    hull = solve_menus(MenuProblem(**kwargs))
     assert bid.value[0] > 0
     assert bid.value[0] <= hull.value[0] * (1 + 1e-9)
 
@@ -148,19 +154,23 @@ def test_bad_shapes_are_refused() -> None:
     value = np.ones((2, 2))
     with pytest.raises(ValueError, match="one entry per campaign"):
         solve_response(
-            group=np.zeros(2, dtype=np.int64),
-            value=value,
-            cost=value,
-            budget=np.ones(2),
-            target_roi=np.ones(1),
-            base_gmv=np.ones(2),
+            MenuProblem(
+                group=np.zeros(2, dtype=np.int64),
+                value=value,
+                cost=value,
+                budget=np.ones(2),
+                target_roi=np.ones(1),
+                base_gmv=np.ones(2),
+            )
         )
     with pytest.raises(ValueError, match=r"campaign in 0\.\.n-1"):
         solve_response(
-            group=np.array([0, 2]),
-            value=value,
-            cost=value,
-            budget=np.ones(2),
-            target_roi=np.ones(2),
-            base_gmv=np.ones(2),
+            MenuProblem(
+                group=np.array([0, 2]),
+                value=value,
+                cost=value,
+                budget=np.ones(2),
+                target_roi=np.ones(2),
+                base_gmv=np.ones(2),
+            )
         )

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from quanzhan.bidding.menu_lp import MenuProblem
 from quanzhan.bidding.policy import CampaignSpec, MenuView, Observation, orders_to_date
 from quanzhan.bidding.response import Response, solve_response, taken_slot
 
@@ -192,12 +193,14 @@ class LandscapePacing:
 
         def solve(budget: NDArray[np.float64], base: NDArray[np.float64]) -> Response:
             return solve_response(
-                group=rows.campaign,
-                value=value,
-                cost=cost,
-                budget=budget,
-                target_roi=target,
-                base_gmv=base,
+                MenuProblem(
+                    group=rows.campaign,
+                    value=value,
+                    cost=cost,
+                    budget=budget,
+                    target_roi=target,
+                    base_gmv=base,
+                )
             )
 
         response = solve(np.maximum(remaining, 0.0) / rest, slack / rest)

@@ -25,6 +25,32 @@ from numpy.typing import NDArray
 
 
 @dataclass(frozen=True, slots=True)
+class MenuProblem:
+    """One problem per campaign over its menus, for the LP here and for the GSP response
+    (``bidding.response``). Menu rows ``(m,)``: ``group`` names each row's campaign in
+    ``0..n-1``; ``value`` and ``cost`` are ``(m, slots)``. Per campaign ``(n,)``: ``budget``,
+    ``target_roi`` and ``base_gmv``, value in hand before any row is bought (organic GMV; a
+    deficit to make good where negative). ``ValueError`` where the shapes disagree."""
+
+    group: NDArray[np.int64]
+    value: NDArray[np.float64]
+    cost: NDArray[np.float64]
+    budget: NDArray[np.float64]
+    target_roi: NDArray[np.float64]
+    base_gmv: NDArray[np.float64]
+
+    def __post_init__(self) -> None:
+        n = len(self.budget)
+        if not (len(self.target_roi) == len(self.base_gmv) == n):
+            raise ValueError("budget, target_roi and base_gmv need one entry per campaign")
+        if self.value.shape != self.cost.shape:
+            raise ValueError("value and cost need the same (rows, slots) shape")
+        group = self.group
+        if len(group) != len(self.value) or (len(group) and (group.min() < 0 or group.max() >= n)):
+            raise ValueError("group must give a campaign in 0..n-1 for every menu row")
+
+
+@dataclass(frozen=True, slots=True)
 class MenuSolution:
     """Per campaign ``(n,)``: the LP's optimal value and spend, and the bid multiplier that
     reaches it (``inf`` when every increment is taken, 0 when none can be)."""
@@ -67,37 +93,9 @@ def hull_increments(
     return d_cost, d_value
 
 
-def check_problem(
-    *,
-    group: NDArray[np.int64],
-    value: NDArray[np.float64],
-    cost: NDArray[np.float64],
-    budget: NDArray[np.float64],
-    target_roi: NDArray[np.float64],
-    base_gmv: NDArray[np.float64],
-) -> None:
-    """Raise ``ValueError`` unless the arrays describe one problem per campaign over its menus
-    (shared with ``bidding.response``, which solves the same problem under GSP)."""
-    n = len(budget)
-    if not (len(target_roi) == len(base_gmv) == n) or value.shape != cost.shape:
-        raise ValueError("budget, target_roi and base_gmv need one entry per campaign")
-    if len(group) != len(value) or (len(group) and (group.min() < 0 or group.max() >= n)):
-        raise ValueError("group must give a campaign in 0..n-1 for every menu row")
-
-
-def solve_menus(
-    *,
-    group: NDArray[np.int64],
-    value: NDArray[np.float64],
-    cost: NDArray[np.float64],
-    budget: NDArray[np.float64],
-    target_roi: NDArray[np.float64],
-    base_gmv: NDArray[np.float64],
-) -> MenuSolution:
-    """Solve every campaign's LP; ``group`` (m,) names each row's campaign in ``0..n-1``."""
-    check_problem(
-        group=group, value=value, cost=cost, budget=budget, target_roi=target_roi, base_gmv=base_gmv
-    )
+def solve_menus(problem: MenuProblem) -> MenuSolution:
+    """Solve every campaign's LP."""
+    group, value, cost = problem.group, problem.value, problem.cost
     d_cost, d_value = hull_increments(value, cost)
     owner = np.repeat(group, value.shape[1])
     d_cost, d_value = d_cost.ravel(), d_value.ravel()
@@ -106,7 +104,7 @@ def solve_menus(
     ratio = d_cost / d_value
     order = np.lexsort((ratio, owner))
     owner, d_cost, d_value, ratio = owner[order], d_cost[order], d_value[order], ratio[order]
-    return _cut(owner, d_cost, d_value, ratio, budget, target_roi, base_gmv)
+    return _cut(owner, d_cost, d_value, ratio, problem.budget, problem.target_roi, problem.base_gmv)
 
 
 def _cut(

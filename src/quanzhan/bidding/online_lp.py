@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from quanzhan.bidding.landscape import MenuSample
-from quanzhan.bidding.menu_lp import solve_menus
+from quanzhan.bidding.menu_lp import MenuProblem, solve_menus
 from quanzhan.bidding.policy import CampaignSpec, Observation
 
 _BOUNDS = (1e-3, 100.0)
@@ -54,12 +54,14 @@ class OnlineLp:
         organic = np.where(spec.full_site, observation.gmv_organic, 0.0)
         weight = rows.weight[:, None]
         solution = solve_menus(
-            group=rows.campaign,
-            value=rows.value * weight,
-            cost=rows.cost * weight,
-            budget=spec.budget * share,
-            target_roi=spec.target_roi,
-            base_gmv=organic,
+            MenuProblem(
+                group=rows.campaign,
+                value=rows.value * weight,
+                cost=rows.cost * weight,
+                budget=spec.budget * share,
+                target_roi=spec.target_roi,
+                base_gmv=organic,
+            )
         )
         seen = np.bincount(rows.campaign, minlength=len(spec)) > 0
         self._k = np.where(seen, np.clip(solution.multiplier, *_BOUNDS), self._k)

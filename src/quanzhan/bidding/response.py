@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from quanzhan.bidding.menu_lp import check_problem, grouped_cumsum
+from quanzhan.bidding.menu_lp import MenuProblem, grouped_cumsum
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,23 +90,15 @@ def taken_slot(
     return np.where(won, cost[rows, slot], 0.0), np.where(won, value[rows, slot], 0.0)
 
 
-def solve_response(
-    *,
-    group: NDArray[np.int64],
-    value: NDArray[np.float64],
-    cost: NDArray[np.float64],
-    budget: NDArray[np.float64],
-    target_roi: NDArray[np.float64],
-    base_gmv: NDArray[np.float64],
-) -> Response:
+def solve_response(problem: MenuProblem) -> Response:
     """Each campaign's largest multiplier whose response spends at most ``budget`` and keeps
     ``value + base_gmv >= target_roi x spend`` (``base_gmv`` may be negative: a deficit to make
-    good). ``group`` ``(m,)`` names each menu row's campaign in ``0..n-1``."""
-    check_problem(
-        group=group, value=value, cost=cost, budget=budget, target_roi=target_roi, base_gmv=base_gmv
-    )
+    good)."""
+    group, budget, target_roi, base_gmv = (
+        problem.group, problem.budget, problem.target_roi, problem.base_gmv
+    )  # fmt: skip
     n = len(budget)
-    steps = response_steps(value, cost)
+    steps = response_steps(problem.value, problem.cost)
     owner = group[steps.row]
     order = np.lexsort((steps.at, owner))
     owner, at = owner[order], steps.at[order]

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from quanzhan.bidding.menu_lp import solve_menus
+from quanzhan.bidding.menu_lp import MenuProblem, solve_menus
 from quanzhan.bidding.registry import DEFAULT_POLICY, POLICIES, make_policy
 from quanzhan.bidding.response import solve_response
 from quanzhan.domain import CampaignMode, RoiBasis
@@ -118,15 +118,15 @@ def outcomes(result: SimulationResult, *, steered: NDArray[np.bool_]) -> Campaig
     group = menus.campaign * days + menus.day
     budget = np.repeat(table.budget, days)
     target = np.repeat(table.target_roi, days)
-    base = organic.ravel()
+    problem = MenuProblem(
+        group=group, value=menus.value, cost=menus.cost, budget=budget, target_roi=target,
+        base_gmv=organic.ravel(),
+    )  # fmt: skip
     # The LP optimum, and the most a uniform multiplier buys under GSP, per campaign-day.
     optimum, bid_optimum = (
-        solver(
-            group=group, value=menus.value, cost=menus.cost, budget=budget, target_roi=target,
-            base_gmv=base,
-        ).value.reshape(len(table), days).sum(axis=1)
+        solver(problem).value.reshape(len(table), days).sum(axis=1)
         for solver in (solve_menus, solve_response)
-    )  # fmt: skip
+    )
     achieved = oracle.value.sum(axis=1)
     expected_spend = oracle.spend.sum(axis=1)
     roi = np.where(
