@@ -187,43 +187,16 @@ class Predictor:
 
     def _refresh_click(self, imps: Impressions) -> None:
         exposure = self.position_factor(imps.surface, imps.slot)
-        clicked = imps.clicked.astype(np.float64)
-        fold = (imps.request_id & 1).astype(bool)
-        prior = self.config.prior_ctr
-        self.ctr_category = self._category_rates(imps.campaign, clicked, exposure, prior)
         rows = self._recent(len(imps))
         held = imps.time[rows] > self._calibrated_until
         calibrate = _enough(imps.clicked[rows][~held]) and _enough(imps.clicked[rows][held])
         fit_rows = rows[~held] if calibrate else rows
-        train = imps.take(fit_rows)
-        x = train.x_ctr.copy()
-        x[:, 3] = self._out_of_fold(
-            train.campaign, fold, fit_rows,
-            lambda o: self._category_rates(imps.campaign[o], clicked[o], exposure[o], prior),
-            by_category=True,
+        keep, weight = self._downsample(imps.clicked[fit_rows])
+        self.ctr_item, self.ctr_category = self._fit_with_lift(
+            self.click, log=imps, x_log=imps.x_ctr, outcome=imps.clicked.astype(np.float64),
+            trials=exposure, prior=self.config.prior_ctr, fit_rows=fit_rows[keep],
+            weight=weight, fit_position=True,
         )  # fmt: skip
-        keep, weight = self._downsample(train.clicked)
-        fit = {
-            "surface": train.surface[keep], "slot": train.slot[keep],
-            "label": train.clicked[keep], "weight": weight, "l2": self.config.l2,
-            "fit_position": True,
-        }  # fmt: skip
-        # The item's own lift is measured against a model that does not know the item.
-        x[:, 2] = 0.0
-        base = LogisticModel.prior(
-            rate=prior, n_features=N_FEATURES, n_positions=self.click.position.shape[1]
-        )
-        base.fit(x=x[keep], **fit)  # type: ignore[arg-type]
-        x_all = imps.x_ctr.copy()
-        x_all[:, 2], x_all[:, 3] = 0.0, self.ctr_category[self._category[imps.campaign]]
-        expected = base.predict(imps.surface, x_all, imps.slot)
-        self.ctr_item = self._lifts(imps.campaign, clicked, expected)
-        x[:, 2] = self._out_of_fold(
-            train.campaign, fold, fit_rows,
-            lambda o: self._lifts(imps.campaign[o], clicked[o], expected[o]),
-            by_category=False,
-        )  # fmt: skip
-        self.click.fit(x=x[keep], **fit)  # type: ignore[arg-type]
         if calibrate:
             test = imps.take(rows[held])
             predicted = self.click.predict(test.surface, test.x_ctr, test.slot)
@@ -237,11 +210,6 @@ class Predictor:
         label = np.isin(clicks.click_id, ordered)
         if label.sum() < _MIN_ORDERS:
             return
-        ones = np.ones(len(clicks))
-        fold = (clicks.request_id & 1).astype(bool)
-        y = label.astype(np.float64)
-        prior = self.config.prior_cvr
-        self.cvr_category = self._category_rates(clicks.campaign, y, ones, prior)
         rows = self._recent(len(clicks))
         held = clicks.click_time[rows] > self._cvr_calibrated_until
         # Orders are scarce: the purchase model holds out fresh clicks only where they hold
@@ -250,34 +218,65 @@ class Predictor:
             label[rows][~held].sum() >= _MIN_ORDERS and label[rows][held].sum() >= _MIN_HELD_ORDERS
         )
         fit_rows = rows[~held] if calibrate else rows
-        x = clicks.x_cvr[fit_rows].copy()
-        x[:, 3] = self._out_of_fold(
-            clicks.campaign[fit_rows], fold, fit_rows,
-            lambda o: self._category_rates(clicks.campaign[o], y[o], ones[o], prior),
-            by_category=True,
+        self.cvr_item, self.cvr_category = self._fit_with_lift(
+            self.purchase, log=clicks, x_log=clicks.x_cvr, outcome=label.astype(np.float64),
+            trials=np.ones(len(clicks)), prior=self.config.prior_cvr, fit_rows=fit_rows,
+            weight=np.ones(len(fit_rows)), fit_position=False,
         )  # fmt: skip
-        fit = {
-            "surface": clicks.surface[fit_rows], "slot": clicks.slot[fit_rows],
-            "label": label[fit_rows], "weight": np.ones(len(fit_rows)), "l2": self.config.l2,
-            "fit_position": False,
-        }  # fmt: skip
-        x[:, 2] = 0.0
-        base = LogisticModel.prior(rate=prior, n_features=N_FEATURES, n_positions=1)
-        base.fit(x=x, **fit)  # type: ignore[arg-type]
-        x_all = clicks.x_cvr.copy()
-        x_all[:, 2], x_all[:, 3] = 0.0, self.cvr_category[self._category[clicks.campaign]]
-        expected = base.predict(clicks.surface, x_all)
-        self.cvr_item = self._lifts(clicks.campaign, y, expected)
-        x[:, 2] = self._out_of_fold(
-            clicks.campaign[fit_rows], fold, fit_rows,
-            lambda o: self._lifts(clicks.campaign[o], y[o], expected[o]),
-            by_category=False,
-        )  # fmt: skip
-        self.purchase.fit(x=x, **fit)  # type: ignore[arg-type]
         if calibrate:
             test = clicks.take(rows[held])
             predicted = self.purchase.predict(test.surface, test.x_cvr)
             self.cvr_shift = _shift(test.surface, predicted, label[rows[held]])
+
+    def _fit_with_lift(
+        self,
+        model: LogisticModel,
+        *,
+        log: Impressions,
+        x_log: NDArray[np.float32],
+        outcome: NDArray[np.float64],
+        trials: NDArray[np.float64],
+        prior: float,
+        fit_rows: NDArray[np.int64],
+        weight: NDArray[np.float64],
+        fit_position: bool,
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Refit ``model`` on ``fit_rows`` of the log (rows of ``outcome`` over ``trials``,
+        features as served ``x_log``, each fitted row weighing ``weight``). Returns the item
+        lifts and category rates to serve.
+
+        The item's own lift is measured against a model that does not know the item: a first
+        fit leaves the item feature out, and each item's outcomes over every logged row are set
+        against what it expected of them (``_lifts``). Training rows take their item and
+        category features from the other fold's rows."""
+        campaign = log.campaign
+        fold = (log.request_id & 1).astype(bool)
+        category = self._category_rates(campaign, outcome, trials, prior)
+        x = x_log[fit_rows].copy()
+        x[:, 3] = self._out_of_fold(
+            campaign[fit_rows], fold, fit_rows,
+            lambda o: self._category_rates(campaign[o], outcome[o], trials[o], prior),
+            by_category=True,
+        )  # fmt: skip
+        x[:, 2] = 0.0
+        surface, slot, label = log.surface[fit_rows], log.slot[fit_rows], outcome[fit_rows] > 0
+        l2 = self.config.l2
+        base = LogisticModel.prior(
+            rate=prior, n_features=N_FEATURES, n_positions=model.position.shape[1]
+        )
+        base.fit(surface=surface, x=x, slot=slot, label=label, weight=weight, l2=l2,
+                 fit_position=fit_position)  # fmt: skip
+        x_all = x_log.copy()
+        x_all[:, 2], x_all[:, 3] = 0.0, category[self._category[campaign]]
+        expected = base.predict(log.surface, x_all, log.slot)
+        x[:, 2] = self._out_of_fold(
+            campaign[fit_rows], fold, fit_rows,
+            lambda o: self._lifts(campaign[o], outcome[o], expected[o]),
+            by_category=False,
+        )  # fmt: skip
+        model.fit(surface=surface, x=x, slot=slot, label=label, weight=weight, l2=l2,
+                  fit_position=fit_position)  # fmt: skip
+        return self._lifts(campaign, outcome, expected), category
 
     def state(self) -> dict[str, NDArray[np.float64]]:
         """Everything learned, as named arrays (for a model directory)."""
