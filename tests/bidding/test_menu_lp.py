@@ -4,7 +4,6 @@ returns, and ``hull_increments`` worked by hand."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 from quanzhan.bidding.hindsight import solve_hindsight
-from quanzhan.bidding.menu_lp import MenuProblem, MenuSolution, hull_increments, solve_menus
+from quanzhan.bidding.menu_lp import MenuProblem, hull_increments, solve_menus
 
 NAN = math.nan
 INF = math.inf
@@ -132,36 +131,14 @@ def test_increments_climb_a_concave_hull_to_the_best_slot(
 # --- solve_menus against HiGHS ---------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Instance:
-    """Several campaigns' menus at once; ``group`` names each row's campaign."""
-
-    group: NDArray[np.int64]
-    value: NDArray[np.float64]
-    cost: NDArray[np.float64]
-    budget: NDArray[np.float64]
-    target_roi: NDArray[np.float64]
-    base_gmv: NDArray[np.float64]
-
-    def solve(self) -> MenuSolution:
-        return solve_menus(
-            MenuProblem(
-                group=self.group,
-                value=self.value,
-                cost=self.cost,
-                budget=self.budget,
-                target_roi=self.target_roi,
-                base_gmv=self.base_gmv,
-            )
-        )
-
-    def rows(self, campaign: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        mine = self.group == campaign
-        return self.value[mine], self.cost[mine]
+def _rows(problem: MenuProblem, campaign: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """One campaign's menu rows: their values and costs."""
+    mine = problem.group == campaign
+    return problem.value[mine], problem.cost[mine]
 
 
-def _hindsight(instance: Instance, campaign: int) -> float:
-    value, cost = instance.rows(campaign)
+def _hindsight(instance: MenuProblem, campaign: int) -> float:
+    value, cost = _rows(instance, campaign)
     available = np.isfinite(value) & np.isfinite(cost)
     return solve_hindsight(
         value=value,
@@ -174,7 +151,7 @@ def _hindsight(instance: Instance, campaign: int) -> float:
 
 
 @st.composite
-def instances(draw: st.DrawFn, *, most_campaigns: int, zero_base: bool) -> Instance:
+def instances(draw: st.DrawFn, *, most_campaigns: int, zero_base: bool) -> MenuProblem:
     """Random GSP-like menus (the top slot worth and costing the most) for 1 to
     ``most_campaigns`` campaigns, rows shuffled between them, a quarter of the slots absent, a
     few free. Budgets are none, ample or a share of what the menus could spend; targets from
@@ -207,7 +184,7 @@ def instances(draw: st.DrawFn, *, most_campaigns: int, zero_base: bool) -> Insta
         base = np.zeros(n)
     else:
         base = np.array(draw(st.lists(st.floats(0.01, 20.0), min_size=n, max_size=n)))
-    return Instance(
+    return MenuProblem(
         group=group, value=value, cost=cost, budget=budget, target_roi=target, base_gmv=base
     )
 
@@ -234,12 +211,12 @@ def _best_response(
     return float(cost[rows, slot[rows]].sum()), float(value[rows, slot[rows]].sum())
 
 
-def _check_against_highs(instance: Instance) -> None:
-    solution = instance.solve()
+def _check_against_highs(instance: MenuProblem) -> None:
+    solution = solve_menus(instance)
     n = len(instance.budget)
     assert solution.value.shape == solution.spend.shape == solution.multiplier.shape == (n,)
     for c in range(n):
-        value, cost = instance.rows(c)
+        value, cost = _rows(instance, c)
         exact = _hindsight(instance, c)
         assert solution.value[c] == pytest.approx(exact, rel=1e-6, abs=1e-9), c
         # The reported spend meets both constraints.
@@ -266,19 +243,19 @@ def _check_against_highs(instance: Instance) -> None:
 
 @settings(max_examples=150, deadline=None)
 @given(instances(most_campaigns=4, zero_base=False))
-def test_agrees_with_highs_for_several_campaigns(instance: Instance) -> None:
+def test_agrees_with_highs_for_several_campaigns(instance: MenuProblem) -> None:
     _check_against_highs(instance)
 
 
 @settings(max_examples=100, deadline=None)
 @given(instances(most_campaigns=1, zero_base=True))
-def test_agrees_with_highs_for_one_campaign_without_base_gmv(instance: Instance) -> None:
+def test_agrees_with_highs_for_one_campaign_without_base_gmv(instance: MenuProblem) -> None:
     _check_against_highs(instance)
 
 
 @settings(max_examples=100, deadline=None, derandomize=True, database=None)
 @given(instances(most_campaigns=4, zero_base=True))
-def test_agrees_with_highs_for_several_campaigns_without_base_gmv(instance: Instance) -> None:
+def test_agrees_with_highs_for_several_campaigns_without_base_gmv(instance: MenuProblem) -> None:
     _check_against_highs(instance)
 
 
