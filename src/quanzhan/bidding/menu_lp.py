@@ -118,15 +118,9 @@ def _cut(
 ) -> MenuSolution:
     """Take each campaign's sorted increments up to the first constraint, that one in part."""
     n = len(budget)
-    start = np.searchsorted(owner, np.arange(n))
-    cum_cost = grouped_cumsum(d_cost, owner, start)
-    cum_value = grouped_cumsum(d_value, owner, start)
-    prev_cost, prev_value = cum_cost - d_cost, cum_value - d_value
-    # A campaign's first increment starts from nothing, exactly: the grouped sums carry the
-    # rounding of everything sorted before it, which must not read as spent ROI slack.
-    first = np.zeros(len(owner), dtype=bool)
-    first[start[start < len(owner)]] = True
-    prev_cost[first], prev_value[first] = 0.0, 0.0
+    cum_cost = grouped_cumsum(d_cost, owner)
+    cum_value = grouped_cumsum(d_value, owner)
+    prev_cost, prev_value = cum_cost - d_cost, cum_value - d_value  # 0 exactly at a first
     # The share of each increment that both constraints allow (1 = all of it).
     by_budget = np.clip((budget[owner] - prev_cost) / np.maximum(d_cost, 1e-300), 0.0, 1.0)
     by_budget[d_cost <= 0] = np.where(
@@ -154,10 +148,13 @@ def _cut(
     return MenuSolution(value=value, spend=spend, multiplier=multiplier)
 
 
-def grouped_cumsum(
-    values: NDArray[np.float64], owner: NDArray[np.int64], start: NDArray[np.int64]
-) -> NDArray[np.float64]:
-    total = np.cumsum(values)
-    before = np.concatenate([[0.0], total])[start[owner]]
-    out: NDArray[np.float64] = total - before
+def grouped_cumsum(values: NDArray[np.float64], owner: NDArray[np.int64]) -> NDArray[np.float64]:
+    """Running sums of ``values`` within each run of equal ``owner`` (grouped together).
+
+    Each group is summed on its own: a running sum over all groups less the groups before would
+    let one campaign's rounding move another's figures."""
+    out = np.empty(len(values), dtype=np.float64)
+    bounds = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1], True])
+    for first, end in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+        np.cumsum(values[first:end], out=out[first:end])
     return out

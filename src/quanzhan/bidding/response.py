@@ -103,8 +103,8 @@ def solve_response(problem: MenuProblem) -> Response:
     order = np.lexsort((steps.at, owner))
     owner, at = owner[order], steps.at[order]
     start = np.searchsorted(owner, np.arange(n))
-    spend = grouped_cumsum(steps.d_cost[order], owner, start)
-    bought = grouped_cumsum(steps.d_value[order], owner, start)
+    spend = grouped_cumsum(steps.d_cost[order], owner)
+    bought = grouped_cumsum(steps.d_value[order], owner)
     scale = np.abs(base_gmv[owner]) + target_roi[owner] * spend + bought
     feasible = (spend <= budget[owner] * (1 + 1e-12)) & (
         bought + base_gmv[owner] - target_roi[owner] * spend >= -1e-12 * scale
