@@ -4,6 +4,7 @@ and the day is judged against the best uniform multiplier in hindsight."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,20 +30,25 @@ class Day:
     best_value: float
 
 
-def _tick_menus(rng: np.random.Generator, campaign: int) -> MenuView:
-    per_click = rng.lognormal(0.0, 0.4, ROWS)[:, None]
-    clicks = np.array([1.0, 0.7, 0.5])[None, :] * rng.uniform(0.5, 1.5, ROWS)[:, None]
-    price = np.sort(rng.uniform(0.05, 0.6, (ROWS, SLOTS)), axis=1)[:, ::-1] * per_click
+def _tick_menus(rng: np.random.Generator, campaign: int, rows: int = ROWS) -> MenuView:
+    per_click = rng.lognormal(0.0, 0.4, rows)[:, None]
+    clicks = np.array([1.0, 0.7, 0.5])[None, :] * rng.uniform(0.5, 1.5, rows)[:, None]
+    price = np.sort(rng.uniform(0.05, 0.6, (rows, SLOTS)), axis=1)[:, ::-1] * per_click
     return MenuView(
-        campaign=np.full(ROWS, campaign, dtype=np.int64),
+        campaign=np.full(rows, campaign, dtype=np.int64),
         value=clicks * per_click,
         cost=clicks * price,
     )
 
 
-def _run(spec: CampaignSpec, truth: NDArray[np.float64]) -> list[list[Day]]:
+def _run(
+    spec: CampaignSpec,
+    truth: NDArray[np.float64],
+    rows: Callable[[int, int], int] = lambda day, tick: ROWS,
+) -> list[list[Day]]:
     """Three days; ``truth`` is each campaign's true value over its predicted value, which the
-    orders reveal (``orders_realized``) and the policy must learn."""
+    orders reveal (``orders_realized``) and the policy must learn; ``rows(day, tick)`` is how
+    many auctions each campaign meets in a tick."""
     n = len(spec)
     policy = LandscapePacing()
     policy.reset(campaigns=spec, seed=0)
@@ -56,7 +62,7 @@ def _run(spec: CampaignSpec, truth: NDArray[np.float64]) -> list[list[Day]]:
         menus_today = []
         for tick in range(TICKS):
             k = policy.multipliers()
-            menus = [_tick_menus(rngs[c], c) for c in range(n)]
+            menus = [_tick_menus(rngs[c], c, rows(day, tick)) for c in range(n)]
             menus_today += menus
             batch = MenuView(
                 campaign=np.concatenate([m.campaign for m in menus]),
@@ -132,6 +138,22 @@ def test_a_budget_bound_campaign_spends_its_budget_across_the_whole_day() -> Non
         assert c.spend >= 0.9 * 40.0
         assert c.spent_out_at >= TICKS - 3  # not burned by the afternoon
         assert c.value >= 0.9 * c.best_value
+
+
+def test_a_first_day_whose_auctions_multiply_is_read_off_its_latest_hours() -> None:
+    """On a platform's first day its models learn and a campaign meets more auctions hour by
+    hour (nineteen times as many by the evening). With no yesterday to go by, the rest of the
+    day must be read off the latest hours, not off the quiet start, or the budget goes on the
+    dear morning auctions. (A target of 7 makes the opening guess, 1 / 7, about right, so
+    the day is judged on the reading alone.)"""
+    days = _run(
+        _spec([40.0], [7.0]),
+        truth=np.ones(1),
+        rows=lambda day, tick: 10 + 8 * tick if day == 0 else ROWS,
+    )
+    (first,) = days[0]
+    assert first.spent_out_at >= TICKS - 3
+    assert first.value >= 0.9 * first.best_value
 
 
 def test_a_roi_bound_campaign_meets_its_target_and_buys_near_the_best() -> None:

@@ -9,7 +9,8 @@ so at every tick the policy can say what any multiplier would buy. It then takes
 
 - **the rest of the day's landscape**: today's auctions so far, plus all of yesterday's at
   ``(1 - planned share)`` of their weight, standing for the hours still to come (for a campaign
-  with none yesterday, today's alone, scaled to the whole day);
+  with none yesterday, the latest hour or so of today's, scaled to the rest of the day: on a
+  platform's first day the models learn, and a campaign meets more auctions by the hour);
 - **the state of the day**: the budget still left, and the ROI slack already earned or owed:
   what today's auctions brought at the multipliers actually used, in expected value
   (``value - target x cost`` of the slots taken), the item's organic GMV on the full-site
@@ -50,6 +51,7 @@ _STEP = 0.5  # most a multiplier moves per tick, in log
 _BEYOND = 1.5  # most a multiplier goes past the dearest step it can afford
 _MIN_SHARE = 0.01  # of the day, past and to come, planned for at least
 _FIRST_SHARE = 1e-3  # today's auctions never stand for more than a thousand times as many
+_RECENT_SHARE = 0.05  # of the day's traffic: the latest ticks that stand for the rest of it
 _BOUNDS = (1e-3, 100.0)
 
 
@@ -70,18 +72,19 @@ class MenuSample:
         self.per_tick = per_tick
         self._parts: list[_Rows] = []
 
-    def add(self, menus: MenuView) -> None:
+    def add(self, menus: MenuView) -> _Rows | None:
+        """Keep a sample of ``menus``; the rows kept (``None`` where there were none)."""
         if len(menus.campaign) == 0:
-            return
+            return None
         keep, weight = even_sample(menus.campaign, self.n, self.per_tick)
-        self._parts.append(
-            _Rows(
-                campaign=menus.campaign[keep],
-                value=menus.value[keep],
-                cost=menus.cost[keep],
-                weight=weight[menus.campaign[keep]],
-            )
+        kept = _Rows(
+            campaign=menus.campaign[keep],
+            value=menus.value[keep],
+            cost=menus.cost[keep],
+            weight=weight[menus.campaign[keep]],
         )
+        self._parts.append(kept)
+        return kept
 
     def rows(self, scale: float = 1.0) -> _Rows:
         """Every row kept so far, weights times ``scale``."""
@@ -145,6 +148,8 @@ class LandscapePacing:
         self._k = 1.0 / campaigns.target_roi
         self._today_rows = MenuSample(n_campaigns=n)
         self._yesterday_rows: MenuSample | None = None
+        self._recent: list[tuple[_Rows, float]] = []  # the latest ticks' rows, their share
+        self._last_share = 0.0
         self._today: Observation | None = None
         self._orders_seen, self._orders_due = np.zeros(n), np.zeros(n)
         self._spend_charged, self._spend_expected = np.zeros(n), np.zeros(n)
@@ -242,6 +247,7 @@ class LandscapePacing:
         if len(self._today_rows):
             self._yesterday_rows = self._today_rows
         self._today_rows = MenuSample(n_campaigns=len(spec))
+        self._recent, self._last_share = [], 0.0
         self._today = None
         self._done_cost, self._done_value = np.zeros(len(spec)), np.zeros(len(spec))
         self._last_spend = np.zeros(len(spec))
@@ -271,6 +277,7 @@ class LandscapePacing:
         spec = self._require()
         n = len(spec)
         menus = observation.menus
+        kept: _Rows | None = None
         # The tick a budget runs out, the ledger charges only part of what was won: leave it out.
         bidding = (spec.budget - self._last_spend > 0) & (observation.spend < spec.budget)
         if menus is not None and len(menus.campaign):
@@ -280,22 +287,55 @@ class LandscapePacing:
             self._done_cost += np.where(bidding, cost_by, 0.0)
             self._done_value += np.where(bidding, value_by, 0.0)
             self._spend_expected += np.where(bidding, cost_by, 0.0)
-            self._today_rows.add(menus)
+            kept = self._today_rows.add(menus)
+        if kept is None:
+            kept = _Rows(np.zeros(0, np.int64), np.zeros((0, 1)), np.zeros((0, 1)), np.zeros(0))
+        self._remember(kept, observation.planned_share - self._last_share)
+        self._last_share = max(self._last_share, observation.planned_share)
         charged = observation.spend - self._last_spend
         self._spend_charged += np.where(bidding, charged, 0.0)
         self._last_spend = observation.spend.copy()
 
+    def _remember(self, kept: _Rows, share: float) -> None:
+        """Keep the latest ticks' rows until they cover ``_RECENT_SHARE`` of the day."""
+        self._recent.append((kept, max(share, 0.0)))
+        while len(self._recent) > 1 and sum(s for _, s in self._recent[1:]) >= _RECENT_SHARE:
+            self._recent.pop(0)
+
     def _landscape(self, share: float) -> _Rows:
-        """A whole day's auctions per campaign: today's so far, plus yesterday's, all of them,
-        at ``1 - share`` of their weight; a campaign with none yesterday scales today's up."""
+        """A whole day's auctions per campaign: today's so far, plus the rest of the day.
+
+        The rest of the day is yesterday's auctions, all of them, at ``1 - share`` of their
+        weight. A campaign with none yesterday has only today to go by: the latest hour or
+        so of it stands for the rest, scaled up, since the landscape may be changing (on a
+        platform's first day its models learn, and a campaign meets more auctions as they do);
+        one with none lately, all of today's."""
         today = self._today_rows.rows()
-        has_yesterday = np.zeros(self._today_rows.n, dtype=bool)
+        n = self._today_rows.n
+        has_yesterday = np.zeros(n, dtype=bool)
         parts = [today]
         if self._yesterday_rows is not None and len(self._yesterday_rows):
             yesterday = self._yesterday_rows.rows(scale=1.0 - min(max(share, 0.0), 1.0))
             has_yesterday[yesterday.campaign] = True
             parts.append(yesterday)
-        scale = np.where(has_yesterday[today.campaign], 1.0, 1.0 / max(share, _FIRST_SHARE))
+        rest = 1.0 - min(max(share, 0.0), 1.0)
+        recent_share = sum(s for _, s in self._recent)
+        has_recent = np.zeros(n, dtype=bool)
+        if self._recent and recent_share > 0 and rest > 0:
+            recent = _join([r for r, _ in self._recent])
+            latest = ~has_yesterday[recent.campaign]
+            has_recent[recent.campaign[latest]] = True
+            ahead = rest / max(recent_share, _FIRST_SHARE)
+            parts.append(
+                _Rows(
+                    recent.campaign[latest],
+                    recent.value[latest],
+                    recent.cost[latest],
+                    recent.weight[latest] * ahead,
+                )
+            )
+        alone = ~has_yesterday[today.campaign] & ~has_recent[today.campaign]
+        scale = np.where(alone, 1.0 / max(share, _FIRST_SHARE), 1.0)
         parts[0] = _Rows(today.campaign, today.value, today.cost, today.weight * scale)
         return _join(parts) if len(parts) > 1 else parts[0]
 
