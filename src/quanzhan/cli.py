@@ -154,15 +154,6 @@ def bench_bidding_command(
             " (evaluation only: what prediction error costs each policy)."
         ),
     ] = False,
-    jobs: Annotated[
-        int,
-        typer.Option(
-            help="Policies run at once, each in its own process (about 6-8 GB each on the"
-            " benchmark scenarios); the figures are the same whatever the number.",
-            min=1,
-            max=64,
-        ),
-    ] = 1,
 ) -> None:
     """Every policy in turn on the same market and seed, against the hindsight optimum."""
     from rich.table import Table
@@ -198,7 +189,6 @@ def bench_bidding_command(
             progress=advance,
             dump=dump,
             oracle_predictions=oracle_predictions,
-            jobs=jobs,
         )
     _write_json(json_path, summary)
     plot = json_path.with_suffix(".png")

@@ -22,9 +22,7 @@ policy:
 
 from __future__ import annotations
 
-import multiprocessing
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -217,60 +215,6 @@ def dump_run(directory: Path, *, policy: str, result: SimulationResult) -> Path:
     return path
 
 
-def _one_policy(
-    config: ScenarioConfig,
-    *,
-    seed: int,
-    policy: str,
-    progress: Progress | None,
-    dump: Path | None,
-    oracle_predictions: bool,
-) -> tuple[dict[str, Any], CampaignOutcomes]:
-    """One policy's run: its figures and per-campaign outcomes (``dump`` writes its menus)."""
-    result = run_policy(
-        config,
-        seed=seed,
-        policy=policy,
-        progress=progress,
-        oracle_predictions=oracle_predictions,
-    )
-    steered = result.view.campaigns.mode == CampaignMode.FULL_SITE
-    found = outcomes(result, steered=steered)
-    if dump is not None:
-        dump_run(dump, policy=policy, result=result)
-    return policy_figures(found, result), found
-
-
-# A worker process reports progress through this queue (set by ``_start_worker``).
-_progress_queue: Any = None
-
-
-def _start_worker(queue: Any) -> None:
-    global _progress_queue
-    _progress_queue = queue
-
-
-def _report_to_queue(policy: str, done: int, total: int) -> None:
-    _progress_queue.put((policy, done, total))
-
-
-def _one_policy_in_worker(
-    config: ScenarioConfig,
-    seed: int,
-    policy: str,
-    dump: Path | None,
-    oracle_predictions: bool,
-) -> tuple[dict[str, Any], CampaignOutcomes]:
-    return _one_policy(
-        config,
-        seed=seed,
-        policy=policy,
-        progress=_report_to_queue,
-        dump=dump,
-        oracle_predictions=oracle_predictions,
-    )
-
-
 def bench_bidding(
     config: ScenarioConfig,
     *,
@@ -279,85 +223,32 @@ def bench_bidding(
     progress: Progress | None = None,
     dump: Path | None = None,
     oracle_predictions: bool = False,
-    jobs: int = 1,
 ) -> tuple[dict[str, Any], dict[str, CampaignOutcomes]]:
     """Run every policy on the same market and seed; the benchmark's JSON and the per-campaign
     outcomes behind it. ``oracle_predictions`` runs them on the true click and purchase odds
-    (evaluation only), to show what the models' errors cost each policy. ``jobs`` policies run
-    at once, each in its own process; the figures do not depend on it, since every run starts
-    from the seed alone."""
-    if jobs < 1:
-        raise ConfigError(f"jobs must be at least 1, not {jobs}")
-    done: dict[str, tuple[dict[str, Any], CampaignOutcomes]] = {}
-    if jobs == 1 or len(policies) == 1:
-        for policy in policies:
-            done[policy] = _one_policy(
-                config,
-                seed=seed,
-                policy=policy,
-                progress=progress,
-                dump=dump,
-                oracle_predictions=oracle_predictions,
-            )
-    else:
-        done = _in_processes(
+    (evaluation only), to show what the models' errors cost each policy."""
+    figures: dict[str, Any] = {}
+    per_campaign: dict[str, CampaignOutcomes] = {}
+    for policy in policies:
+        result = run_policy(
             config,
             seed=seed,
-            policies=policies,
+            policy=policy,
             progress=progress,
-            dump=dump,
             oracle_predictions=oracle_predictions,
-            jobs=jobs,
         )
+        steered = result.view.campaigns.mode == CampaignMode.FULL_SITE
+        found = outcomes(result, steered=steered)
+        figures[policy] = policy_figures(found, result)
+        per_campaign[policy] = found
+        if dump is not None:
+            dump_run(dump, policy=policy, result=result)
     summary = {
         "scenario": config.name,
         "seed": seed,
         "days": config.traffic.days,
         "default_policy": DEFAULT_POLICY,
         "predictions": "oracle" if oracle_predictions else "learned",
-        "policies": {policy: done[policy][0] for policy in policies},
+        "policies": figures,
     }
-    return summary, {policy: done[policy][1] for policy in policies}
-
-
-def _in_processes(
-    config: ScenarioConfig,
-    *,
-    seed: int,
-    policies: tuple[str, ...],
-    progress: Progress | None,
-    dump: Path | None,
-    oracle_predictions: bool,
-    jobs: int,
-) -> dict[str, tuple[dict[str, Any], CampaignOutcomes]]:
-    """The policies' runs, ``jobs`` at a time in worker processes, progress relayed here."""
-    context = multiprocessing.get_context("spawn")  # no threads of this process are copied
-    queue = context.Manager().Queue()
-    done: dict[str, tuple[dict[str, Any], CampaignOutcomes]] = {}
-    with ProcessPoolExecutor(
-        max_workers=min(jobs, len(policies)),
-        mp_context=context,
-        initializer=_start_worker,
-        initargs=(queue,),
-    ) as pool:
-        futures = {
-            pool.submit(_one_policy_in_worker, config, seed, policy, dump, oracle_predictions): (
-                policy
-            )
-            for policy in policies
-        }
-        pending = set(futures)
-        while pending:
-            finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-            _relay(queue, progress)
-            for future in finished:
-                done[futures[future]] = future.result()
-        _relay(queue, progress)
-    return done
-
-
-def _relay(queue: Any, progress: Progress | None) -> None:
-    while not queue.empty():
-        policy, ticks, total = queue.get()
-        if progress is not None:
-            progress(policy, ticks, total)
+    return summary, per_campaign
