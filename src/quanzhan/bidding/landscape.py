@@ -62,6 +62,10 @@ class _Rows:
     cost: NDArray[np.float64]
     weight: NDArray[np.float64]
 
+    @staticmethod
+    def empty() -> _Rows:
+        return _Rows(np.zeros(0, np.int64), np.zeros((0, 1)), np.zeros((0, 1)), np.zeros(0))
+
 
 class MenuSample:
     """A weighted sample of menu rows: at most ``per_tick`` rows per campaign from each batch
@@ -72,10 +76,10 @@ class MenuSample:
         self.per_tick = per_tick
         self._parts: list[_Rows] = []
 
-    def add(self, menus: MenuView) -> _Rows | None:
-        """Keep a sample of ``menus``; the rows kept (``None`` where there were none)."""
+    def add(self, menus: MenuView) -> _Rows:
+        """Keep a sample of ``menus``; the rows kept."""
         if len(menus.campaign) == 0:
-            return None
+            return _Rows.empty()
         keep, weight = even_sample(menus.campaign, self.n, self.per_tick)
         kept = _Rows(
             campaign=menus.campaign[keep],
@@ -89,7 +93,7 @@ class MenuSample:
     def rows(self, scale: float = 1.0) -> _Rows:
         """Every row kept so far, weights times ``scale``."""
         if not self._parts:
-            return _Rows(np.zeros(0, np.int64), np.zeros((0, 1)), np.zeros((0, 1)), np.zeros(0))
+            return _Rows.empty()
         if len(self._parts) > 1:
             self._parts = [_join(self._parts)]
         rows = self._parts[0]
@@ -277,7 +281,7 @@ class LandscapePacing:
         spec = self._require()
         n = len(spec)
         menus = observation.menus
-        kept: _Rows | None = None
+        kept = _Rows.empty()  # a tick without auctions still counts towards the recent share
         # The tick a budget runs out, the ledger charges only part of what was won: leave it out.
         bidding = (spec.budget - self._last_spend > 0) & (observation.spend < spec.budget)
         if menus is not None and len(menus.campaign):
@@ -288,8 +292,6 @@ class LandscapePacing:
             self._done_value += np.where(bidding, value_by, 0.0)
             self._spend_expected += np.where(bidding, cost_by, 0.0)
             kept = self._today_rows.add(menus)
-        if kept is None:
-            kept = _Rows(np.zeros(0, np.int64), np.zeros((0, 1)), np.zeros((0, 1)), np.zeros(0))
         self._remember(kept, observation.planned_share - self._last_share)
         self._last_share = max(self._last_share, observation.planned_share)
         charged = observation.spend - self._last_spend
@@ -312,13 +314,13 @@ class LandscapePacing:
         one with none lately, all of today's."""
         today = self._today_rows.rows()
         n = self._today_rows.n
+        rest = 1.0 - min(max(share, 0.0), 1.0)
         has_yesterday = np.zeros(n, dtype=bool)
         parts = [today]
         if self._yesterday_rows is not None and len(self._yesterday_rows):
-            yesterday = self._yesterday_rows.rows(scale=1.0 - min(max(share, 0.0), 1.0))
+            yesterday = self._yesterday_rows.rows(scale=rest)
             has_yesterday[yesterday.campaign] = True
             parts.append(yesterday)
-        rest = 1.0 - min(max(share, 0.0), 1.0)
         recent_share = sum(s for _, s in self._recent)
         has_recent = np.zeros(n, dtype=bool)
         if self._recent and recent_share > 0 and rest > 0:
