@@ -14,6 +14,11 @@ sorted list at one point: the LP optimum takes every increment before the first 
 one fractionally (the fractional multiple-choice knapsack of Sinha and Zoltners, with a second
 ratio constraint that keeps the prefix structure). The ratio there is the optimal uniform bid
 multiplier. Everything is a sort and grouped sums: no solver, no loop over campaigns.
+
+A large problem (the hindsight evaluation's millions of auctions) is solved on a shortlist
+(``bidding.shortlist``): the rows that can matter below a guessed multiplier, then again on
+every row for the campaigns where that shortlist could not settle the answer. The result is the
+same, bit for bit, as solving every row.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
+
+from quanzhan.bidding import shortlist
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +55,13 @@ class MenuProblem:
         group = self.group
         if len(group) != len(self.value) or (len(group) and (group.min() < 0 or group.max() >= n)):
             raise ValueError("group must give a campaign in 0..n-1 for every menu row")
+
+    def take(self, rows: NDArray[np.bool_]) -> MenuProblem:
+        """The same campaigns over the menu rows where ``rows`` is true, in their order."""
+        return MenuProblem(
+            group=self.group[rows], value=self.value[rows], cost=self.cost[rows],
+            budget=self.budget, target_roi=self.target_roi, base_gmv=self.base_gmv,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +109,31 @@ def hull_increments(
 
 def solve_menus(problem: MenuProblem) -> MenuSolution:
     """Solve every campaign's LP."""
+    if len(problem.group) < shortlist.FROM_ROWS:
+        return solve_all_menus(problem)
+    return solve_menus_within(problem, shortlist.guess_bound(problem, solve_all_menus))
+
+
+def solve_menus_within(problem: MenuProblem, bound: NDArray[np.float64]) -> MenuSolution:
+    """``solve_menus`` by way of the rows whose cheapest slot costs at most ``bound`` (per
+    campaign) per unit of value; exact whatever the bound.
+
+    Every increment at a ratio up to the bound belongs to such a row (a row's increments climb
+    from its cheapest ratio), so up to the bound the shortlist's sorted increments are the whole
+    problem's. Where the shortlist's cut falls there, the answer stands; elsewhere the campaign
+    is solved again on all its rows."""
+    usable = np.isfinite(problem.value) & np.isfinite(problem.cost) & (problem.value > 0)
+    near = shortlist.cheapest_ratio(problem.value, problem.cost, usable) <= bound[problem.group]
+    found = solve_all_menus(problem.take(near))
+    n = len(problem.budget)
+    left_out = np.bincount(problem.group[~near], minlength=n) > 0
+    listed = np.bincount(problem.group[near], minlength=n) > 0
+    settled = ~left_out | (listed & (found.multiplier <= bound))
+    return shortlist.complete(found, settled, problem, solve_all_menus)
+
+
+def solve_all_menus(problem: MenuProblem) -> MenuSolution:
+    """Solve every campaign's LP over every row."""
     group, value, cost = problem.group, problem.value, problem.cost
     d_cost, d_value = hull_increments(value, cost)
     owner = np.repeat(group, value.shape[1])

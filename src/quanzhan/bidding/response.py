@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from quanzhan.bidding.menu_lp import MenuProblem, grouped_cumsum
+from quanzhan.bidding import shortlist
+from quanzhan.bidding.menu_lp import MenuProblem, grouped_cumsum, solve_all_menus
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,12 +50,20 @@ class Steps:
     d_value: NDArray[np.float64]
 
 
+def _thresholds(
+    value: NDArray[np.float64], cost: NDArray[np.float64]
+) -> tuple[NDArray[np.bool_], NDArray[np.float64]]:
+    """Which slots can be taken, and the multiplier each is taken at (``inf`` where none)."""
+    usable = np.isfinite(value) & np.isfinite(cost) & (value > 0) & (cost >= 0)
+    threshold = np.full(value.shape, np.inf)
+    threshold[usable] = cost[usable] / value[usable]
+    return usable, threshold
+
+
 def response_steps(value: NDArray[np.float64], cost: NDArray[np.float64]) -> Steps:
     """The steps of each ``(m, s)`` menu row (slot 0 on top; ``nan`` where absent)."""
     m, s = value.shape
-    usable = np.isfinite(value) & np.isfinite(cost) & (value > 0) & (cost >= 0)
-    threshold = np.full((m, s), np.inf)
-    threshold[usable] = cost[usable] / value[usable]
+    usable, threshold = _thresholds(value, cost)
     # A slot is ever taken only if every slot above it costs more per unit of value.
     above = np.full(m, np.inf)
     reachable = np.zeros((m, s), dtype=bool)
@@ -94,6 +103,62 @@ def solve_response(problem: MenuProblem) -> Response:
     """Each campaign's largest multiplier whose response spends at most ``budget`` and keeps
     ``value + base_gmv >= target_roi x spend`` (``base_gmv`` may be negative: a deficit to make
     good)."""
+    if len(problem.group) < shortlist.FROM_ROWS:
+        return respond_all(problem)
+    return solve_response_within(problem, shortlist.guess_bound(problem, solve_all_menus))
+
+
+def solve_response_within(problem: MenuProblem, bound: NDArray[np.float64]) -> Response:
+    """``solve_response`` by way of the rows with a step at or under ``bound`` (per campaign);
+    exact whatever the bound.
+
+    Up to the bound the shortlist's steps, in order, are the whole problem's. A campaign's
+    answer stands where the step after its chosen one is within the bound and no state past
+    the bound can be feasible (``_nothing_past``); elsewhere it is solved again on all its
+    rows."""
+    usable, threshold = _thresholds(problem.value, problem.cost)
+    near = threshold.min(axis=1, initial=np.inf) <= bound[problem.group]
+    found = respond_all(problem.take(near))
+    left_out = np.bincount(problem.group[~near], minlength=len(problem.budget)) > 0
+    settled = ~left_out | ((found.high <= bound) & _nothing_past(problem, usable, threshold, bound))
+    return shortlist.complete(found, settled, problem, respond_all)
+
+
+def _nothing_past(
+    problem: MenuProblem,
+    usable: NDArray[np.bool_],
+    threshold: NDArray[np.float64],
+    bound: NDArray[np.float64],
+) -> NDArray[np.bool_]:
+    """Per campaign, whether every state of its auctions past ``bound`` breaks the budget or
+    the ROI target.
+
+    Past the bound an auction holds the slot it held at the bound or one above it (or, holding
+    none, none or any). Summing each auction's most ROI slack and least cost over those gives
+    what any later state could at best reach; a margin far above rounding keeps it safe."""
+    group, value, cost = problem.group, problem.value, problem.cost
+    s, n = value.shape[1], len(problem.budget)
+    taken = usable & (threshold <= bound[group][:, None])
+    holds = taken.any(axis=1)
+    held = np.where(holds, np.argmax(taken, axis=1), s)
+    later = usable & (np.arange(s)[None, :] <= held[:, None])
+    target = problem.target_roi[group][:, None]
+    slack = np.where(later, value - target * cost, -np.inf).max(axis=1, initial=-np.inf)
+    least = np.where(later, cost, np.inf).min(axis=1, initial=np.inf)
+    size = np.where(later, value + target * cost, 0.0).max(axis=1, initial=0.0)
+    slack = np.where(holds, slack, np.maximum(slack, 0.0))  # holding none may stay so
+    least = np.where(holds, least, 0.0)
+    most_slack = problem.base_gmv + np.bincount(group, weights=slack, minlength=n)
+    least_spend = np.bincount(group, weights=least, minlength=n)
+    scale = np.abs(problem.base_gmv) + np.bincount(group, weights=size, minlength=n)
+    over_budget = least_spend > problem.budget * (1 + 1e-9)
+    short_of_roi = most_slack < -1e-9 * scale
+    out: NDArray[np.bool_] = over_budget | short_of_roi
+    return out
+
+
+def respond_all(problem: MenuProblem) -> Response:
+    """``solve_response`` over every row."""
     group, budget, target_roi, base_gmv = (
         problem.group, problem.budget, problem.target_roi, problem.base_gmv
     )  # fmt: skip

@@ -112,16 +112,8 @@ def outcomes(result: SimulationResult, *, steered: NDArray[np.bool_]) -> Campaig
     table = result.view.campaigns
     oracle = result.oracle
     days = oracle.days
-    full_site = table.roi_basis == RoiBasis.FULL_SITE
-    organic = np.where(full_site[:, None], oracle.organic, 0.0)
-    menus = oracle.menus()
-    group = menus.campaign * days + menus.day
-    budget = np.repeat(table.budget, days)
-    target = np.repeat(table.target_roi, days)
-    problem = MenuProblem(
-        group=group, value=menus.value, cost=menus.cost, budget=budget, target_roi=target,
-        base_gmv=organic.ravel(),
-    )  # fmt: skip
+    organic = _organic(result)
+    problem = hindsight_problem(result)
     # The LP optimum, and the most a uniform multiplier buys under GSP, per campaign-day.
     optimum, bid_optimum = (
         solver(problem).value.reshape(len(table), days).sum(axis=1)
@@ -148,6 +140,25 @@ def outcomes(result: SimulationResult, *, steered: NDArray[np.bool_]) -> Campaig
         budget=table.budget[index] * days,
         overspent=overspent[index],
     )
+
+
+def _organic(result: SimulationResult) -> NDArray[np.float64]:
+    """``(campaigns, days)`` organic GMV that counts towards each campaign's ROI."""
+    full_site = result.view.campaigns.roi_basis == RoiBasis.FULL_SITE
+    out: NDArray[np.float64] = np.where(full_site[:, None], result.oracle.organic, 0.0)
+    return out
+
+
+def hindsight_problem(result: SimulationResult) -> MenuProblem:
+    """Every campaign-day's true menus as one problem: campaign-day ``c x days + d`` is group
+    ``c x days + d``, with the day's budget, the target and the day's organic GMV."""
+    table, days = result.view.campaigns, result.oracle.days
+    menus = result.oracle.menus()
+    return MenuProblem(
+        group=menus.campaign * days + menus.day, value=menus.value, cost=menus.cost,
+        budget=np.repeat(table.budget, days), target_roi=np.repeat(table.target_roi, days),
+        base_gmv=_organic(result).ravel(),
+    )  # fmt: skip
 
 
 def _daily_spend(result: SimulationResult, days: int) -> NDArray[np.float64]:
