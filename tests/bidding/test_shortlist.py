@@ -1,6 +1,6 @@
 """Solving on a shortlist of menu rows gives, bit for bit, what solving every row gives,
 whatever the bound: the LP (``solve_menus_within``) and the GSP response
-(``solve_response_within``)."""
+(``solve_response_within``); and the pieces the solvers sort and sum with."""
 
 from __future__ import annotations
 
@@ -14,11 +14,18 @@ from numpy.typing import NDArray
 from quanzhan.bidding import shortlist
 from quanzhan.bidding.menu_lp import (
     MenuProblem,
+    grouped_cumsum,
+    grouped_order,
     solve_all_menus,
     solve_menus,
     solve_menus_within,
 )
-from quanzhan.bidding.response import respond_all, solve_response, solve_response_within
+from quanzhan.bidding.response import (
+    ResponseCurve,
+    respond_all,
+    solve_response,
+    solve_response_within,
+)
 
 
 def _problem(rng: np.random.Generator, *, rows: int, campaigns: int, slots: int) -> MenuProblem:
@@ -115,3 +122,39 @@ def test_cheapest_ratio_skips_unusable_slots() -> None:
     cost = np.array([[1.0, 0.1], [1.0, 2.0], [1.0, 1.0]])
     usable = np.isfinite(value) & np.isfinite(cost) & (np.nan_to_num(value) > 0)
     np.testing.assert_array_equal(shortlist.cheapest_ratio(value, cost, usable), [0.1, 0.5, np.inf])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    size=st.integers(0, 2_000),
+    owners=st.sampled_from([1, 7, 300, 70_000]),
+)
+def test_grouped_order_is_lexsort(seed: int, size: int, owners: int) -> None:
+    """Ties (few distinct keys), zeros of both signs and infinities included."""
+    rng = np.random.default_rng(seed)
+    key = rng.choice([0.0, -0.0, 0.5, 1.0, np.inf, 2.5], size)
+    key *= rng.choice([1.0, 1.0 + 1e-12], size)
+    owner = rng.integers(0, owners, size)
+    np.testing.assert_array_equal(grouped_order(key, owner, owners), np.lexsort((key, owner)))
+
+
+def test_running_sums_restart_with_each_group() -> None:
+    values = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    owner = np.array([0, 0, 2, 2, 2])
+    np.testing.assert_array_equal(grouped_cumsum(values, owner), [1.0, 3.0, 3.0, 7.0, 12.0])
+
+
+def test_a_response_curve_answers_like_the_solver_for_any_constraints() -> None:
+    rng = np.random.default_rng(4)
+    problem = _problem(rng, rows=500, campaigns=5, slots=3)
+    curve = ResponseCurve.of(problem.group, problem.value, problem.cost, 5)
+    for _ in range(5):
+        budget = rng.uniform(0.1, 50.0, 5)
+        base = rng.uniform(-2.0, 5.0, 5)
+        asked = MenuProblem(
+            group=problem.group, value=problem.value, cost=problem.cost, budget=budget,
+            target_roi=problem.target_roi, base_gmv=base,
+        )  # fmt: skip
+        _same(curve.answer(budget=budget, target_roi=problem.target_roi, base_gmv=base),
+              solve_response(asked))  # fmt: skip

@@ -38,9 +38,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from quanzhan.bidding.menu_lp import MenuProblem
 from quanzhan.bidding.policy import CampaignSpec, MenuView, Observation, orders_to_date
-from quanzhan.bidding.response import Response, solve_response, taken_slot
+from quanzhan.bidding.response import Response, ResponseCurve, taken_slot
 
 _ROWS_PER_TICK = 12  # menu rows kept per campaign and tick; each stands for its share of them
 _PRIOR_ORDERS = 4.0  # pseudo-orders behind the value calibration
@@ -200,17 +199,10 @@ class LandscapePacing:
         value = rows.value * gain * value_cal[rows.campaign][:, None]
         cost = rows.cost * gain
 
+        curve = ResponseCurve.of(rows.campaign, value, cost, len(spec))
+
         def solve(budget: NDArray[np.float64], base: NDArray[np.float64]) -> Response:
-            return solve_response(
-                MenuProblem(
-                    group=rows.campaign,
-                    value=value,
-                    cost=cost,
-                    budget=budget,
-                    target_roi=target,
-                    base_gmv=base,
-                )
-            )
+            return curve.answer(budget=budget, target_roi=target, base_gmv=base)
 
         response = solve(np.maximum(remaining, 0.0) / rest, slack / rest)
         planned = value_cal * _inside(response.low, response.high)

@@ -141,7 +141,7 @@ def solve_all_menus(problem: MenuProblem) -> MenuSolution:
     keep = d_value > 0
     owner, d_cost, d_value = owner[keep], d_cost[keep], d_value[keep]
     ratio = d_cost / d_value
-    order = np.lexsort((ratio, owner))
+    order = grouped_order(ratio, owner, len(problem.budget))
     owner, d_cost, d_value, ratio = owner[order], d_cost[order], d_value[order], ratio[order]
     return _cut(owner, d_cost, d_value, ratio, problem.budget, problem.target_roi, problem.base_gmv)
 
@@ -185,6 +185,17 @@ def _cut(
     multiplier[has_cut] = ratio[first_cut[has_cut]]
     multiplier[np.bincount(owner, minlength=n) == 0] = 0.0
     return MenuSolution(value=value, spend=spend, multiplier=multiplier)
+
+
+def grouped_order(key: NDArray[np.float64], owner: NDArray[np.int64], n: int) -> NDArray[np.int64]:
+    """The order that groups rows by ``owner`` (in ``0..n-1``) and sorts each group by ``key``,
+    ties kept in row order: ``np.lexsort((key, owner))``, a third quicker where owners fit 16
+    bits, since numpy sorts those by radix."""
+    if n > np.iinfo(np.uint16).max + 1:
+        return np.lexsort((key, owner))
+    by_key = np.argsort(key, kind="stable")
+    out: NDArray[np.int64] = by_key[np.argsort(owner[by_key].astype(np.uint16), kind="stable")]
+    return out
 
 
 def grouped_cumsum(values: NDArray[np.float64], owner: NDArray[np.int64]) -> NDArray[np.float64]:

@@ -23,7 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from quanzhan.bidding import shortlist
-from quanzhan.bidding.menu_lp import MenuProblem, grouped_cumsum, solve_all_menus
+from quanzhan.bidding.menu_lp import MenuProblem, grouped_cumsum, grouped_order, solve_all_menus
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,33 +159,77 @@ def _nothing_past(
 
 def respond_all(problem: MenuProblem) -> Response:
     """``solve_response`` over every row."""
-    group, budget, target_roi, base_gmv = (
-        problem.group, problem.budget, problem.target_roi, problem.base_gmv
-    )  # fmt: skip
-    n = len(budget)
-    steps = response_steps(problem.value, problem.cost)
-    owner = group[steps.row]
-    order = np.lexsort((steps.at, owner))
-    owner, at = owner[order], steps.at[order]
-    start = np.searchsorted(owner, np.arange(n))
-    spend = grouped_cumsum(steps.d_cost[order], owner)
-    bought = grouped_cumsum(steps.d_value[order], owner)
-    scale = np.abs(base_gmv[owner]) + target_roi[owner] * spend + bought
-    feasible = (spend <= budget[owner] * (1 + 1e-12)) & (
-        bought + base_gmv[owner] - target_roi[owner] * spend >= -1e-12 * scale
+    curve = ResponseCurve.of(problem.group, problem.value, problem.cost, len(problem.budget))
+    return curve.answer(
+        budget=problem.budget, target_roi=problem.target_roi, base_gmv=problem.base_gmv
     )
-    # A multiplier at a step buys every step tied with it: judge only a tie group's last.
-    feasible &= np.r_[(owner[1:] != owner[:-1]) | (at[1:] != at[:-1]), True]
-    last = np.full(n, -1)
-    np.maximum.at(last, owner[feasible], np.flatnonzero(feasible))
-    has = last >= 0
-    low, high = np.zeros(n), np.full(n, np.inf)
-    value_at, spend_at = np.zeros(n), np.zeros(n)
-    low[has], value_at[has], spend_at[has] = at[last[has]], bought[last[has]], spend[last[has]]
-    count = np.bincount(owner, minlength=n)
-    # The next step above the chosen one (the next in order: ties were judged as one), or the
-    # first step where none is affordable.
-    after = np.where(has, last + 1, start)
-    follows = (count > 0) & (after < start + count)
-    high[follows] = at[after[follows]]
-    return Response(low=low, high=high, value=value_at, spend=spend_at)
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseCurve:
+    """Every campaign's spend and value as functions of its multiplier: the steps of its menus
+    in order of the multiplier they happen at, with running sums. Built once, it answers for
+    any budgets, targets and base GMV (``answer``); a policy that asks twice of the same
+    landscape sorts it once."""
+
+    n: int
+    owner: NDArray[np.int64]  # (p,) campaign of each step, grouped, in order of ``at``
+    at: NDArray[np.float64]
+    spend: NDArray[np.float64]  # running sums within each campaign
+    bought: NDArray[np.float64]
+    start: NDArray[np.int64]  # (n,) first step of each campaign
+    count: NDArray[np.int64]
+
+    @classmethod
+    def of(
+        cls,
+        group: NDArray[np.int64],
+        value: NDArray[np.float64],
+        cost: NDArray[np.float64],
+        n: int,
+    ) -> ResponseCurve:
+        """The curves of ``n`` campaigns over menu rows ``(m, s)`` owned by ``group``."""
+        steps = response_steps(value, cost)
+        owner = group[steps.row]
+        order = grouped_order(steps.at, owner, n)
+        owner = owner[order]
+        return cls(
+            n=n,
+            owner=owner,
+            at=steps.at[order],
+            spend=grouped_cumsum(steps.d_cost[order], owner),
+            bought=grouped_cumsum(steps.d_value[order], owner),
+            start=np.searchsorted(owner, np.arange(n)),
+            count=np.bincount(owner, minlength=n),
+        )
+
+    def answer(
+        self,
+        *,
+        budget: NDArray[np.float64],
+        target_roi: NDArray[np.float64],
+        base_gmv: NDArray[np.float64],
+    ) -> Response:
+        """Each campaign's largest multiplier within ``budget`` that keeps ``value + base_gmv
+        >= target_roi x spend``."""
+        n, owner, at, spend, bought = self.n, self.owner, self.at, self.spend, self.bought
+        if not (len(budget) == len(target_roi) == len(base_gmv) == n):
+            raise ValueError("budget, target_roi and base_gmv need one entry per campaign")
+        scale = np.abs(base_gmv[owner]) + target_roi[owner] * spend + bought
+        feasible = (spend <= budget[owner] * (1 + 1e-12)) & (
+            bought + base_gmv[owner] - target_roi[owner] * spend >= -1e-12 * scale
+        )
+        # A multiplier at a step buys every step tied with it: judge only a tie group's last.
+        feasible &= np.r_[(owner[1:] != owner[:-1]) | (at[1:] != at[:-1]), True]
+        last = np.full(n, -1)
+        np.maximum.at(last, owner[feasible], np.flatnonzero(feasible))
+        has = last >= 0
+        low, high = np.zeros(n), np.full(n, np.inf)
+        value_at, spend_at = np.zeros(n), np.zeros(n)
+        low[has], value_at[has], spend_at[has] = at[last[has]], bought[last[has]], spend[last[has]]
+        # The next step above the chosen one (the next in order: ties were judged as one), or
+        # the first step where none is affordable.
+        after = np.where(has, last + 1, self.start)
+        follows = (self.count > 0) & (after < self.start + self.count)
+        high[follows] = at[after[follows]]
+        return Response(low=low, high=high, value=value_at, spend=spend_at)
