@@ -40,6 +40,9 @@ from quanzhan.sim.run import Simulation, SimulationResult
 from quanzhan.sim.summary import ROI_MET_TOLERANCE
 
 MANUAL_CPC = "manual_cpc"
+# Manual-CPC campaigns ignore the multipliers; the simulation still steps a policy, so the
+# cheapest one that plans without slot menus.
+_IDLE_POLICY = "pid_roi"
 BENCH_POLICIES = (*sorted(POLICIES), MANUAL_CPC)
 Progress = Callable[[str, int, int], None]
 
@@ -78,7 +81,7 @@ def run_policy(
     ``oracle_predictions`` the engine bids on the true click and purchase odds."""
     if policy not in BENCH_POLICIES:
         raise ConfigError(f"unknown policy {policy!r}; known: {', '.join(BENCH_POLICIES)}")
-    chosen = DEFAULT_POLICY if policy == MANUAL_CPC else policy
+    chosen = _IDLE_POLICY if policy == MANUAL_CPC else policy
     simulation = Simulation(
         config,
         seed=seed,
