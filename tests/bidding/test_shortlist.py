@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import fields
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
@@ -63,6 +64,13 @@ def _same(found: object, expected: object) -> None:
         np.testing.assert_array_equal(getattr(found, f.name), getattr(expected, f.name), f.name)
 
 
+SOLVERS = {
+    "lp": (solve_menus_within, solve_all_menus),
+    "response": (solve_response_within, respond_all),
+}
+
+
+@pytest.mark.parametrize("solver", sorted(SOLVERS))
 @settings(max_examples=120, deadline=None)
 @given(
     seed=st.integers(0, 2**32 - 1),
@@ -70,29 +78,14 @@ def _same(found: object, expected: object) -> None:
     campaigns=st.integers(1, 6),
     slots=st.integers(1, 4),
 )
-def test_the_shortlisted_lp_is_the_whole_lp(
-    seed: int, rows: int, campaigns: int, slots: int
+def test_the_shortlisted_answer_is_the_whole_answer(
+    solver: str, seed: int, rows: int, campaigns: int, slots: int
 ) -> None:
+    within, whole = SOLVERS[solver]
     rng = np.random.default_rng(seed)
     problem = _problem(rng, rows=rows, campaigns=campaigns, slots=slots)
     bound = _bounds(rng, campaigns)
-    _same(solve_menus_within(problem, bound), solve_all_menus(problem))
-
-
-@settings(max_examples=120, deadline=None)
-@given(
-    seed=st.integers(0, 2**32 - 1),
-    rows=st.integers(0, 400),
-    campaigns=st.integers(1, 6),
-    slots=st.integers(1, 4),
-)
-def test_the_shortlisted_response_is_the_whole_response(
-    seed: int, rows: int, campaigns: int, slots: int
-) -> None:
-    rng = np.random.default_rng(seed)
-    problem = _problem(rng, rows=rows, campaigns=campaigns, slots=slots)
-    bound = _bounds(rng, campaigns)
-    _same(solve_response_within(problem, bound), respond_all(problem))
+    _same(within(problem, bound), whole(problem))
 
 
 def test_a_large_problem_goes_by_the_shortlist_and_loses_nothing() -> None:
