@@ -37,7 +37,12 @@ from rich.table import Table
 
 from arguments import parse_benchmark_args
 from quanzhan.bidding import shortlist
-from quanzhan.bidding.menu_lp import MenuProblem, solve_all_menus, solve_menus
+from quanzhan.bidding.menu_lp import (
+    MenuProblem,
+    shortlisted_rows,
+    solve_all_menus,
+    solve_menus,
+)
 from quanzhan.bidding.response import respond_all, solve_response
 from quanzhan.sim.bench import hindsight_problem, run_policy
 from quanzhan.sim.config import load_scenario
@@ -94,9 +99,7 @@ def time_solvers(problem: MenuProblem, repeats: int) -> tuple[dict[str, list[flo
 
 def listed_share(problem: MenuProblem) -> float:
     """The share of menu rows the LP's shortlist keeps."""
-    bound = shortlist.guess_bound(problem, solve_all_menus)
-    usable = np.isfinite(problem.value) & np.isfinite(problem.cost) & (problem.value > 0)
-    near = shortlist.cheapest_ratio(problem.value, problem.cost, usable) <= bound[problem.group]
+    near = shortlisted_rows(problem, shortlist.guess_bound(problem, solve_all_menus))
     return float(near.mean()) if len(near) else 0.0
 
 

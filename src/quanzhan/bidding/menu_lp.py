@@ -122,14 +122,22 @@ def solve_menus_within(problem: MenuProblem, bound: NDArray[np.float64]) -> Menu
     from its cheapest ratio), so up to the bound the shortlist's sorted increments are the whole
     problem's. Where the shortlist's cut falls there, the answer stands; elsewhere the campaign
     is solved again on all its rows."""
-    usable = np.isfinite(problem.value) & np.isfinite(problem.cost) & (problem.value > 0)
-    near = shortlist.cheapest_ratio(problem.value, problem.cost, usable) <= bound[problem.group]
+    near = shortlisted_rows(problem, bound)
     found = solve_all_menus(problem.take(near))
     n = len(problem.budget)
     left_out = np.bincount(problem.group[~near], minlength=n) > 0
     listed = np.bincount(problem.group[near], minlength=n) > 0
     settled = ~left_out | (listed & (found.multiplier <= bound))
     return shortlist.complete(found, settled, problem, solve_all_menus)
+
+
+def shortlisted_rows(problem: MenuProblem, bound: NDArray[np.float64]) -> NDArray[np.bool_]:
+    """The menu rows with a slot costing at most ``bound`` (per campaign) per unit of value."""
+    usable = np.isfinite(problem.value) & np.isfinite(problem.cost) & (problem.value > 0)
+    out: NDArray[np.bool_] = (
+        shortlist.cheapest_ratio(problem.value, problem.cost, usable) <= bound[problem.group]
+    )
+    return out
 
 
 def solve_all_menus(problem: MenuProblem) -> MenuSolution:

@@ -18,7 +18,7 @@ A wrong guess costs time, never accuracy: each solver's test is exact (see
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import fields
+from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
@@ -54,10 +54,7 @@ def guess_bound(
     sample = np.zeros(len(problem.group), dtype=bool)
     sample[::_STRIDE] = True
     part = problem.take(sample)
-    scaled = type(problem)(
-        group=part.group, value=part.value * _STRIDE, cost=part.cost * _STRIDE,
-        budget=part.budget, target_roi=part.target_roi, base_gmv=part.base_gmv,
-    )  # fmt: skip
+    scaled = replace(part, value=part.value * _STRIDE, cost=part.cost * _STRIDE)
     multiplier = solve_lp(scaled).multiplier
     seen = np.bincount(part.group, minlength=len(problem.budget)) > 0
     out: NDArray[np.float64] = np.where(seen, multiplier * _HEADROOM, np.inf)

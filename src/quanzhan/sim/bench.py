@@ -115,8 +115,8 @@ def outcomes(result: SimulationResult, *, steered: NDArray[np.bool_]) -> Campaig
     table = result.view.campaigns
     oracle = result.oracle
     days = oracle.days
-    organic = _organic(result)
     problem = hindsight_problem(result)
+    organic = problem.base_gmv.reshape(len(table), days)
     # The LP optimum, and the most a uniform multiplier buys under GSP, per campaign-day.
     optimum, bid_optimum = (
         solver(problem).value.reshape(len(table), days).sum(axis=1)
@@ -145,22 +145,18 @@ def outcomes(result: SimulationResult, *, steered: NDArray[np.bool_]) -> Campaig
     )
 
 
-def _organic(result: SimulationResult) -> NDArray[np.float64]:
-    """``(campaigns, days)`` organic GMV that counts towards each campaign's ROI."""
-    full_site = result.view.campaigns.roi_basis == RoiBasis.FULL_SITE
-    out: NDArray[np.float64] = np.where(full_site[:, None], result.oracle.organic, 0.0)
-    return out
-
-
 def hindsight_problem(result: SimulationResult) -> MenuProblem:
     """Every campaign-day's true menus as one problem: campaign-day ``c x days + d`` is group
-    ``c x days + d``, with the day's budget, the target and the day's organic GMV."""
+    ``c x days + d``, with the day's budget, the target and the day's organic GMV where it
+    counts towards the ROI (full-site campaigns)."""
     table, days = result.view.campaigns, result.oracle.days
+    full_site = table.roi_basis == RoiBasis.FULL_SITE
+    organic = np.where(full_site[:, None], result.oracle.organic, 0.0)
     menus = result.oracle.menus()
     return MenuProblem(
         group=menus.campaign * days + menus.day, value=menus.value, cost=menus.cost,
         budget=np.repeat(table.budget, days), target_roi=np.repeat(table.target_roi, days),
-        base_gmv=_organic(result).ravel(),
+        base_gmv=organic.ravel(),
     )  # fmt: skip
 
 
