@@ -90,7 +90,7 @@ def test_bench_bidding_writes_the_documented_json_and_a_plot(tmp_path: Path) -> 
     done = _run(
         "bench", "bidding", "--scenario", str(scenario), "--seed", "2",
         "--json", str(out), "--policies", "landscape,manual_cpc", "--dump", str(tmp_path / "dump"),
-        cwd=tmp_path,
+        "--jobs", "2", cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     summary = json.loads(out.read_text())
@@ -103,7 +103,7 @@ def test_bench_bidding_writes_the_documented_json_and_a_plot(tmp_path: Path) -> 
         } <= set(figures)  # fmt: skip
         assert figures["overspend_campaigns"] == 0
     assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (tmp_path / "dump" / "landscape.npz").exists()
+    assert (tmp_path / "dump" / "landscape.npz").exists()  # written by a worker process
 
 
 def test_bench_bidding_with_oracle_predictions_says_so(tmp_path: Path) -> None:

@@ -154,8 +154,19 @@ def bench_bidding_command(
             " (evaluation only: what prediction error costs each policy)."
         ),
     ] = False,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            help="Policies run at once, each in its own process (up to 6.5 GB each on the"
+            " benchmark scenarios); the figures are the same whatever the number."
+            " [default: one per core, as many as memory holds at 8 GB each]",
+            min=1,
+            max=64,
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Every policy in turn on the same market and seed, against the hindsight optimum."""
+    """Every policy on the same market and seed, against the hindsight optimum."""
     from rich.table import Table
 
     from quanzhan.report.bench_plot import write_bench_plot
@@ -189,6 +200,7 @@ def bench_bidding_command(
             progress=advance,
             dump=dump,
             oracle_predictions=oracle_predictions,
+            jobs=jobs,
         )
     _write_json(json_path, summary)
     plot = json_path.with_suffix(".png")

@@ -1,16 +1,19 @@
 """What `bench bidding` runs: manual-CPC campaigns do not depend on the policy stepped beside
-them, so the benchmark may step the cheapest one."""
+them, and policies run one after another or several at once give the same figures."""
 
 from __future__ import annotations
 
 from dataclasses import fields
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from quanzhan.domain import CampaignMode
+from quanzhan.errors import ConfigError
 from quanzhan.sim import bench
-from quanzhan.sim.config import load_scenario
+from quanzhan.sim.bench import bench_bidding
+from quanzhan.sim.config import ScenarioConfig, load_scenario
 
 
 def test_manual_cpc_outcomes_do_not_depend_on_the_idle_policy(
@@ -27,3 +30,60 @@ def test_manual_cpc_outcomes_do_not_depend_on_the_idle_policy(
     assert len(found[0].campaign) > 0
     for f in fields(found[0]):
         np.testing.assert_array_equal(getattr(found[0], f.name), getattr(found[1], f.name))
+
+
+def _small(tmp_path: Path) -> ScenarioConfig:
+    path = tmp_path / "two_days.yaml"
+    path.write_text(
+        "name: two_days\ncatalog: {n_items: 2000, n_categories: 20, n_merchants: 300}\n"
+        "users: {n_users: 5000}\ntraffic: {requests_per_day: 8000, days: 2, tick_minutes: 60}\n"
+        "campaigns: {n_campaigns: 40}\n"
+        "engine: {candidates: 16, first_refresh_hours: 6, refresh_hours: 12}\n"
+    )
+    return load_scenario(str(path))
+
+
+def test_policies_in_worker_processes_give_the_figures_of_one_after_another(
+    tmp_path: Path,
+) -> None:
+    policies = ("dual", "manual_cpc")
+    one, found_one = bench_bidding(_small(tmp_path), seed=4, policies=policies, jobs=1)
+    seen: list[tuple[str, int, int]] = []
+    two, found_two = bench_bidding(
+        _small(tmp_path),
+        seed=4,
+        policies=policies,
+        jobs=2,
+        progress=lambda policy, done, total: seen.append((policy, done, total)),
+    )
+    assert one == two
+    assert list(two["policies"]) == list(policies)  # in the order asked, whatever finished first
+    for policy in policies:
+        np.testing.assert_array_equal(found_one[policy].achieved, found_two[policy].achieved)
+        # Each worker's progress reached the caller, up to its last tick.
+        ticks = [(done, total) for name, done, total in seen if name == policy]
+        assert ticks and ticks[-1][0] == ticks[-1][1]
+
+
+def test_no_jobs_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="jobs"):
+        bench_bidding(_small(tmp_path), seed=4, policies=("dual",), jobs=0)
+
+
+def test_default_jobs_is_held_by_cores_memory_and_policies(monkeypatch: pytest.MonkeyPatch) -> None:
+    gib = 2**30
+    page = 4096
+
+    def machine(cores: int, memory: int) -> None:
+        monkeypatch.setattr(bench.os, "sched_getaffinity", lambda pid: set(range(cores)))
+        sizes = {"SC_PAGE_SIZE": page, "SC_PHYS_PAGES": memory // page}
+        monkeypatch.setattr(bench.os, "sysconf", lambda name: sizes[name])
+
+    machine(cores=2, memory=23 * gib)
+    assert bench.default_jobs(6) == 2
+    machine(cores=16, memory=23 * gib)
+    assert bench.default_jobs(6) == 2  # memory holds two runs
+    machine(cores=16, memory=128 * gib)
+    assert bench.default_jobs(6) == 6  # no more than there are policies
+    machine(cores=8, memory=4 * gib)
+    assert bench.default_jobs(6) == 1  # always at least one

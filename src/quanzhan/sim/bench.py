@@ -22,13 +22,17 @@ policy:
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from threadpoolctl import threadpool_limits
 
 from quanzhan.bidding.menu_lp import MenuProblem, solve_menus
 from quanzhan.bidding.registry import DEFAULT_POLICY, POLICIES, make_policy
@@ -44,6 +48,11 @@ MANUAL_CPC = "manual_cpc"
 # cheapest one that plans without slot menus.
 _IDLE_POLICY = "pid_roi"
 BENCH_POLICIES = (*sorted(POLICIES), MANUAL_CPC)
+# The policy whose run costs most (it sorts its landscape every tick) starts first, so that the
+# last worker to finish is not left alone with it.
+_SLOWEST_FIRST = (DEFAULT_POLICY,)
+# What one policy's run of a benchmark scenario holds at its peak, with room to spare.
+_BYTES_PER_JOB = 8 * 2**30
 Progress = Callable[[str, int, int], None]
 
 
@@ -225,21 +234,22 @@ def dump_run(directory: Path, *, policy: str, result: SimulationResult) -> Path:
     return path
 
 
-def bench_bidding(
+def _one_policy(
     config: ScenarioConfig,
     *,
     seed: int,
-    policies: tuple[str, ...] = BENCH_POLICIES,
-    progress: Progress | None = None,
-    dump: Path | None = None,
-    oracle_predictions: bool = False,
-) -> tuple[dict[str, Any], dict[str, CampaignOutcomes]]:
-    """Run every policy on the same market and seed; the benchmark's JSON and the per-campaign
-    outcomes behind it. ``oracle_predictions`` runs them on the true click and purchase odds
-    (evaluation only), to show what the models' errors cost each policy."""
-    figures: dict[str, Any] = {}
-    per_campaign: dict[str, CampaignOutcomes] = {}
-    for policy in policies:
+    policy: str,
+    progress: Progress | None,
+    dump: Path | None,
+    oracle_predictions: bool,
+) -> tuple[dict[str, Any], CampaignOutcomes]:
+    """One policy's run: its figures and per-campaign outcomes (``dump`` writes its menus).
+
+    Linear algebra runs on one thread: a sum split over another number of threads rounds
+    differently, and the feedback policies carry such last-bit differences into figures a few
+    hundredths apart. So the figures do not depend on the machine's cores or on ``jobs``.
+    """
+    with threadpool_limits(limits=1):
         result = run_policy(
             config,
             seed=seed,
@@ -249,16 +259,146 @@ def bench_bidding(
         )
         steered = result.view.campaigns.mode == CampaignMode.FULL_SITE
         found = outcomes(result, steered=steered)
-        figures[policy] = policy_figures(found, result)
-        per_campaign[policy] = found
-        if dump is not None:
-            dump_run(dump, policy=policy, result=result)
+    if dump is not None:
+        dump_run(dump, policy=policy, result=result)
+    return policy_figures(found, result), found
+
+
+# A worker process reports progress through this queue (set by ``_start_worker``).
+_progress_queue: Any = None
+
+
+def _start_worker(queue: Any) -> None:
+    global _progress_queue
+    _progress_queue = queue
+
+
+def _report_to_queue(policy: str, done: int, total: int) -> None:
+    _progress_queue.put((policy, done, total))
+
+
+def _one_policy_in_worker(
+    config: ScenarioConfig,
+    seed: int,
+    policy: str,
+    dump: Path | None,
+    oracle_predictions: bool,
+) -> tuple[dict[str, Any], CampaignOutcomes]:
+    return _one_policy(
+        config,
+        seed=seed,
+        policy=policy,
+        progress=_report_to_queue,
+        dump=dump,
+        oracle_predictions=oracle_predictions,
+    )
+
+
+def bench_bidding(
+    config: ScenarioConfig,
+    *,
+    seed: int,
+    policies: tuple[str, ...] = BENCH_POLICIES,
+    progress: Progress | None = None,
+    dump: Path | None = None,
+    oracle_predictions: bool = False,
+    jobs: int | None = None,
+) -> tuple[dict[str, Any], dict[str, CampaignOutcomes]]:
+    """Run every policy on the same market and seed; the benchmark's JSON and the per-campaign
+    outcomes behind it. ``oracle_predictions`` runs them on the true click and purchase odds
+    (evaluation only), to show what the models' errors cost each policy. ``jobs`` policies run
+    at once, each in its own process (by default as many as the machine's cores and memory
+    allow, ``default_jobs``); the figures do not depend on it, since every run starts from the
+    seed alone."""
+    if jobs is None:
+        jobs = default_jobs(len(policies))
+    if jobs < 1:
+        raise ConfigError(f"jobs must be at least 1, not {jobs}")
+    done: dict[str, tuple[dict[str, Any], CampaignOutcomes]] = {}
+    if jobs == 1 or len(policies) == 1:
+        for policy in policies:
+            done[policy] = _one_policy(
+                config,
+                seed=seed,
+                policy=policy,
+                progress=progress,
+                dump=dump,
+                oracle_predictions=oracle_predictions,
+            )
+    else:
+        done = _in_processes(
+            config,
+            seed=seed,
+            policies=policies,
+            progress=progress,
+            dump=dump,
+            oracle_predictions=oracle_predictions,
+            jobs=jobs,
+        )
     summary = {
         "scenario": config.name,
         "seed": seed,
         "days": config.traffic.days,
         "default_policy": DEFAULT_POLICY,
         "predictions": "oracle" if oracle_predictions else "learned",
-        "policies": figures,
+        "policies": {policy: done[policy][0] for policy in policies},
     }
-    return summary, per_campaign
+    return summary, {policy: done[policy][1] for policy in policies}
+
+
+def default_jobs(n_policies: int) -> int:
+    """Policies to run at once: one per core this process may use, as many as memory holds
+    (``_BYTES_PER_JOB`` each), and no more than there are policies."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        memory = _BYTES_PER_JOB
+    return max(1, min(cores, memory // _BYTES_PER_JOB, n_policies))
+
+
+def _in_processes(
+    config: ScenarioConfig,
+    *,
+    seed: int,
+    policies: tuple[str, ...],
+    progress: Progress | None,
+    dump: Path | None,
+    oracle_predictions: bool,
+    jobs: int,
+) -> dict[str, tuple[dict[str, Any], CampaignOutcomes]]:
+    """The policies' runs, ``jobs`` at a time in worker processes, progress relayed here."""
+    context = multiprocessing.get_context("spawn")  # no threads of this process are copied
+    queue = context.Manager().Queue()
+    done: dict[str, tuple[dict[str, Any], CampaignOutcomes]] = {}
+    with ProcessPoolExecutor(
+        max_workers=min(jobs, len(policies)),
+        mp_context=context,
+        initializer=_start_worker,
+        initargs=(queue,),
+    ) as pool:
+        slowest_first = sorted(policies, key=lambda policy: policy not in _SLOWEST_FIRST)
+        futures = {
+            pool.submit(_one_policy_in_worker, config, seed, policy, dump, oracle_predictions): (
+                policy
+            )
+            for policy in slowest_first
+        }
+        pending = set(futures)
+        while pending:
+            finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            _relay(queue, progress)
+            for future in finished:
+                done[futures[future]] = future.result()
+        _relay(queue, progress)
+    return done
+
+
+def _relay(queue: Any, progress: Progress | None) -> None:
+    while not queue.empty():
+        policy, ticks, total = queue.get()
+        if progress is not None:
+            progress(policy, ticks, total)
