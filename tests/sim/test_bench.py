@@ -87,3 +87,17 @@ def test_default_jobs_is_held_by_cores_memory_and_policies(monkeypatch: pytest.M
     assert bench.default_jobs(6) == 6  # no more than there are policies
     machine(cores=8, memory=4 * gib)
     assert bench.default_jobs(6) == 1  # always at least one
+
+
+def test_each_day_is_measured_against_its_own_optimum(tmp_path: Path) -> None:
+    summary, found = bench_bidding(_small(tmp_path), seed=4, policies=("dual",), jobs=1)
+    figures, outcome = summary["policies"]["dual"], found["dual"]
+    days = figures["by_day"]
+    assert len(days) == summary["days"] == 2
+    # The days add up to the run: its GMV and, day by day, its hindsight optimum.
+    assert sum(d["gmv"] for d in days) == pytest.approx(figures["gmv"], rel=1e-6)
+    np.testing.assert_allclose(outcome.optimum_daily.sum(axis=1), outcome.optimum, rtol=1e-12)
+    np.testing.assert_allclose(outcome.achieved_daily.sum(axis=1), outcome.achieved, rtol=1e-12)
+    for day, d in enumerate(days):
+        assert d["optimum_gmv"] == pytest.approx(outcome.optimum_daily[:, day].sum(), rel=1e-6)
+        assert 0.0 <= d["roi_met_share"] <= 1.0

@@ -69,6 +69,10 @@ class CampaignOutcomes:
     spend: NDArray[np.float64]
     budget: NDArray[np.float64]
     overspent: NDArray[np.bool_]
+    # Per steered campaign and day ``(k, days)``: the same in each day's terms.
+    achieved_daily: NDArray[np.float64]
+    optimum_daily: NDArray[np.float64]
+    roi_daily: NDArray[np.float64]
 
     @property
     def efficiency(self) -> NDArray[np.float64]:
@@ -127,16 +131,17 @@ def outcomes(result: SimulationResult, *, steered: NDArray[np.bool_]) -> Campaig
     problem = hindsight_problem(result)
     organic = problem.base_gmv.reshape(len(table), days)
     # The LP optimum, and the most a uniform multiplier buys under GSP, per campaign-day.
-    optimum, bid_optimum = (
-        solver(problem).value.reshape(len(table), days).sum(axis=1)
-        for solver in (solve_menus, solve_response)
+    optimum_daily, bid_optimum_daily = (
+        solver(problem).value.reshape(len(table), days) for solver in (solve_menus, solve_response)
     )
+    optimum, bid_optimum = optimum_daily.sum(axis=1), bid_optimum_daily.sum(axis=1)
     achieved = oracle.value.sum(axis=1)
-    expected_spend = oracle.spend.sum(axis=1)
-    roi = np.where(
-        expected_spend > 0,
-        (achieved + organic.sum(axis=1)) / np.maximum(expected_spend, 1e-12),
-        np.inf,
+    roi, roi_daily = (
+        _roi(gmv, base, spend)
+        for gmv, base, spend in (
+            (achieved, organic.sum(axis=1), oracle.spend.sum(axis=1)),
+            (oracle.value, organic, oracle.spend),
+        )
     )
     daily_spend = _daily_spend(result, days)
     overspent = np.any(daily_spend > table.budget[:, None] * (1 + 1e-9) + 1e-9, axis=1)
@@ -151,7 +156,18 @@ def outcomes(result: SimulationResult, *, steered: NDArray[np.bool_]) -> Campaig
         spend=daily_spend.sum(axis=1)[index],
         budget=table.budget[index] * days,
         overspent=overspent[index],
+        achieved_daily=oracle.value[index],
+        optimum_daily=optimum_daily[index],
+        roi_daily=roi_daily[index],
     )
+
+
+def _roi(
+    gmv: NDArray[np.float64], base: NDArray[np.float64], spend: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """Expected ROI on the campaign's basis; infinite where nothing was spent."""
+    out: NDArray[np.float64] = np.where(spend > 0, (gmv + base) / np.maximum(spend, 1e-12), np.inf)
+    return out
 
 
 def hindsight_problem(result: SimulationResult) -> MenuProblem:
@@ -201,7 +217,31 @@ def policy_figures(found: CampaignOutcomes, result: SimulationResult) -> dict[st
         "gmv": _round(float(found.achieved.sum())),
         "cmr": _round(float(result.ledger.rows().amount.sum())),
         "campaigns": len(found.campaign),
+        "by_day": _by_day(found),
     }
+
+
+def _by_day(found: CampaignOutcomes) -> list[dict[str, Any]]:
+    """Each day on its own, against that day's hindsight optimum and the target on that
+    day's spend: where in the run a policy gains or loses (a first day on untrained models,
+    a shock at noon)."""
+    days = []
+    for achieved, optimum, roi in zip(
+        found.achieved_daily.T, found.optimum_daily.T, found.roi_daily.T, strict=True
+    ):
+        scored = optimum > 0
+        efficiency = achieved[scored] / optimum[scored]
+        days.append(
+            {
+                "efficiency_median": _round(np.median(efficiency)) if len(efficiency) else None,
+                "roi_met_share": _round(float(np.mean(roi >= ROI_MET_TOLERANCE * found.target_roi)))
+                if len(roi)
+                else None,
+                "gmv": _round(float(achieved.sum())),
+                "optimum_gmv": _round(float(optimum.sum())),
+            }
+        )
+    return days
 
 
 def _round(value: float) -> float:
