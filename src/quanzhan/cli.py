@@ -170,7 +170,7 @@ def bench_bidding_command(
     from rich.table import Table
 
     from quanzhan.report.bench_plot import write_bench_plot
-    from quanzhan.sim.bench import BENCH_POLICIES, bench_bidding
+    from quanzhan.sim.bench import BENCH_POLICIES, PAST, bench_bidding
     from quanzhan.sim.config import load_scenario
 
     if seed < 0:
@@ -188,7 +188,8 @@ def bench_bidding_command(
     if dump is not None:
         _prepare_out(dump)
     with _progress(False) as progress:
-        tasks = {p: progress.add_task(p, total=None) for p in chosen}
+        before = (PAST,) if config.traffic.warmup_days else ()
+        tasks = {p: progress.add_task(p, total=None) for p in (*before, *chosen)}
 
         def advance(policy: str, done: int, total: int) -> None:
             progress.update(tasks[policy], completed=done, total=total)

@@ -40,6 +40,7 @@ from quanzhan.bidding.response import solve_response
 from quanzhan.domain import CampaignMode, RoiBasis
 from quanzhan.errors import ConfigError, OutputError
 from quanzhan.sim.config import ScenarioConfig
+from quanzhan.sim.past import PlatformPast, play_past
 from quanzhan.sim.run import Simulation, SimulationResult
 from quanzhan.sim.summary import ROI_MET_TOLERANCE
 
@@ -54,6 +55,8 @@ _SLOWEST_FIRST = (DEFAULT_POLICY,)
 # What one policy's run of a benchmark scenario holds at its peak, with room to spare.
 _BYTES_PER_JOB = 8 * 2**30
 Progress = Callable[[str, int, int], None]
+# What ``progress`` calls the days before the run (``sim.past``), played once for all policies.
+PAST = "days before"
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,9 +92,12 @@ def run_policy(
     policy: str,
     progress: Progress | None = None,
     oracle_predictions: bool = False,
+    past: PlatformPast | None = None,
 ) -> SimulationResult:
     """One run of the scenario with ``policy`` steering its full-site campaigns; with
-    ``oracle_predictions`` the engine bids on the true click and purchase odds."""
+    ``oracle_predictions`` the engine bids on the true click and purchase odds. ``past`` is
+    the platform's past (``sim.past``), played here when the scenario has one and none is
+    given."""
     if policy not in BENCH_POLICIES:
         raise ConfigError(f"unknown policy {policy!r}; known: {', '.join(BENCH_POLICIES)}")
     chosen = _IDLE_POLICY if policy == MANUAL_CPC else policy
@@ -102,6 +108,7 @@ def run_policy(
         menus=True,
         recall=False,
         oracle_predictions=oracle_predictions,
+        past=past,
     )
     if policy == MANUAL_CPC:
         _as_manual(simulation)
@@ -282,6 +289,7 @@ def _one_policy(
     progress: Progress | None,
     dump: Path | None,
     oracle_predictions: bool,
+    past: PlatformPast | None,
 ) -> tuple[dict[str, Any], CampaignOutcomes]:
     """One policy's run: its figures and per-campaign outcomes (``dump`` writes its menus).
 
@@ -296,6 +304,7 @@ def _one_policy(
             policy=policy,
             progress=progress,
             oracle_predictions=oracle_predictions,
+            past=past,
         )
         steered = result.view.campaigns.mode == CampaignMode.FULL_SITE
         found = outcomes(result, steered=steered)
@@ -323,6 +332,7 @@ def _one_policy_in_worker(
     policy: str,
     dump: Path | None,
     oracle_predictions: bool,
+    past: PlatformPast | None,
 ) -> tuple[dict[str, Any], CampaignOutcomes]:
     return _one_policy(
         config,
@@ -331,6 +341,7 @@ def _one_policy_in_worker(
         progress=_report_to_queue,
         dump=dump,
         oracle_predictions=oracle_predictions,
+        past=past,
     )
 
 
@@ -349,11 +360,17 @@ def bench_bidding(
     (evaluation only), to show what the models' errors cost each policy. ``jobs`` policies run
     at once, each in its own process (by default as many as the machine's cores and memory
     allow, ``default_jobs``); the figures do not depend on it, since every run starts from the
-    seed alone."""
+    seed alone and the platform's past (``sim.past``), played once here for them all."""
     if jobs is None:
         jobs = default_jobs(len(policies))
     if jobs < 1:
         raise ConfigError(f"jobs must be at least 1, not {jobs}")
+    with threadpool_limits(limits=1):
+        past = play_past(
+            config,
+            seed=seed,
+            progress=None if progress is None else lambda d, t: progress(PAST, d, t),
+        )
     done: dict[str, tuple[dict[str, Any], CampaignOutcomes]] = {}
     if jobs == 1 or len(policies) == 1:
         for policy in policies:
@@ -364,6 +381,7 @@ def bench_bidding(
                 progress=progress,
                 dump=dump,
                 oracle_predictions=oracle_predictions,
+                past=past,
             )
     else:
         done = _in_processes(
@@ -373,12 +391,14 @@ def bench_bidding(
             progress=progress,
             dump=dump,
             oracle_predictions=oracle_predictions,
+            past=past,
             jobs=jobs,
         )
     summary = {
         "scenario": config.name,
         "seed": seed,
         "days": config.traffic.days,
+        "warmup_days": config.traffic.warmup_days,
         "default_policy": DEFAULT_POLICY,
         "predictions": "oracle" if oracle_predictions else "learned",
         "policies": {policy: done[policy][0] for policy in policies},
@@ -408,6 +428,7 @@ def _in_processes(
     progress: Progress | None,
     dump: Path | None,
     oracle_predictions: bool,
+    past: PlatformPast | None,
     jobs: int,
 ) -> dict[str, tuple[dict[str, Any], CampaignOutcomes]]:
     """The policies' runs, ``jobs`` at a time in worker processes, progress relayed here."""
@@ -422,9 +443,9 @@ def _in_processes(
     ) as pool:
         slowest_first = sorted(policies, key=lambda policy: policy not in _SLOWEST_FIRST)
         futures = {
-            pool.submit(_one_policy_in_worker, config, seed, policy, dump, oracle_predictions): (
-                policy
-            )
+            pool.submit(
+                _one_policy_in_worker, config, seed, policy, dump, oracle_predictions, past
+            ): policy
             for policy in slowest_first
         }
         pending = set(futures)

@@ -124,6 +124,9 @@ class TrafficConfig(_Section):
     pages: dict[str, PageConfig] = Field(default_factory=_default_pages)
     tick_minutes: float = Field(default=15.0, gt=0, le=1440)
     surges: tuple[SurgeConfig, ...] = ()
+    # Ordinary days the platform ran before the first simulated one (``sim.past``): its ad log
+    # and the models learned from it carry over; nothing of them is measured.
+    warmup_days: int = Field(default=0, ge=0, le=7)
 
     @model_validator(mode="after")
     def _check(self) -> TrafficConfig:

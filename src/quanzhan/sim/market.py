@@ -135,14 +135,20 @@ class Market:
         """The end of the last tick handed out, in seconds since the first day began."""
         return self._tick * self.tick_seconds
 
-    def reset(self, *, seed: int) -> MarketView:
-        """Build the whole market from ``seed`` and rewind to the first tick."""
+    def reset(self, *, seed: int, past: bool = False) -> MarketView:
+        """Build the whole market from ``seed`` and rewind to the first tick.
+
+        ``past`` plays the days before the first simulated day instead: the same catalog,
+        shoppers and campaigns, other page views and outcomes, and only the campaigns that were
+        running then (no entrants, no campaigns of items new to the platform)."""
         if seed < 0:
             raise ValueError("seed must be non-negative")
         cfg = self.config
         # Page views draw from their own generator, apart from the outcomes of what is shown,
         # so that every policy of a benchmark meets the same shoppers at the same moments.
         streams = np.random.SeedSequence(seed).spawn(7)
+        if past:
+            streams[4:] = [stream.spawn(1)[0] for stream in streams[4:]]
         (
             catalog_rng,
             user_rng,
@@ -163,7 +169,11 @@ class Market:
         self._campaign_start = campaign_start_times(cfg.campaigns)
         history_user, history_item = build_history(cfg.users, self.users, self.catalog, user_rng)
         # New items have no past on the platform: nobody clicked them before.
-        known = ~np.isin(history_item, new_items(cfg.campaigns, self.campaigns))
+        new = new_items(cfg.campaigns, self.campaigns)
+        if past:
+            absent = (self._campaign_start > 0) | np.isin(self.campaigns.item, new)
+            self._campaign_start = np.where(absent, np.inf, 0.0)
+        known = ~np.isin(history_item, new)
         history_user, history_item = history_user[known], history_item[known]
         self._traffic = Traffic(cfg.traffic, self.catalog, self.users)
         self._counts = tick_counts(cfg.traffic, traffic_rng)

@@ -37,6 +37,7 @@ from quanzhan.sim.config import ScenarioConfig
 from quanzhan.sim.evaluation import PredictionRecord
 from quanzhan.sim.market import Feedback, Market, MarketView, Orders
 from quanzhan.sim.oracle import Oracle
+from quanzhan.sim.past import PlatformPast, play_past
 from quanzhan.sim.recall import RetrievalRecall
 
 Progress = Callable[[int, int], None]
@@ -82,13 +83,15 @@ class Simulation:
         recall: bool = True,
         models: Path | None = None,
         oracle_predictions: bool = False,
+        past: PlatformPast | None = None,
+        before_start: bool = False,
     ) -> None:
         if seed < 0:
             raise ValueError("seed must be non-negative")
         self.config = config
         self.seed = seed
         self.market = Market(config)
-        self.view = self.market.reset(seed=seed)
+        self.view = self.market.reset(seed=seed, past=before_start)
         campaigns = self.view.campaigns
         self.engine = Engine(
             config=config.engine,
@@ -102,6 +105,13 @@ class Simulation:
         )
         if models is not None:
             load_models(models, self.engine)
+        if past is None and not before_start:
+            past = play_past(config, seed=seed)
+        self._past, self._late = past, 0.0
+        if past is not None:
+            self.engine.record(past.impressions)
+            self.engine.record_attributed_orders(past.ordered_clicks)
+            self.engine.refresh(now=0.0)
         self.oracle_predictions = oracle_predictions
         if oracle_predictions:
             self.engine.prediction_override = self._true_predictions
@@ -151,15 +161,7 @@ class Simulation:
 
     def run(self, progress: Progress | None = None) -> SimulationResult:
         started = clock.perf_counter()
-        total = self.market.n_ticks
-        for tick in range(total):
-            self._maybe_new_day(tick)
-            batch = self.market.next_requests()
-            if batch is None:
-                break
-            self._tick(tick, batch)
-            if progress is not None:
-                progress(tick + 1, total)
+        self.play(progress)
         self._credit(self.market.remaining_orders())
         return SimulationResult(
             config=self.config,
@@ -176,6 +178,18 @@ class Simulation:
             oracle=self.oracle,
             retrieval=self.retrieval,
         )
+
+    def play(self, progress: Progress | None = None) -> None:
+        """Every tick of the run; the orders still to come after it are left with the market."""
+        total = self.market.n_ticks
+        for tick in range(total):
+            self._maybe_new_day(tick)
+            batch = self.market.next_requests()
+            if batch is None:
+                break
+            self._tick(tick, batch)
+            if progress is not None:
+                progress(tick + 1, total)
 
     def write_events(self, path: Path) -> None:
         """Write the engine's log so far, with the catalog and settings, as an event file."""
@@ -225,6 +239,9 @@ class Simulation:
         self._account_impressions(batch, decided, feedback)
         self._credit(self.market.orders_until(self.market.clock))
         now = self.market.clock
+        if self._past is not None:
+            self.engine.record_attributed_orders(self._past.late_orders_until(self._late, now))
+            self._late = now
         if now >= self._next_refresh:
             self.engine.refresh(now=now)
             self.observer.learn_delays(now=now)

@@ -1,0 +1,119 @@
+"""The platform's past: ordinary days it ran before the first simulated one.
+
+A marketplace does not switch its ad engine on the morning a merchant starts a campaign: the
+engine has served ads before, and its models have learned from what came of them. With
+``traffic.warmup_days`` set, a run starts from such a past instead of from priors. The same
+market (catalog, shoppers, campaigns) plays that many ordinary days beforehand, with its own
+page views and outcomes, no surges, and only the campaigns that were running then: no
+entrants, no items new to the platform. The scenario's own policy (``engine.policy``) steers
+it. The engine's log of those days carries over, shifted to end at the run's start. So does
+every order that its clicks bring later: each is handed to the engine when its time comes in
+the run, as yesterday's late orders reach a live platform. The run then starts from models
+trained on that log. Budgets, ledger, policies and every figure start afresh: the past is
+never measured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from quanzhan.domain import DAY_SECONDS
+from quanzhan.engine.log import Impressions
+from quanzhan.sim.config import ScenarioConfig
+
+# Request and click ids of the past are moved out of the run's range (both count from zero):
+# request ids below zero (their parity, which splits training folds, kept), click ids above.
+_ID_OFFSET = 1 << 40
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformPast:
+    """What the days before the run left in the engine's log, on the run's clock (the past
+    ends at time 0). ``late_click`` are past clicks whose orders come after the start, at
+    ``late_time``, in time order."""
+
+    impressions: Impressions
+    ordered_clicks: NDArray[np.int64]
+    late_click: NDArray[np.int64]
+    late_time: NDArray[np.float64]
+
+    def late_orders_until(self, start: float, end: float) -> NDArray[np.int64]:
+        """The past clicks whose orders arrive in ``(start, end]``."""
+        low, high = np.searchsorted(self.late_time, [start, end], side="right")
+        out: NDArray[np.int64] = self.late_click[low:high]
+        return out
+
+
+def past_config(config: ScenarioConfig) -> ScenarioConfig:
+    """The scenario as it ran before its first day: ``warmup_days`` ordinary days."""
+    traffic = config.traffic.model_copy(
+        update={"days": config.traffic.warmup_days, "surges": (), "warmup_days": 0}
+    )
+    return config.model_copy(update={"traffic": traffic})
+
+
+def play_past(
+    config: ScenarioConfig, *, seed: int, progress: Callable[[int, int], None] | None = None
+) -> PlatformPast | None:
+    """Play the days before the run of ``config`` from ``seed``; ``None`` without any.
+    ``progress`` hears of every tick played, as ``(done, total)``."""
+    from quanzhan.sim.run import Simulation  # the past is played by the day loop itself
+
+    days = config.traffic.warmup_days
+    if days == 0:
+        return None
+    simulation = Simulation(past_config(config), seed=seed, recall=False, before_start=True)
+    simulation.play(progress)
+    shift = days * DAY_SECONDS
+    later = simulation.market.remaining_orders()
+    found = simulation.attribution.attribute(user=later.user, item=later.item, time=later.time)
+    ad = found.campaign >= 0
+    order = np.argsort(later.time[ad], kind="stable")
+    log = simulation.engine.log
+    if len(log):
+        shown = log.impressions()
+        clicked = shown.click_id >= 0
+        impressions = Impressions(
+            request_id=shown.request_id - _ID_OFFSET,
+            time=shown.time - shift,
+            surface=shown.surface,
+            slot=shown.slot,
+            campaign=shown.campaign,
+            user=shown.user,
+            click_id=np.where(clicked, shown.click_id + _ID_OFFSET, -1),
+            click_time=shown.click_time - shift,
+            x_ctr=shown.x_ctr,
+            x_cvr=shown.x_cvr,
+            pctr=shown.pctr,
+            pcvr=shown.pcvr,
+        )
+    else:
+        impressions = _no_impressions()
+    return PlatformPast(
+        impressions=impressions,
+        ordered_clicks=log.ordered_clicks() + _ID_OFFSET,
+        late_click=found.click_id[ad][order].astype(np.int64) + _ID_OFFSET,
+        late_time=later.time[ad][order] - shift,
+    )
+
+
+def _no_impressions() -> Impressions:
+    empty_x = np.zeros((0, 0), np.float32)
+    return Impressions(
+        request_id=np.zeros(0, np.int64),
+        time=np.zeros(0),
+        surface=np.zeros(0, np.int8),
+        slot=np.zeros(0, np.int64),
+        campaign=np.zeros(0, np.int32),
+        user=np.zeros(0, np.int32),
+        click_id=np.zeros(0, np.int64),
+        click_time=np.zeros(0),
+        x_ctr=empty_x,
+        x_cvr=empty_x,
+        pctr=np.zeros(0),
+        pcvr=np.zeros(0),
+    )
