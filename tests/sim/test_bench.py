@@ -101,3 +101,33 @@ def test_each_day_is_measured_against_its_own_optimum(tmp_path: Path) -> None:
     for day, d in enumerate(days):
         assert d["optimum_gmv"] == pytest.approx(outcome.optimum_daily[:, day].sum(), rel=1e-6)
         assert 0.0 <= d["roi_met_share"] <= 1.0
+
+
+def test_within_target_efficiency_credits_nothing_past_the_target_or_the_optimum(
+    tmp_path: Path,
+) -> None:
+    k = 5
+    # Efficiencies 0.2, 0.5, 1.5, 0.9, 0.4; the second and third missed their targets.
+    outcome = bench.CampaignOutcomes(
+        campaign=np.arange(k),
+        achieved=np.array([0.2, 0.5, 1.5, 0.9, 0.4]),
+        optimum=np.ones(k),
+        bid_optimum=np.ones(k),
+        roi_expected=np.array([2.0, 1.0, 1.0, 2.0, np.inf]),
+        target_roi=np.full(k, 1.5),
+        spend=np.ones(k),
+        budget=np.ones(k),
+        overspent=np.zeros(k, dtype=bool),
+        achieved_daily=np.ones((k, 1)),
+        optimum_daily=np.ones((k, 1)),
+        roi_daily=np.ones((k, 1)),
+    )
+    figures = bench.policy_figures(outcome, _result_of(tmp_path))
+    assert figures["efficiency_median"] == pytest.approx(0.5)
+    assert figures["roi_met_share"] == pytest.approx(0.6)
+    # Within target: 0.2, 0, 0, 0.9, 0.4 (the 1.5 would have been capped at 1, but it missed).
+    assert figures["efficiency_within_target_median"] == pytest.approx(0.2)
+
+
+def _result_of(tmp_path: Path) -> bench.SimulationResult:
+    return bench.run_policy(_small(tmp_path), seed=4, policy="pid_roi")

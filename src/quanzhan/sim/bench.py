@@ -211,9 +211,14 @@ def policy_figures(found: CampaignOutcomes, result: SimulationResult) -> dict[st
     ceiling = found.bid_optimum[found.optimum > 0] / found.optimum[found.optimum > 0]
     reachable = found.bid_optimum > 0
     versus_bid = found.achieved[reachable] / found.bid_optimum[reachable]
+    # GMV bought while breaking the target is not what the merchant asked for: within target, a
+    # campaign that missed it counts 0, and none counts past its optimum.
+    scored_met = met[found.optimum > 0]
+    within = np.where(scored_met, np.minimum(efficiency, 1.0), 0.0)
     return {
         "efficiency_median": _round(np.median(efficiency)) if len(efficiency) else None,
         "efficiency_p10": _round(np.percentile(efficiency, 10)) if len(efficiency) else None,
+        "efficiency_within_target_median": _round(np.median(within)) if len(within) else None,
         "efficiency_vs_bid_median": _round(np.median(versus_bid)) if len(versus_bid) else None,
         "bid_ceiling_median": _round(np.median(ceiling)) if len(ceiling) else None,
         "roi_met_share": _round(float(np.mean(met))) if len(met) else None,
