@@ -13,6 +13,7 @@ from numpy.typing import NDArray
 
 from quanzhan.engine.eventfile import FORMAT, VERSION, read_event_file, write_event_file
 from quanzhan.engine.log import EventLog, Impressions
+from quanzhan.engine.prediction import N_FEATURES
 from quanzhan.errors import ModelError, OutputError
 from quanzhan.sim.config import load_scenario
 from quanzhan.sim.run import Simulation
@@ -172,6 +173,12 @@ def _mutated(path: Path, tmp_path: Path, change: dict[str, Any], drop: str | Non
         ({"seed": np.arange(3)}, None, "'seed' should be a single value"),
         ({"engine_config": '{"candidates": -1}'}, None, "engine config is invalid: candidates"),
         ({"engine_config": "{not json"}, None, "engine config is invalid"),
+        # A file logged when the models took one feature fewer.
+        (
+            {"impressions.x_cvr": lambda x: x[:, :-1]},
+            None,
+            f"impressions.x_cvr holds {N_FEATURES - 1} features",
+        ),
     ],
 )
 def test_a_damaged_layout(

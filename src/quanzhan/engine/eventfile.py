@@ -46,6 +46,7 @@ from quanzhan.domain import CampaignTable, ItemTable
 from quanzhan.engine.config import EngineConfig
 from quanzhan.engine.decision import Engine
 from quanzhan.engine.log import EventLog, Impressions
+from quanzhan.engine.prediction import FEATURES, N_FEATURES
 from quanzhan.errors import ModelError, OutputError
 
 FORMAT = "quanzhan-events"
@@ -278,6 +279,14 @@ class _Reader:
         self.check_range("history.user", history_user, n_users)
         log = EventLog()
         impressions = self.table(Impressions, "impressions")
+        for name in ("x_ctr", "x_cvr"):
+            width = getattr(impressions, name).shape[1:]
+            if len(impressions) and width != (N_FEATURES,):
+                raise self.fail(
+                    f"impressions.{name} holds {width[0] if width else 0} features per row; this"
+                    f" Quanzhan's models take {N_FEATURES} ({', '.join(FEATURES)}): log the"
+                    " events again with it"
+                )
         self.check_range("impressions.campaign", impressions.campaign, len(campaigns))
         self.check_range("impressions.user", impressions.user, n_users, low=-1)  # -1: unknown
         log.add_impressions(impressions)

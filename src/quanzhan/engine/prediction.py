@@ -1,6 +1,6 @@
 """Click and purchase prediction learned from the engine's own log.
 
-Both models are per-surface logistic regressions (``engine.logistic``) over six features of a
+Both models are per-surface logistic regressions (``engine.logistic``) over seven features of a
 (request, campaign) pair:
 
     retrieval   relevance to the page (query words and topic on search, the category of the item
@@ -11,6 +11,9 @@ Both models are per-surface logistic regressions (``engine.logistic``) over six 
     cat_rate    smoothed logit of the item's category rate
     price       log of the price against its category's median
     affinity    the shopper's learned lift for the item's category (``engine.affinity``)
+    click_lift  the item's click lift, a feature of the purchase model only (zero for clicks):
+                an item's appeal moves both odds, and a day holds a hundred clicks for each
+                order, so its clicks tell what its few orders cannot
 
 Rates used in training are out-of-fold (rows split in two by request id, each half encoded from
 the other), so a row's own outcome never leaks into its features. Clicks are counted against
@@ -34,8 +37,9 @@ from quanzhan.engine.logistic import LogisticModel
 from quanzhan.engine.rates import shrunk_lift, smoothed_logit
 from quanzhan.engine.retrieval import ValueModel
 
-FEATURES = ("retrieval", "interest", "item_lift", "cat_rate", "price", "affinity")
+FEATURES = ("retrieval", "interest", "item_lift", "cat_rate", "price", "affinity", "click_lift")
 N_FEATURES = len(FEATURES)
+_CLICK_LIFT = FEATURES.index("click_lift")
 _CATEGORY_STRENGTH = 300.0  # pseudo-trials of the global rate behind each category rate
 _NEGATIVES_PER_CLICK = 3.0  # negative down-sampling for the click model, re-weighted
 _MIN_ORDERS = 20  # below this many labelled orders the purchase model keeps its prior
@@ -112,8 +116,10 @@ class Predictor:
         x_ctr[..., 0], x_ctr[..., 1] = retrieval, share
         x_ctr[..., 2], x_ctr[..., 3] = self.ctr_item[c], self.ctr_category[category]
         x_ctr[..., 4], x_ctr[..., 5] = self._price[c], lift
+        x_ctr[..., 6] = 0.0
         x_cvr = x_ctr.copy()
         x_cvr[..., 2], x_cvr[..., 3] = self.cvr_item[c], self.cvr_category[category]
+        x_cvr[..., 6] = self.ctr_item[c]
         return x_ctr, x_cvr
 
     def value_model(self, item_price: NDArray[np.float64]) -> ValueModel:
@@ -133,6 +139,7 @@ class Predictor:
             + weights["purchase"][:, [index["item_lift"]]] * self.cvr_item[None, :]
             + weights["purchase"][:, [index["cat_rate"]]]
             * self.cvr_category[self._category][None, :]
+            + weights["purchase"][:, [index["click_lift"]]] * self.ctr_item[None, :]
             + both[:, [index["price"]]] * self._price[None, :]
             + np.log(item_price)[None, :]
         )
@@ -218,8 +225,11 @@ class Predictor:
             label[rows][~held].sum() >= _MIN_ORDERS and label[rows][held].sum() >= _MIN_HELD_ORDERS
         )
         fit_rows = rows[~held] if calibrate else rows
+        # The click lifts just learned, as they will be served: they know no order.
+        x_cvr = clicks.x_cvr.copy()
+        x_cvr[:, _CLICK_LIFT] = self.ctr_item[clicks.campaign]
         self.cvr_item, self.cvr_category = self._fit_with_lift(
-            self.purchase, log=clicks, x_log=clicks.x_cvr, outcome=label.astype(np.float64),
+            self.purchase, log=clicks, x_log=x_cvr, outcome=label.astype(np.float64),
             trials=np.ones(len(clicks)), prior=self.config.prior_cvr, fit_rows=fit_rows,
             weight=np.ones(len(fit_rows)), fit_position=False,
         )  # fmt: skip
