@@ -157,7 +157,7 @@ def bench_bidding_command(
     jobs: Annotated[
         int | None,
         typer.Option(
-            help="Policies run at once, each in its own process (up to 6.5 GB each on the"
+            help="Policies run at once, each in its own process (up to 6 GB each on the"
             " benchmark scenarios); the figures are the same whatever the number."
             " [default: one per core, as many as memory holds at 8 GB each]",
             min=1,
