@@ -73,19 +73,10 @@ def test_malformed_scenario_file(tmp_path: Path, content: str, fragment: str) ->
     assert not (tmp_path / "o").exists()
 
 
-def _two_day_tiny(tmp_path: Path) -> Path:
-    path = tmp_path / "two_days.yaml"
-    path.write_text(
-        "name: two_days\ncatalog: {n_items: 2000, n_categories: 20, n_merchants: 300}\n"
-        "users: {n_users: 5000}\ntraffic: {requests_per_day: 8000, days: 2, tick_minutes: 60}\n"
-        "campaigns: {n_campaigns: 40}\n"
-        "engine: {candidates: 16, first_refresh_hours: 6, refresh_hours: 12}\n"
-    )
-    return path
-
-
-def test_bench_bidding_writes_the_documented_json_and_a_plot(tmp_path: Path) -> None:
-    scenario = _two_day_tiny(tmp_path)
+def test_bench_bidding_writes_the_documented_json_and_a_plot(
+    tmp_path: Path, two_day_scenario: Path
+) -> None:
+    scenario = two_day_scenario
     out = tmp_path / "bench" / "b.json"
     done = _run(
         "bench", "bidding", "--scenario", str(scenario), "--seed", "2",
@@ -106,8 +97,10 @@ def test_bench_bidding_writes_the_documented_json_and_a_plot(tmp_path: Path) -> 
     assert (tmp_path / "dump" / "landscape.npz").exists()  # written by a worker process
 
 
-def test_bench_bidding_with_oracle_predictions_says_so(tmp_path: Path) -> None:
-    scenario = _two_day_tiny(tmp_path)
+def test_bench_bidding_with_oracle_predictions_says_so(
+    tmp_path: Path, two_day_scenario: Path
+) -> None:
+    scenario = two_day_scenario
     runs = {}
     for mode, extra in (("learned", []), ("oracle", ["--oracle-predictions"])):
         out = tmp_path / f"{mode}.json"

@@ -32,25 +32,19 @@ def test_manual_cpc_outcomes_do_not_depend_on_the_idle_policy(
         np.testing.assert_array_equal(getattr(found[0], f.name), getattr(found[1], f.name))
 
 
-def _small(tmp_path: Path) -> ScenarioConfig:
-    path = tmp_path / "two_days.yaml"
-    path.write_text(
-        "name: two_days\ncatalog: {n_items: 2000, n_categories: 20, n_merchants: 300}\n"
-        "users: {n_users: 5000}\ntraffic: {requests_per_day: 8000, days: 2, tick_minutes: 60}\n"
-        "campaigns: {n_campaigns: 40}\n"
-        "engine: {candidates: 16, first_refresh_hours: 6, refresh_hours: 12}\n"
-    )
-    return load_scenario(str(path))
+@pytest.fixture
+def small(two_day_scenario: Path) -> ScenarioConfig:
+    return load_scenario(str(two_day_scenario))
 
 
 def test_policies_in_worker_processes_give_the_figures_of_one_after_another(
-    tmp_path: Path,
+    small: ScenarioConfig,
 ) -> None:
     policies = ("dual", "manual_cpc")
-    one, found_one = bench_bidding(_small(tmp_path), seed=4, policies=policies, jobs=1)
+    one, found_one = bench_bidding(small, seed=4, policies=policies, jobs=1)
     seen: list[tuple[str, int, int]] = []
     two, found_two = bench_bidding(
-        _small(tmp_path),
+        small,
         seed=4,
         policies=policies,
         jobs=2,
@@ -65,9 +59,9 @@ def test_policies_in_worker_processes_give_the_figures_of_one_after_another(
         assert ticks and ticks[-1][0] == ticks[-1][1]
 
 
-def test_no_jobs_is_refused(tmp_path: Path) -> None:
+def test_no_jobs_is_refused(small: ScenarioConfig) -> None:
     with pytest.raises(ConfigError, match="jobs"):
-        bench_bidding(_small(tmp_path), seed=4, policies=("dual",), jobs=0)
+        bench_bidding(small, seed=4, policies=("dual",), jobs=0)
 
 
 def test_default_jobs_is_held_by_cores_memory_and_policies(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -89,8 +83,8 @@ def test_default_jobs_is_held_by_cores_memory_and_policies(monkeypatch: pytest.M
     assert bench.default_jobs(6) == 1  # always at least one
 
 
-def test_each_day_is_measured_against_its_own_optimum(tmp_path: Path) -> None:
-    summary, found = bench_bidding(_small(tmp_path), seed=4, policies=("dual",), jobs=1)
+def test_each_day_is_measured_against_its_own_optimum(small: ScenarioConfig) -> None:
+    summary, found = bench_bidding(small, seed=4, policies=("dual",), jobs=1)
     figures, outcome = summary["policies"]["dual"], found["dual"]
     days = figures["by_day"]
     assert len(days) == summary["days"] == 2
@@ -104,7 +98,7 @@ def test_each_day_is_measured_against_its_own_optimum(tmp_path: Path) -> None:
 
 
 def test_within_target_efficiency_credits_nothing_past_the_target_or_the_optimum(
-    tmp_path: Path,
+    small: ScenarioConfig,
 ) -> None:
     k = 5
     # Efficiencies 0.2, 0.5, 1.5, 0.9, 0.4; the second and third missed their targets.
@@ -122,12 +116,9 @@ def test_within_target_efficiency_credits_nothing_past_the_target_or_the_optimum
         optimum_daily=np.ones((k, 1)),
         roi_daily=np.ones((k, 1)),
     )
-    figures = bench.policy_figures(outcome, _result_of(tmp_path))
+    result = bench.run_policy(small, seed=4, policy="pid_roi")  # only its charges are read
+    figures = bench.policy_figures(outcome, result)
     assert figures["efficiency_median"] == pytest.approx(0.5)
     assert figures["roi_met_share"] == pytest.approx(0.6)
     # Within target: 0.2, 0, 0, 0.9, 0.4 (the 1.5 would have been capped at 1, but it missed).
     assert figures["efficiency_within_target_median"] == pytest.approx(0.2)
-
-
-def _result_of(tmp_path: Path) -> bench.SimulationResult:
-    return bench.run_policy(_small(tmp_path), seed=4, policy="pid_roi")
