@@ -9,6 +9,7 @@ import pytest
 
 from quanzhan.bidding.observer import TickObserver
 from quanzhan.bidding.policy import MenuView, Observation
+from quanzhan.bidding.value_prior import NO_ERROR
 
 DAY = 86_400.0
 HOUR = 3600.0
@@ -187,3 +188,49 @@ def test_learning_delays_from_the_orders_seen() -> None:
     after = _observe(observer, now).orders_arrived[0]
     # An hour-old click: most orders due under the 30-minute prior, few under two hours.
     assert after < 0.5 < before
+
+
+def _day_of_orders(
+    observer: TickObserver, *, clicks: list[int], orders: list[int], day: int = 0
+) -> Observation:
+    """Campaign ``c`` gets ``clicks[c]`` clicks at pCVR 0.1 early in the day and ``orders[c]``
+    orders on them; observed at the day's end, when all their orders are due."""
+    start = day * DAY
+    campaign = np.repeat(np.arange(observer.n), clicks).astype(np.int32)
+    observer.add_clicks(
+        campaign=campaign,
+        time=np.full(len(campaign), start + 60.0),
+        pcvr=np.full(len(campaign), 0.1),
+        value=np.ones(len(campaign)),
+    )
+    bought = np.repeat(np.arange(observer.n), orders).astype(np.int32)
+    observer.add_ad_orders(
+        campaign=bought,
+        click_time=np.full(len(bought), start + 60.0),
+        time=np.full(len(bought), start + 120.0),
+        amount=np.ones(len(bought)),
+    )
+    return _observe(observer, start + DAY - 1.0)
+
+
+def test_the_value_prior_is_fitted_on_the_steered_campaigns_orders_to_date() -> None:
+    """Forty steered campaigns bring half the orders they were due; ten unsteered ones (manual
+    CPC, say) bring twice as many, and must not count. The second day's orders add to the
+    first's."""
+    steered = np.arange(50) < 40
+    observer = TickObserver(n_campaigns=50, steered=steered)
+    assert _observe(observer, 1.0).value_prior == NO_ERROR  # nothing due yet
+    clicks = [100] * 50
+    orders = [5] * 40 + [20] * 10
+    first = _day_of_orders(observer, clicks=clicks, orders=orders).value_prior
+    assert first is not None and first.mean < 0.75
+    observer.start_day(at=DAY)
+    second = _day_of_orders(observer, clicks=clicks, orders=orders, day=1).value_prior
+    assert second is not None and second.mean == pytest.approx(0.5, rel=0.1)
+    # Two days hold twice the evidence: the prior is pulled less towards no error.
+    assert abs(second.mean - 0.5) < abs(first.mean - 0.5)
+
+
+def test_a_steered_mask_of_the_wrong_shape_is_refused() -> None:
+    with pytest.raises(ValueError, match="steered"):
+        TickObserver(n_campaigns=3, steered=np.ones(4, dtype=bool))

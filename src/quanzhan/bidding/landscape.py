@@ -22,8 +22,11 @@ so at every tick the policy can say what any multiplier would buy. It then takes
 Two calibrations keep the predicted landscape honest:
 
 - *value*: realized orders over the orders the bought clicks should have brought by now under
-  the learned delay distribution, shrunk to 1 and taken at a lower confidence bound, since
-  the auction favours the clicks whose value is over-predicted (the winner's curse);
+  the learned delay distribution, read at a low quantile of its posterior under the prior the
+  platform fits over every campaign's orders (``Observation.value_prior``,
+  ``bidding.value_prior``): the auction favours the clicks whose value is over-predicted
+  (the winner's curse), some campaigns' far more than others', and a campaign due under an
+  order has no evidence of its own to show which it is;
 - *spend*: money actually charged over the expected cost of the slots taken; it corrects the
   click model's position effects, which the menus inherit.
 
@@ -40,10 +43,10 @@ from numpy.typing import NDArray
 
 from quanzhan.bidding.policy import CampaignSpec, MenuView, Observation, orders_to_date
 from quanzhan.bidding.response import Response, ResponseCurve, taken_slot
+from quanzhan.bidding.value_prior import NO_ERROR, posterior_quantile
 
 _ROWS_PER_TICK = 12  # menu rows kept per campaign and tick; each stands for its share of them
-_PRIOR_ORDERS = 4.0  # pseudo-orders behind the value calibration
-_CONFIDENCE = 0.25  # the value calibration is lowered by exp(-this / sqrt(evidence in orders))
+_VALUE_QUANTILE = 0.2  # of a campaign's posterior value calibration: the one it plans with
 _SPEND_PRIOR_SHARE = 0.02  # of the budget: pseudo-spend behind the spend calibration
 _ROI_MARGIN = 0.03  # plan for a ROI this much above target: estimates are noisy
 _STEP = 0.5  # most a multiplier moves per tick, in log
@@ -160,6 +163,7 @@ class LandscapePacing:
         self._last_spend = np.zeros(n)
         self._organic_past, self._days = np.zeros(n), 0
         self._carry = np.zeros(n)
+        self._value_prior = NO_ERROR
 
     def multipliers(self) -> NDArray[np.float64]:
         return self._k.copy()
@@ -167,6 +171,8 @@ class LandscapePacing:
     def update(self, observation: Observation) -> None:
         spec = self._require()
         self._today = observation
+        if observation.value_prior is not None:
+            self._value_prior = observation.value_prior
         self._account(observation)
         organic = np.where(spec.full_site, observation.gmv_organic, 0.0)
         self._plan(spend=observation.spend, organic=organic, share=observation.planned_share)
@@ -252,13 +258,11 @@ class LandscapePacing:
         self._plan(spend=none, organic=none, share=0.0, step=None)
 
     def value_calibration(self) -> NDArray[np.float64]:
-        """Realized over due orders to date, shrunk to 1, at a lower confidence bound."""
+        """Realized over due orders to date: a low quantile of each campaign's posterior."""
         seen, due = orders_to_date(self._orders_seen, self._orders_due, self._today)
-        evidence = seen + _PRIOR_ORDERS
-        out: NDArray[np.float64] = (
-            evidence / (due + _PRIOR_ORDERS) * np.exp(-_CONFIDENCE / np.sqrt(evidence))
+        return posterior_quantile(
+            self._value_prior, realized=seen, due=due, quantile=_VALUE_QUANTILE
         )
-        return out
 
     def spend_calibration(self) -> NDArray[np.float64]:
         """Money charged over the expected cost of the slots taken, shrunk to 1."""

@@ -2,8 +2,10 @@
 
 The observer is fed by whatever drives the engine (the simulator's day loop, or the service's
 control loop) and turns what it was fed into an ``Observation`` at each control tick. It learns
-the order-delay distribution from the attributed orders it sees, so that the orders today's
-clicks *should* have brought by now can be told apart from those still on their way.
+what the platform knows across campaigns: the order-delay distribution from the attributed
+orders it sees, so that the orders today's clicks *should* have brought by now can be told
+apart from those still on their way, and the prior of the campaigns' value calibrations
+(``bidding.value_prior``) from every steered campaign's realized and due orders to date.
 """
 
 from __future__ import annotations
@@ -13,14 +15,24 @@ from numpy.typing import NDArray
 
 from quanzhan.bidding.delay import DelayModel
 from quanzhan.bidding.policy import MenuView, Observation
+from quanzhan.bidding.value_prior import NO_ERROR, fit_prior
 
 
 class TickObserver:
-    """Accumulates one day at a time for ``n_campaigns``; ``start_day`` clears the day."""
+    """Accumulates one day at a time for ``n_campaigns``; ``start_day`` clears the day.
+    ``steered`` ``(n,)`` marks the campaigns whose orders the value prior is fitted on (the
+    policy's; by default all)."""
 
-    def __init__(self, *, n_campaigns: int) -> None:
+    def __init__(self, *, n_campaigns: int, steered: NDArray[np.bool_] | None = None) -> None:
         self.n = n_campaigns
+        self.steered = np.ones(n_campaigns, dtype=bool) if steered is None else steered.copy()
+        if self.steered.shape != (n_campaigns,):
+            raise ValueError(f"steered must have shape ({n_campaigns},)")
         self.delay = DelayModel()
+        self.value_prior = NO_ERROR
+        # Realized and due orders of the days before today, and today's as last observed.
+        self._past_orders, self._past_due = np.zeros(n_campaigns), np.zeros(n_campaigns)
+        self._last_orders, self._last_due = np.zeros(n_campaigns), np.zeros(n_campaigns)
         self._day_start = 0.0
         self._click_campaign: list[NDArray[np.int64]] = []
         self._click_time: list[NDArray[np.float64]] = []
@@ -33,6 +45,9 @@ class TickObserver:
         self._delays: list[tuple[NDArray[np.float64], NDArray[np.float64]]] = []
 
     def start_day(self, *, at: float) -> None:
+        self._past_orders += self._last_orders
+        self._past_due += self._last_due
+        self._last_orders, self._last_due = np.zeros(self.n), np.zeros(self.n)
         self._day_start = at
         self._click_campaign, self._click_time = [], []
         self._click_pcvr, self._click_value = [], []
@@ -93,6 +108,8 @@ class TickObserver:
         time, pcvr = _floats(self._click_time), _floats(self._click_pcvr)
         value = _floats(self._click_value)
         arrived = self.delay.share_arrived(now - time)
+        due = np.bincount(campaign, weights=pcvr * arrived, minlength=self.n).astype(np.float64)
+        self._learn_value_prior(due)
         return Observation(
             now=now,
             day_fraction=(now - self._day_start) / day_seconds,
@@ -101,12 +118,20 @@ class TickObserver:
             gmv_realized=self._gmv.copy(),
             gmv_predicted=np.bincount(campaign, weights=value, minlength=self.n).astype(np.float64),
             orders_realized=self._orders.copy(),
-            orders_arrived=np.bincount(campaign, weights=pcvr * arrived, minlength=self.n).astype(
-                np.float64
-            ),
+            orders_arrived=due,
             gmv_organic=self._organic.copy(),
             clicks=np.bincount(campaign, minlength=self.n).astype(np.float64),
             menus=self._menu_view(),
+            value_prior=self.value_prior,
+        )
+
+    def _learn_value_prior(self, due_today: NDArray[np.float64]) -> None:
+        """Refit the prior on the steered campaigns' orders to date, from the last fit."""
+        self._last_orders, self._last_due = self._orders.copy(), due_today.copy()
+        self.value_prior = fit_prior(
+            realized=(self._past_orders + self._orders)[self.steered],
+            due=(self._past_due + due_today)[self.steered],
+            start=self.value_prior,
         )
 
     def _menu_view(self) -> MenuView | None:

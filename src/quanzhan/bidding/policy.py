@@ -16,7 +16,9 @@ Contract, checked for every registered policy by ``tests/bidding/test_policy_con
 - ``multipliers()`` returns ``(n,)`` finite, non-negative floats and never aliases internal state;
 - the same seed and the same observations give the same multipliers (no hidden randomness);
 - a policy is picklable (so runs can be checkpointed and sharded);
-- a policy sees only its campaigns' own figures: everything in ``Observation`` is per campaign.
+- a policy sees only its campaigns' own figures: everything in ``Observation`` is per campaign,
+  but for what the platform learns across all campaigns, as its models do (the order-delay
+  distribution behind ``orders_arrived``, the ``value_prior``), which the driver fits.
 
 Budgets are enforced by the ledger whatever a policy does; a policy's job is to spend well.
 To plug in your own, implement the four methods and pass an instance where a policy is asked
@@ -32,6 +34,7 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from quanzhan.bidding.value_prior import GammaPrior
 from quanzhan.domain import RoiBasis
 
 
@@ -79,7 +82,10 @@ class Observation:
     - ``clicks``: today's ad clicks;
     - ``menus``: the slot menus of the auctions since the previous update, for policies that
       plan over the landscape (``None`` when there were none, or the policy does not need them);
-      a policy keeps what it wants of them.
+      a policy keeps what it wants of them;
+    - ``value_prior``: how the steered campaigns' realized orders stand against those due,
+      fitted over all of them (``bidding.value_prior``): the prior of each campaign's own
+      value calibration (``None`` where the driver fits none).
     """
 
     now: float
@@ -93,6 +99,7 @@ class Observation:
     gmv_organic: NDArray[np.float64]
     clicks: NDArray[np.float64]
     menus: MenuView | None = None
+    value_prior: GammaPrior | None = None
 
 
 class Policy(Protocol):

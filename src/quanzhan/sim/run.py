@@ -130,7 +130,9 @@ class Simulation:
         self.stats = Stats(n_campaigns=len(campaigns), n_hours=24 * config.traffic.days + 1)
         self.forecast = TrafficForecast()
         self.forecast.add_day(self.view.history_hourly_requests.astype(np.float64))
-        self.observer = TickObserver(n_campaigns=len(campaigns))
+        self.observer = TickObserver(
+            n_campaigns=len(campaigns), steered=campaigns.mode == CampaignMode.FULL_SITE
+        )
         self.oracle = Oracle(market=self.market, days=config.traffic.days, enabled=menus)
         self.retrieval = RetrievalRecall(
             engine=self.engine,
