@@ -89,7 +89,9 @@ def _run(
             true_orders[now] = got_by * share * truth * orders_per_value
             due_orders[now] = got_by * share * orders_per_value
             # Today's orders: those of clicks old enough, since the day began.
-            window = slice(max(day * TICKS - order_delay_ticks, 0), now - order_delay_ticks + 1)
+            window = slice(
+                max(day * TICKS - order_delay_ticks, 0), max(now - order_delay_ticks + 1, 0)
+            )
             spent_out = np.where(
                 (spent_out == TICKS) & (spend >= spec.budget * 0.999), tick, spent_out
             )

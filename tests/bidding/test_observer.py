@@ -214,23 +214,25 @@ def _day_of_orders(
 
 
 def test_the_value_prior_is_fitted_on_the_steered_campaigns_orders_to_date() -> None:
-    """Forty steered campaigns bring half the orders they were due; ten unsteered ones (manual
-    CPC, say) bring twice as many, and must not count. The second day's orders add to the
-    first's."""
+    """Forty steered campaigns bring half the orders they were due on the first day and all of
+    them on the second; ten unsteered ones (manual CPC, say) bring twice as many, and must not
+    count. Each day counts once: 15 orders of 20 due, each."""
     steered = np.arange(50) < 40
     observer = TickObserver(n_campaigns=50, steered=steered)
     assert _observe(observer, 1.0).value_prior == NO_ERROR  # nothing due yet
     clicks = [100] * 50
-    orders = [5] * 40 + [20] * 10
-    first = _day_of_orders(observer, clicks=clicks, orders=orders).value_prior
-    assert first is not None and first.mean < 0.75
+    first = _day_of_orders(observer, clicks=clicks, orders=[5] * 40 + [20] * 10).value_prior
+    assert first is not None and first.mean == pytest.approx(0.5, rel=0.1)
     observer.start_day(at=DAY)
-    second = _day_of_orders(observer, clicks=clicks, orders=orders, day=1).value_prior
-    assert second is not None and second.mean == pytest.approx(0.5, rel=0.1)
-    # Two days hold twice the evidence: the prior is pulled less towards no error.
-    assert abs(second.mean - 0.5) < abs(first.mean - 0.5)
+    second = _day_of_orders(observer, clicks=clicks, orders=[10] * 40 + [20] * 10, day=1)
+    assert second.value_prior is not None
+    assert second.value_prior.mean == pytest.approx(0.75, rel=0.03)
+    # The figures of the day itself stay today's.
+    np.testing.assert_allclose(second.orders_realized[:40], 10.0)
 
 
 def test_a_steered_mask_of_the_wrong_shape_is_refused() -> None:
     with pytest.raises(ValueError, match="steered"):
         TickObserver(n_campaigns=3, steered=np.ones(4, dtype=bool))
+    with pytest.raises(ValueError, match="steered"):
+        TickObserver(n_campaigns=3, steered=np.array([0, 2, 1]))  # indices, not a mask

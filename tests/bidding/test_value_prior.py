@@ -72,6 +72,18 @@ def test_campaigns_due_nothing_add_nothing_to_the_fit() -> None:
     assert fit_prior(realized=realized, due=due) == padded
 
 
+def test_campaigns_whose_figures_are_not_finite_are_left_out() -> None:
+    rng = np.random.default_rng(6)
+    due = rng.uniform(1.0, 30.0, 60)
+    realized = rng.poisson(due * 0.6).astype(float)
+    clean = fit_prior(realized=realized, due=due)
+    dirty = fit_prior(
+        realized=np.concatenate([realized, [np.inf, 3.0, np.nan]]),
+        due=np.concatenate([due, [5.0, np.inf, 4.0]]),
+    )
+    assert dirty == clean
+
+
 def test_the_gradient_is_the_objectives() -> None:
     rng = np.random.default_rng(5)
     due = rng.uniform(0.1, 20.0, 40)

@@ -23,10 +23,12 @@ Two calibrations keep the predicted landscape honest:
 
 - *value*: realized orders over the orders the bought clicks should have brought by now under
   the learned delay distribution, read at a low quantile of its posterior under the prior the
-  platform fits over every campaign's orders (``Observation.value_prior``,
-  ``bidding.value_prior``): the auction favours the clicks whose value is over-predicted
-  (the winner's curse), some campaigns' far more than others', and a campaign due under an
-  order has no evidence of its own to show which it is;
+  driver fits over every campaign's orders (``Observation.value_prior``,
+  ``bidding.value_prior``; four pseudo-orders of no error until a driver hands one over, and
+  the latest one handed over after that): a campaign's own orders are few and mostly noise,
+  and how far to trust them is what every campaign's orders together show, while the low
+  quantile keeps a margin against the auction's favouring the clicks whose value is
+  over-predicted (the winner's curse);
 - *spend*: money actually charged over the expected cost of the slots taken; it corrects the
   click model's position effects, which the menus inherit.
 
@@ -236,14 +238,15 @@ class LandscapePacing:
     def start_day(self) -> None:
         spec = self._require()
         if self._today is not None:
-            self._orders_seen += self._today.orders_realized
-            self._orders_due += self._today.orders_arrived
             organic = np.where(spec.full_site, self._today.gmv_organic, 0.0)
+            # Valued before today's orders join the past: the calibration counts them once.
             self._carry += (
                 self.spend_calibration()
                 * (self.value_calibration() * self._done_value - spec.target_roi * self._done_cost)
                 + organic
             )
+            self._orders_seen += self._today.orders_realized
+            self._orders_due += self._today.orders_arrived
             self._organic_past += organic
             self._days += 1
         if len(self._today_rows):

@@ -26,8 +26,8 @@ class TickObserver:
     def __init__(self, *, n_campaigns: int, steered: NDArray[np.bool_] | None = None) -> None:
         self.n = n_campaigns
         self.steered = np.ones(n_campaigns, dtype=bool) if steered is None else steered.copy()
-        if self.steered.shape != (n_campaigns,):
-            raise ValueError(f"steered must have shape ({n_campaigns},)")
+        if self.steered.shape != (n_campaigns,) or self.steered.dtype != np.bool_:
+            raise ValueError(f"steered must be a ({n_campaigns},) boolean mask")
         self.delay = DelayModel()
         self.value_prior = NO_ERROR
         # Realized and due orders of the days before today, and today's as last observed.

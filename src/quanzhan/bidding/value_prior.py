@@ -1,18 +1,19 @@
 """How much of its predicted value a campaign truly buys, learned from every campaign's orders.
 
 A campaign's value calibration is its realized orders over the orders its bought clicks were
-predicted to bring. Campaigns differ a lot in it: the auction hands each the clicks it
-over-rates, and some items are over-rated more than others (on ``steady`` the campaigns' true
-ratios have quartiles of about 0.5, 0.8 and 1.05). A third of the campaigns are due under one
-order over three days, so their own orders cannot show where in that spread they stand.
+predicted to bring. Most campaigns are due a few orders a day, a third of them under one over
+three days, so their own ratio is mostly Poisson noise: how far to trust it depends on how much
+campaigns really differ, which no campaign can tell from its own orders, but all of them can.
 
 So the ratios are taken to follow a gamma distribution over campaigns, ``GammaPrior``, fitted
 to all their orders at once by ``fit_prior`` (empirical Bayes: each campaign's realized orders
 are Poisson given its ratio, so over campaigns they are negative binomial), and a campaign's
 calibration is a low quantile of its posterior, ``Gamma(alpha + realized, beta + due)``
-(``posterior_quantile``): one with little evidence of its own is held to where most campaigns
-stand, one with plenty to its own ratio. Weak priors on the fit keep it at ``NO_ERROR``, four
-pseudo-orders at a ratio of one, until the orders say otherwise.
+(``posterior_quantile``). ``alpha`` is how many orders the crowd's ratio is worth against a
+campaign's own: on a ``steady`` run it rises from 4 to about 45 over three days with a mean
+near 1 (campaigns differ by about 15%, far less than their few orders suggest), so a campaign
+is held near the crowd until it has dozens of orders of its own. Weak priors on the fit keep
+it at ``NO_ERROR``, four pseudo-orders at a ratio of one, until the orders say otherwise.
 
 The prior is the platform's, fitted over every steered campaign by whatever drives the policy
 (``bidding.observer``), as the engine's models are; a policy reads it off its observations.
@@ -27,9 +28,12 @@ from numpy.typing import NDArray
 from scipy.optimize import minimize
 from scipy.special import digamma, gammainccinv, gammaln
 
-_LOG_ALPHA_SD = 1.0  # how far the data may move the prior from no error, in log
+# Spreads of the Gaussian priors on log alpha and log mean, centred on no error.
+_LOG_ALPHA_SD = 1.0
 _LOG_MEAN_SD = 0.5
-_ALPHA_BOUNDS = (0.3, 200.0)
+# A spread wider than exponential (alpha < 1) would have a campaign without orders plan at
+# almost nothing, and so never earn the evidence to bid again.
+_ALPHA_BOUNDS = (1.0, 200.0)
 _LOG_MEAN_BOUNDS = (-5.0, 3.0)
 
 
@@ -61,8 +65,10 @@ def fit_prior(
     start: GammaPrior = NO_ERROR,
 ) -> GammaPrior:
     """The prior by maximum a posteriori over the campaigns ``(n,)`` due any order, searched
-    from ``start`` (the last fit, say); ``NO_ERROR`` where none is due anything."""
-    used = due > 0
+    from ``start`` (the last fit, say); ``NO_ERROR`` where none is due anything. Campaigns
+    whose figures are not finite are left out; where the search ends on no finite point,
+    ``start`` stands."""
+    used = (due > 0) & np.isfinite(due) & np.isfinite(realized)
     if not used.any():
         return NO_ERROR
     seen, owed = np.maximum(realized[used], 0.0), due[used]
@@ -70,6 +76,8 @@ def fit_prior(
         _objective, np.log([start.alpha, start.mean]), args=(seen, owed), jac=True,
         method="L-BFGS-B", bounds=[tuple(np.log(_ALPHA_BOUNDS)), _LOG_MEAN_BOUNDS],
     )  # fmt: skip
+    if not np.all(np.isfinite(found.x)):
+        return start
     alpha, mean = np.exp(found.x)
     return GammaPrior(alpha=float(alpha), mean=float(mean))
 
