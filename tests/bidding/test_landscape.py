@@ -206,8 +206,8 @@ def test_a_campaign_with_few_late_orders_meets_its_target_over_the_run() -> None
 
 def test_a_campaign_without_orders_of_its_own_plans_with_the_platforms_prior() -> None:
     """Two campaigns, no orders yet: the platform's prior says campaigns bring half the value
-    predicted, so they plan with about half the calibration, and bid lower, than under a
-    prior of no error."""
+    predicted, so they plan with half the calibration, and bid lower, than under a prior of no
+    error."""
     spec = _spec([1e6, 1e6], [3.0, 3.0])
     rng = np.random.default_rng(2)
     menus = [_tick_menus(rng, c) for c in range(2)]

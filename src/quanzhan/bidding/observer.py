@@ -109,7 +109,9 @@ class TickObserver:
         value = _floats(self._click_value)
         arrived = self.delay.share_arrived(now - time)
         due = np.bincount(campaign, weights=pcvr * arrived, minlength=self.n).astype(np.float64)
-        self._learn_value_prior(due)
+        # Today's as last observed: what start_day adds to the past.
+        self._last_orders, self._last_due = self._orders.copy(), due.copy()
+        self._learn_value_prior()
         return Observation(
             now=now,
             day_fraction=(now - self._day_start) / day_seconds,
@@ -125,12 +127,11 @@ class TickObserver:
             value_prior=self.value_prior,
         )
 
-    def _learn_value_prior(self, due_today: NDArray[np.float64]) -> None:
+    def _learn_value_prior(self) -> None:
         """Refit the prior on the steered campaigns' orders to date, from the last fit."""
-        self._last_orders, self._last_due = self._orders.copy(), due_today.copy()
         self.value_prior = fit_prior(
-            realized=(self._past_orders + self._orders)[self.steered],
-            due=(self._past_due + due_today)[self.steered],
+            realized=(self._past_orders + self._last_orders)[self.steered],
+            due=(self._past_due + self._last_due)[self.steered],
             start=self.value_prior,
         )
 
