@@ -74,9 +74,18 @@ def play_past(
     ad = found.campaign >= 0
     order = np.argsort(later.time[ad], kind="stable")
     log = simulation.engine.log
+    ordered_clicks = log.ordered_clicks()
+    late_click, late_time = found.click_id[ad][order].astype(np.int64), later.time[ad][order]
     if len(log):
         shown = log.impressions()
-        clicked = shown.click_id >= 0
+        # A click lags its impression by seconds, so an ad shown in the past's last moments may
+        # be clicked after the run began. The log as it stood at the start holds no such click
+        # (nor any order of it): the ad counts as shown, not clicked.
+        after = (shown.click_id >= 0) & (shown.click_time - shift >= 0.0)
+        ordered_clicks = ordered_clicks[~np.isin(ordered_clicks, shown.click_id[after])]
+        kept = ~np.isin(late_click, shown.click_id[after])
+        late_click, late_time = late_click[kept], late_time[kept]
+        clicked = (shown.click_id >= 0) & ~after
         impressions = Impressions(
             request_id=shown.request_id - _ID_OFFSET,
             time=shown.time - shift,
@@ -85,7 +94,7 @@ def play_past(
             campaign=shown.campaign,
             user=shown.user,
             click_id=np.where(clicked, shown.click_id + _ID_OFFSET, -1),
-            click_time=shown.click_time - shift,
+            click_time=np.where(clicked, shown.click_time - shift, np.nan),
             x_ctr=shown.x_ctr,
             x_cvr=shown.x_cvr,
             pctr=shown.pctr,
@@ -95,9 +104,9 @@ def play_past(
         impressions = _no_impressions()
     return PlatformPast(
         impressions=impressions,
-        ordered_clicks=log.ordered_clicks() + _ID_OFFSET,
-        late_click=found.click_id[ad][order].astype(np.int64) + _ID_OFFSET,
-        late_time=later.time[ad][order] - shift,
+        ordered_clicks=ordered_clicks + _ID_OFFSET,
+        late_click=late_click + _ID_OFFSET,
+        late_time=late_time - shift,
     )
 
 
