@@ -6,9 +6,18 @@ import numpy as np
 
 from quanzhan.bidding.dual import DualPacing
 from quanzhan.bidding.policy import CampaignSpec, Observation
+from quanzhan.bidding.value_prior import GammaPrior
 
 
-def _tick(hour: float, spend: float, gmv: float) -> Observation:
+def _tick(
+    hour: float,
+    spend: float,
+    gmv: float,
+    *,
+    orders: float = 0.0,
+    due: float = 0.0,
+    prior: GammaPrior | None = None,
+) -> Observation:
     one = np.ones(1)
     return Observation(
         now=hour * 3600,
@@ -17,40 +26,70 @@ def _tick(hour: float, spend: float, gmv: float) -> Observation:
         spend=one * spend,
         gmv_realized=one * 0.0,
         gmv_predicted=one * gmv,
-        orders_realized=one * 0.0,
-        orders_arrived=one * 0.0,
+        orders_realized=one * orders,
+        orders_arrived=one * due,
         gmv_organic=one * 0.0,
         clicks=one * 10.0,
+        value_prior=prior,
     )
+
+
+def _policy() -> DualPacing:
+    policy = DualPacing()
+    policy.reset(
+        campaigns=CampaignSpec(
+            budget=np.array([1000.0]), target_roi=np.array([2.0]), roi_basis=np.array([0], np.int8)
+        ),
+        seed=0,
+    )
+    return policy
 
 
 def test_a_bad_morning_does_not_drive_the_multiplier_to_nothing() -> None:
     """The morning bought at half the target; then the campaign buys nothing at all. The day's
     average ROI stays at half the target whatever it bids now, so steering on it would cut the
-    multiplier tick after tick to its floor; steering on recent ROI holds it."""
-    policy = DualPacing()
-    policy.reset(
-        campaigns=CampaignSpec(
-            budget=np.array([1000.0]), target_roi=np.array([2.0]), roi_basis=np.array([0], np.int8)
-        ),
-        seed=0,
-    )
-    policy.update(_tick(0.25, spend=10.0, gmv=10.0))
+    multiplier tick after tick to its floor; steering on recent ROI holds it. (Predicted GMV
+    is given so that, once calibrated, it is what the ROI says.)"""
+    policy = _policy()
+    gmv = 10.0 / policy.calibration()[0]
+    policy.update(_tick(0.25, spend=10.0, gmv=gmv))
     after_bad_morning = policy.multipliers()[0]
     for tick in range(2, 60):
-        policy.update(_tick(tick * 0.25, spend=10.0, gmv=10.0))
+        policy.update(_tick(tick * 0.25, spend=10.0, gmv=gmv))
     assert policy.multipliers()[0] > 0.3 * after_bad_morning  # the floor is 1e-3
 
 
 def test_a_campaign_buying_below_target_bids_down() -> None:
-    policy = DualPacing()
-    policy.reset(
-        campaigns=CampaignSpec(
-            budget=np.array([1000.0]), target_roi=np.array([2.0]), roi_basis=np.array([0], np.int8)
-        ),
-        seed=0,
-    )
+    policy = _policy()
     start = policy.multipliers()[0]
     for tick in range(1, 12):  # every tick buys 10 of spend for 10 of GMV: ROI 1 against 2
         policy.update(_tick(tick * 0.25, spend=10.0 * tick, gmv=10.0 * tick))
     assert policy.multipliers()[0] < start
+
+
+def test_the_value_calibration_leans_on_the_observed_prior() -> None:
+    """Two orders due and none come: alone, that is a campaign over-predicted badly; against a
+    prior that says campaigns differ little, it is mostly chance. The policy reads the prior off
+    its observations and bids accordingly."""
+    crowd = GammaPrior(alpha=50.0, mean=1.0)
+    alone, pooled = _policy(), _policy()
+    for tick in range(1, 25):
+        hour = tick * 0.25
+        # Predicted ROI 3 against a target of 2; none of the two orders due came.
+        alone.update(_tick(hour, spend=10.0 * tick, gmv=30.0 * tick, due=2.0 * tick / 24))
+        pooled.update(
+            _tick(hour, spend=10.0 * tick, gmv=30.0 * tick, due=2.0 * tick / 24, prior=crowd)
+        )
+    assert pooled.calibration()[0] > 0.8  # 0.85: the 20% quantile of Gamma(50, 52)
+    assert alone.calibration()[0] < 0.5
+    assert pooled.multipliers()[0] > 1.2 * alone.multipliers()[0]
+
+
+def test_the_latest_prior_stays_when_an_observation_brings_none() -> None:
+    crowd = GammaPrior(alpha=50.0, mean=0.6)
+    policy = _policy()
+    policy.update(_tick(0.25, spend=1.0, gmv=3.0, prior=crowd))
+    with_prior = policy.calibration()[0]
+    policy.update(_tick(0.5, spend=1.0, gmv=3.0))
+    assert policy.calibration()[0] == with_prior
+    assert 0.5 < with_prior < 0.6

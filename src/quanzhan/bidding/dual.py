@@ -19,8 +19,9 @@ a uniform multiplier ``k`` on value. At the optimum either the budget binds (``m
 - a multiplier that wins nothing learns nothing about ROI: a campaign without recent clicks
   and behind its plan raises its ROI face gradually, up to a few times break-even.
 
-It needs nothing but the campaign's own figures, so the service runs it; the simulator's
-default (``bidding.landscape``) reads the same duals off the auction landscape instead.
+It needs nothing but the campaign's own figures and the platform's prior, so the service runs
+it (its control loop fits the prior from the store); the simulator's default
+(``bidding.landscape``) reads the same duals off the auction landscape instead.
 
 Each face is held within a factor of the applied multiplier so the idle one cannot wind up.
 """
@@ -31,10 +32,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from quanzhan.bidding.policy import CampaignSpec, Observation, basis_gmv, orders_to_date
+from quanzhan.bidding.value_prior import NO_ERROR, planning_calibration
 
 _GAIN = 0.35
 _STEP = 0.35
-_PRIOR_ORDERS = 4.0  # pseudo-orders behind the calibration of predicted GMV
 _SLACK_SHARE = 0.02  # of the budget, keeps the pace error finite for idle campaigns
 _WINDUP = 2.0  # a face may sit at most this factor above the applied multiplier
 _BOUNDS = (1e-3, 100.0)
@@ -61,6 +62,7 @@ class DualPacing:
         self._orders_seen = np.zeros(0)
         self._orders_due = np.zeros(0)
         self._clicks_before = np.zeros(0)
+        self._value_prior = NO_ERROR
         self._today: Observation | None = None
 
     def reset(self, *, campaigns: CampaignSpec, seed: int) -> None:
@@ -71,6 +73,7 @@ class DualPacing:
         self._orders_seen = np.zeros(n)
         self._orders_due = np.zeros(n)
         self._clicks_before = np.zeros(n)
+        self._value_prior = NO_ERROR
         self._today = None
         self._last_spend, self._last_gmv = np.zeros(n), np.zeros(n)
         self._recent_spend, self._recent_gmv = np.zeros(n), np.zeros(n)
@@ -90,6 +93,8 @@ class DualPacing:
     def update(self, observation: Observation) -> None:
         spec = self._require()
         self._today = observation
+        if observation.value_prior is not None:
+            self._value_prior = observation.value_prior
         slack = _SLACK_SHARE * spec.budget
         planned = spec.budget * observation.planned_share
         pace = np.log((planned + slack) / (observation.spend + slack))
@@ -125,13 +130,11 @@ class DualPacing:
         self._last_clicks = np.zeros_like(self._last_clicks)
 
     def calibration(self) -> NDArray[np.float64]:
-        """Realized over predicted orders to date, shrunk to 1: how far to trust predicted GMV.
-
-        Each campaign's own evidence only: a policy sees its campaigns one by one.
-        """
+        """Realized over predicted orders to date: how far to trust predicted GMV, a low
+        quantile of each campaign's posterior under the latest prior observed (four
+        pseudo-orders of no error until one is)."""
         seen, due = orders_to_date(self._orders_seen, self._orders_due, self._today)
-        out: NDArray[np.float64] = (seen + _PRIOR_ORDERS) / (due + _PRIOR_ORDERS)
-        return out
+        return planning_calibration(self._value_prior, realized=seen, due=due)
 
     def _recent_roi_error(self, observation: Observation) -> NDArray[np.float64]:
         """Log of recent ROI over target: what the current multiplier is buying.
