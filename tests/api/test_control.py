@@ -4,16 +4,19 @@ holds the lease."""
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlalchemy import Connection, select
 
 from quanzhan.api.control import ControlLoop, new_controller
+from quanzhan.bidding.value_prior import NO_ERROR, planning_calibration
 from quanzhan.store import catalog
 from quanzhan.store.database import Database
 from quanzhan.store.events import AdEvent, OrderEvent, ingest
-from quanzhan.store.schema import controllers
+from quanzhan.store.schema import campaigns, controllers
 
 # 2026-11-25 08:00 UTC: a third of the day gone.
 MORNING = 1_795_593_600.0 + 8 * 3600
@@ -85,6 +88,10 @@ def _clicks(
         )
         for k in range(n)
     ]
+    db.retrying(lambda c: ingest(c, events, now=now, attribution_window=86_400.0))
+
+
+def _ingest(db: Database, events: list[AdEvent | OrderEvent], *, now: float) -> None:
     db.retrying(lambda c: ingest(c, events, now=now, attribution_window=86_400.0))
 
 
@@ -203,3 +210,56 @@ def test_every_campaign_change_moves_the_catalog_version(database: Database) -> 
     with database.read() as connection:
         after = catalog.catalog_version(connection)
     assert after != before
+
+
+def test_the_value_prior_is_fitted_over_every_campaigns_week_and_handed_to_each_policy(
+    database: Database,
+) -> None:
+    """Twelve campaigns, each with clicks two days ago predicted to bring ten orders, and three
+    orders each came of them: campaigns here over-predict threefold. The loop learns that from
+    the store, and a policy without orders of its own plans with it."""
+    two_days_ago = MORNING - 2 * 86_400.0
+    for n in range(12):
+        campaign = _campaign(database, budget=1000.0, target=3.0)
+        with database.read() as connection:
+            item = connection.execute(
+                select(campaigns.c.item_id).where(campaigns.c.id == campaign)
+            ).scalar_one()
+        batch: list[AdEvent | OrderEvent] = [
+            AdEvent(
+                id=f"c{n}-{k}",
+                type="click",
+                decision_id=f"{n:02d}{k:030d}",
+                slot=0,
+                campaign_id=campaign,
+                item_id=item,
+                price=0.5,
+                pcvr=0.25,
+                value=5.0,
+                surface="search",
+                user_id=f"c{n}u{k}",
+            )
+            for k in range(40)
+        ]
+        _ingest(database, batch, now=two_days_ago)
+        bought: list[AdEvent | OrderEvent] = [
+            OrderEvent(id=f"o{n}-{k}", item_id=item, user_id=f"c{n}u{k}", amount=20.0)
+            for k in range(3)
+        ]
+        _ingest(database, bought, now=two_days_ago + 3600.0)
+    clock = Clock(MORNING)
+    loop = ControlLoop(database=database, tick_seconds=60.0, holder="a", clock=clock)
+    assert loop.value_prior == NO_ERROR
+    assert loop.tick()
+    assert 0.2 < loop.value_prior.mean < 0.45
+    with database.read() as connection:
+        state = connection.execute(
+            select(controllers.c.state).where(controllers.c.campaign_id == 1)
+        ).scalar_one()
+    policy = pickle.loads(state)
+    # No orders of its own yet: its calibration is the prior's low quantile, not the 0.57 of
+    # four pseudo-orders at no error.
+    assert policy.calibration()[0] == pytest.approx(
+        planning_calibration(loop.value_prior, realized=np.zeros(1), due=np.zeros(1))[0]
+    )
+    assert policy.calibration()[0] < 0.45

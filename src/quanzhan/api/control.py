@@ -2,10 +2,13 @@
 today's figures and sets the campaign's next bid multiplier.
 
 The policies are the simulator's (``bidding.registry``), one instance per campaign (policies treat
-campaigns independently), pickled into the ``controllers`` table after every tick, so a
-restarted service resumes each controller where it stopped. With several serving processes on
-one database, one of them holds the control lease and runs the loop; if it dies, another takes
-the lease over when it lapses.
+campaigns independently). What is learned over all campaigns is learned here and handed to each
+in its observation, as the simulator's observer does: the order-delay distribution, and the
+prior of how far campaigns' realized orders fall from those predicted
+(``bidding.value_prior``), both refitted hourly on the last week. Each policy is pickled into
+the ``controllers`` table after every tick, so a restarted service resumes each controller where
+it stopped. With several serving processes on one database, one of them holds the control lease
+and runs the loop; if it dies, another takes the lease over when it lapses.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from quanzhan.bidding.delay import DelayModel
 from quanzhan.bidding.forecast import TrafficForecast
 from quanzhan.bidding.policy import CampaignSpec, Observation, Policy
 from quanzhan.bidding.registry import make_policy
+from quanzhan.bidding.value_prior import NO_ERROR, GammaPrior, fit_prior
 from quanzhan.domain import DAY_SECONDS, RoiBasis
 from quanzhan.store.catalog import ControllerStart
 from quanzhan.store.database import Database
@@ -35,6 +39,7 @@ from quanzhan.store.observations import (
     day_figures,
     hourly_traffic,
     order_delays,
+    order_evidence,
 )
 from quanzhan.store.schema import controllers, leases
 
@@ -42,7 +47,7 @@ log = logging.getLogger("quanzhan.control")
 
 _LEASE = "control"
 _FORECAST_DAYS = 7
-_DELAY_REFIT_SECONDS = 3600.0
+_REFIT_SECONDS = 3600.0
 
 
 def new_controller(
@@ -92,7 +97,8 @@ class ControlLoop:
         self.clock = clock
         self.ticks = 0
         self._delay = DelayModel()
-        self._delay_fitted_at = -np.inf
+        self.value_prior = NO_ERROR
+        self._fitted_at = -np.inf
 
     def tick(self) -> bool:
         """One control tick if this process holds the lease; whether it ran."""
@@ -149,12 +155,13 @@ class ControlLoop:
         midnight = datetime.fromisoformat(today).replace(tzinfo=UTC)
         day_start = midnight.timestamp()
         figures = day_figures(connection, rows=rows, day=today, day_start=day_start)
-        if now - self._delay_fitted_at >= _DELAY_REFIT_SECONDS:
-            # Hourly, as in the simulator: the fit reads a week of orders.
+        if now - self._fitted_at >= _REFIT_SECONDS:
+            # Hourly, as the simulator refits its delay model: each fit reads a week.
             click_time, order_time = order_delays(connection, now=now)
             if len(click_time):
                 self._delay.fit(delay=order_time - click_time, horizon=now - click_time)
-            self._delay_fitted_at = now
+            self.value_prior = self._fit_value_prior(connection, now)
+            self._fitted_at = now
         arrived: NDArray[np.float64] = np.bincount(
             figures.click_campaign,
             weights=figures.click_pcvr * self._delay.share_arrived(now - figures.click_time),
@@ -179,6 +186,7 @@ class ControlLoop:
                     orders_arrived=arrived[i : i + 1],
                     gmv_organic=figures.gmv_organic[i : i + 1],
                     clicks=figures.clicks[i : i + 1],
+                    value_prior=self.value_prior,
                 )
             )
             steered.append(
@@ -190,6 +198,17 @@ class ControlLoop:
                 )
             )
         return steered
+
+    def _fit_value_prior(self, connection: Connection, now: float) -> GammaPrior:
+        """The prior over every campaign's last week: the orders that came of its clicks
+        against those due by now under the delay model just fitted."""
+        evidence = order_evidence(connection, now=now)
+        due = np.bincount(
+            evidence.click_campaign,
+            weights=evidence.click_pcvr * self._delay.share_arrived(now - evidence.click_time),
+            minlength=len(evidence.campaign_ids),
+        ).astype(np.float64)
+        return fit_prior(realized=evidence.orders, due=due, start=self.value_prior)
 
     def _write(self, connection: Connection, steered: list[_Steered], now: float) -> None:
         today = day_of(now)

@@ -1,5 +1,6 @@
 """What the control loop reads each tick: today's figures per campaign, the attributed orders'
-delays, and the hourly traffic of past days."""
+delays, the last week's clicks and the orders they brought, and the hourly traffic of past
+days."""
 
 from __future__ import annotations
 
@@ -122,6 +123,44 @@ def order_delays(
     return (
         np.array([r[0] for r in rows], dtype=np.float64),
         np.array([r[1] for r in rows], dtype=np.float64),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class OrderEvidence:
+    """The last week's ad clicks, as rows, and the attributed orders that came of them, per
+    campaign: ``orders`` is ``(c,)`` in ``campaign_ids`` order, ``click_campaign`` indexes it."""
+
+    campaign_ids: NDArray[np.int64]
+    orders: NDArray[np.float64]
+    click_campaign: NDArray[np.int64]
+    click_time: NDArray[np.float64]
+    click_pcvr: NDArray[np.float64]
+
+
+def order_evidence(connection: Connection, *, now: float) -> OrderEvidence:
+    """Every campaign's clicks of the last week with their predicted conversion, and the orders
+    attributed to those clicks: how the orders that came stand against those predicted, over
+    all campaigns, paused ones included."""
+    since = now - _DELAY_DAYS * 86_400.0
+    click_rows = connection.execute(
+        select(clicks.c.campaign_id, clicks.c.time, clicks.c.pcvr).where(clicks.c.time >= since)
+    ).all()
+    order_rows = connection.execute(
+        select(orders.c.campaign_id, func.count())
+        .where(orders.c.click_time >= since, orders.c.campaign_id.is_not(None))
+        .group_by(orders.c.campaign_id)
+    ).all()
+    ids = np.unique(np.array([r[0] for r in click_rows] + [r[0] for r in order_rows], np.int64))
+    counts = np.zeros(len(ids))
+    for cid, count in order_rows:
+        counts[np.searchsorted(ids, cid)] = count
+    return OrderEvidence(
+        campaign_ids=ids,
+        orders=counts,
+        click_campaign=np.searchsorted(ids, np.array([r[0] for r in click_rows], np.int64)),
+        click_time=np.array([r[1] for r in click_rows], dtype=np.float64),
+        click_pcvr=np.array([r[2] for r in click_rows], dtype=np.float64),
     )
 
 
