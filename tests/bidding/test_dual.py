@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 
 from quanzhan.bidding.dual import DualPacing
@@ -93,3 +95,35 @@ def test_the_latest_prior_stays_when_an_observation_brings_none() -> None:
     policy.update(_tick(0.5, spend=1.0, gmv=3.0))
     assert policy.calibration()[0] == with_prior
     assert 0.5 < with_prior < 0.6
+
+
+def test_a_policy_pickled_before_the_prior_existed_still_steers() -> None:
+    """The service keeps each campaign's policy pickled in its database across upgrades."""
+    policy = _policy()
+    policy.update(_tick(0.25, spend=1.0, gmv=3.0))
+    # As pickled by the version before the prior, which kept today's calibrated GMV instead.
+    for name in ("_value_prior", "_last_predicted", "_last_organic"):
+        del policy.__dict__[name]
+    policy.__dict__["_last_gmv"] = np.ones(1)
+    restored = pickle.loads(pickle.dumps(policy))
+    restored.update(_tick(0.5, spend=2.0, gmv=6.0))
+    assert np.isfinite(restored.multipliers()).all()
+    assert restored.calibration()[0] == _policy().calibration()[0]
+
+
+def test_a_moved_calibration_does_not_revalue_what_was_bought_before() -> None:
+    """A day of clicks bought at ROI above target, then the refitted prior lowers every
+    campaign's calibration by a seventh, still above target. The clicks bought before keep
+    the value they were counted at: the multiplier does not read a sudden loss and fall."""
+    first = GammaPrior(alpha=200.0, mean=1.0)
+    lower = GammaPrior(alpha=200.0, mean=0.86)
+    policy = _policy()
+    for tick in range(1, 73):  # 18 hours, each tick 10 of spend for 25 of predicted GMV
+        policy.update(_tick(tick * 0.25, spend=10.0 * tick, gmv=25.0 * tick, prior=first))
+    before = policy.multipliers()[0]
+    calibration = policy.calibration()[0]
+    for tick in range(73, 77):
+        policy.update(_tick(tick * 0.25, spend=10.0 * tick, gmv=25.0 * tick, prior=lower))
+    assert policy.calibration()[0] < 0.9 * calibration
+    assert 25.0 * policy.calibration()[0] / 10.0 > 2.0  # still above the target
+    assert policy.multipliers()[0] >= before

@@ -32,7 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from quanzhan.bidding.policy import CampaignSpec, Observation, basis_gmv, orders_to_date
-from quanzhan.bidding.value_prior import NO_ERROR, planning_calibration
+from quanzhan.bidding.value_prior import NO_ERROR, GammaPrior, planning_calibration
 
 _GAIN = 0.35
 _STEP = 0.35
@@ -54,6 +54,12 @@ class DualPacing:
 
     name = "dual"
     needs_menus = False
+    # The service stores policies pickled; one pickled by an older version lacks these: it
+    # plans without a prior until an observation brings one, and takes its next tick's
+    # figures as the start of its recent window.
+    _value_prior: GammaPrior = NO_ERROR
+    _last_predicted: NDArray[np.float64] | None = None
+    _last_organic: NDArray[np.float64] | None = None
 
     def __init__(self) -> None:
         self._spec: CampaignSpec | None = None
@@ -75,7 +81,8 @@ class DualPacing:
         self._clicks_before = np.zeros(n)
         self._value_prior = NO_ERROR
         self._today = None
-        self._last_spend, self._last_gmv = np.zeros(n), np.zeros(n)
+        self._last_spend = np.zeros(n)
+        self._last_predicted, self._last_organic = np.zeros(n), np.zeros(n)
         self._recent_spend, self._recent_gmv = np.zeros(n), np.zeros(n)
         self._last_clicks, self._recent_clicks = np.zeros(n), np.zeros(n)
 
@@ -126,7 +133,8 @@ class DualPacing:
             self._clicks_before += self._today.clicks
         self._today = None
         self._last_spend = np.zeros_like(self._last_spend)  # today's figures start at zero
-        self._last_gmv = np.zeros_like(self._last_gmv)
+        self._last_predicted = np.zeros_like(self._last_spend)
+        self._last_organic = np.zeros_like(self._last_spend)
         self._last_clicks = np.zeros_like(self._last_clicks)
 
     def calibration(self) -> NDArray[np.float64]:
@@ -142,15 +150,25 @@ class DualPacing:
         Today's cumulative ROI would not do: once a morning bought below target, no bid now can
         mend the average fast, and steering on it only drives the multiplier to nothing. The
         tick's increments of spend and estimated GMV are smoothed over a few hours instead; a
-        pseudo-spend at target keeps a quiet campaign's estimate near the target.
+        pseudo-spend at target keeps a quiet campaign's estimate near the target. The tick's
+        predicted GMV is valued at the calibration of now, and what was bought before keeps the
+        value it was counted at: a calibration that moves (with orders, or a refitted prior)
+        does not read as a tick of sudden earnings or losses.
         """
         spec = self._require()
-        gmv = basis_gmv(
-            spec, observation.gmv_predicted * self.calibration(), observation.gmv_organic
-        )
+        if self._last_predicted is None or self._last_organic is None:
+            self._last_spend = observation.spend.copy()
+            self._last_predicted = observation.gmv_predicted.copy()
+            self._last_organic = observation.gmv_organic.copy()
         spent = observation.spend - self._last_spend
-        earned = gmv - self._last_gmv
-        self._last_spend, self._last_gmv = observation.spend.copy(), gmv
+        earned = basis_gmv(
+            spec,
+            (observation.gmv_predicted - self._last_predicted) * self.calibration(),
+            observation.gmv_organic - self._last_organic,
+        )
+        self._last_spend = observation.spend.copy()
+        self._last_predicted = observation.gmv_predicted.copy()
+        self._last_organic = observation.gmv_organic.copy()
         self._recent_spend = _DECAY * self._recent_spend + spent
         self._recent_gmv = _DECAY * self._recent_gmv + earned
         pseudo = _PSEUDO_SPEND_SHARE * spec.budget
