@@ -5,7 +5,7 @@ holds the lease."""
 from __future__ import annotations
 
 import pickle
-from pathlib import Path
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -31,10 +31,12 @@ class Clock:
 
 
 @pytest.fixture
-def database(tmp_path: Path) -> Database:
-    db = Database(f"sqlite:///{tmp_path / 'control.db'}")
+def database(database_url: str) -> Iterator[Database]:
+    """A migrated database: a SQLite file, then PostgreSQL (``conftest.database_url``)."""
+    db = Database(database_url)
     db.migrate()
-    return db
+    yield db
+    db.dispose()
 
 
 def _campaign(db: Database, *, budget: float, target: float) -> int:

@@ -2,10 +2,11 @@
 today's figures and sets the campaign's next bid multiplier.
 
 The policies are the simulator's (``bidding.registry``), one instance per campaign (policies treat
-campaigns independently). What is learned over all campaigns is learned here and handed to each
-in its observation, as the simulator's observer does: the order-delay distribution, and the
-prior of how far campaigns' realized orders fall from those predicted
-(``bidding.value_prior``), both refitted hourly on the last week. Each policy is pickled into
+campaigns independently). What is learned over all campaigns is learned here, as the
+simulator's observer learns it, and reaches each policy through its observation: the order-delay
+distribution (refitted hourly on the last week's orders) behind the orders due by now, and the
+prior of how far campaigns' realized orders fall from those predicted (``bidding.value_prior``,
+refitted hourly on the last week's clicks and their orders). Each policy is pickled into
 the ``controllers`` table after every tick, so a restarted service resumes each controller where
 it stopped. With several serving processes on one database, one of them holds the control lease
 and runs the loop; if it dies, another takes the lease over when it lapses.
@@ -204,8 +205,8 @@ class ControlLoop:
         against those due by now under the delay model just fitted."""
         evidence = order_evidence(connection, now=now)
         due = np.bincount(
-            evidence.click_campaign,
-            weights=evidence.click_pcvr * self._delay.share_arrived(now - evidence.click_time),
+            evidence.group_campaign,
+            weights=evidence.group_pcvr * self._delay.share_arrived(now - evidence.group_time),
             minlength=len(evidence.campaign_ids),
         ).astype(np.float64)
         return fit_prior(realized=evidence.orders, due=due, start=self.value_prior)

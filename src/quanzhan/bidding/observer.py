@@ -1,11 +1,12 @@
 """Today's figures per campaign, gathered from clicks, charges and orders, for the policy.
 
-The observer is fed by whatever drives the engine (the simulator's day loop, or the service's
-control loop) and turns what it was fed into an ``Observation`` at each control tick. It learns
-what the platform knows across campaigns: the order-delay distribution from the attributed
-orders it sees, so that the orders today's clicks *should* have brought by now can be told
-apart from those still on their way, and the prior of the campaigns' value calibrations
-(``bidding.value_prior``) from every steered campaign's realized and due orders to date.
+The observer is fed by the simulator's day loop (the service's control loop reads the same
+figures from its store, ``api.control``) and turns what it was fed into an ``Observation`` at
+each control tick. It learns what the platform knows across campaigns: the order-delay
+distribution from the attributed orders it sees, so that the orders today's clicks *should* have
+brought by now can be told apart from those still on their way, and the prior of the campaigns'
+value calibrations (``bidding.value_prior``) from every steered campaign's realized and due
+orders to date.
 """
 
 from __future__ import annotations

@@ -15,8 +15,10 @@ near 1 (campaigns differ by about 15%, far less than their few orders suggest), 
 is held near the crowd until it has dozens of orders of its own. Weak priors on the fit keep
 it at ``NO_ERROR``, four pseudo-orders at a ratio of one, until the orders say otherwise.
 
-The prior is the platform's, fitted over every steered campaign by whatever drives the policy
-(``bidding.observer``), as the engine's models are; a policy reads it off its observations.
+The prior is the platform's, as the engine's models are, fitted by whatever drives the policy:
+the simulator's observer over every steered campaign's orders to date (``bidding.observer``),
+the service's control loop over every campaign's clicks of the last week (``api.control``). A
+policy reads it off its observations.
 """
 
 from __future__ import annotations

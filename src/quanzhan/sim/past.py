@@ -4,13 +4,13 @@ A marketplace does not switch its ad engine on the morning a merchant starts a c
 engine has served ads before, and its models have learned from what came of them. With
 ``traffic.warmup_days`` set, a run starts from such a past instead of from priors. The same
 market (catalog, shoppers, campaigns) plays that many ordinary days beforehand, with its own
-page views and outcomes, no surges, and only the campaigns that were running then: no
-entrants, no items new to the platform. The scenario's own policy (``engine.policy``) steers
-it. The engine's log of those days carries over, shifted to end at the run's start. So does
-every order that its clicks bring later: each is handed to the engine when its time comes in
-the run, as yesterday's late orders reach a live platform. The run then starts from models
-trained on that log. Budgets, ledger, policies and every figure start afresh: the past is
-never measured.
+page views and outcomes, no surges, and only the campaigns that were running then: no entrants,
+no items new to the platform. The scenario's own policy (``engine.policy``) steers it. The
+engine's log of those days carries over, shifted to end at the run's start (a click that lands
+after the start, seconds after its impression, is not in it). So does every order that its
+clicks bring later: each is handed to the engine when its time comes in the run, as yesterday's
+late orders reach a live platform. The run then starts from models trained on that log. Budgets,
+ledger, policies and every figure start afresh: the past is never measured.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import Connection, and_, func, select
 
+from quanzhan.store.reports import hour_bucket
 from quanzhan.store.schema import campaign_days, campaigns, clicks, controllers, orders, traffic
 
 _DELAY_DAYS = 7
@@ -128,23 +129,33 @@ def order_delays(
 
 @dataclass(frozen=True, slots=True)
 class OrderEvidence:
-    """The last week's ad clicks, as rows, and the attributed orders that came of them, per
-    campaign: ``orders`` is ``(c,)`` in ``campaign_ids`` order, ``click_campaign`` indexes it."""
+    """The last week's ad clicks and the attributed orders that came of them, per campaign
+    (``orders`` is ``(c,)`` in ``campaign_ids`` order). The clicks come summed by campaign and
+    hour of click (``group_campaign`` indexes ``campaign_ids``): their predicted orders
+    (``group_pcvr``) and the mean click time weighted by them (``group_time``)."""
 
     campaign_ids: NDArray[np.int64]
     orders: NDArray[np.float64]
-    click_campaign: NDArray[np.int64]
-    click_time: NDArray[np.float64]
-    click_pcvr: NDArray[np.float64]
+    group_campaign: NDArray[np.int64]
+    group_time: NDArray[np.float64]
+    group_pcvr: NDArray[np.float64]
 
 
 def order_evidence(connection: Connection, *, now: float) -> OrderEvidence:
-    """Every campaign's clicks of the last week with their predicted conversion, and the orders
-    attributed to those clicks: how the orders that came stand against those predicted, over
-    all campaigns, paused ones included."""
+    """Every campaign's predicted and attributed orders of its clicks of the last week, paused
+    campaigns included. Summed in the database by hour of click, so an hourly read costs
+    campaigns x hours rows, not a row per click."""
     since = now - _DELAY_DAYS * 86_400.0
+    hour = hour_bucket(connection, clicks.c.time)
     click_rows = connection.execute(
-        select(clicks.c.campaign_id, clicks.c.time, clicks.c.pcvr).where(clicks.c.time >= since)
+        select(
+            clicks.c.campaign_id,
+            func.sum(clicks.c.pcvr),
+            func.sum(clicks.c.pcvr * clicks.c.time),
+            func.min(clicks.c.time),
+        )
+        .where(clicks.c.time >= since)
+        .group_by(clicks.c.campaign_id, hour)
     ).all()
     order_rows = connection.execute(
         select(orders.c.campaign_id, func.count())
@@ -155,12 +166,16 @@ def order_evidence(connection: Connection, *, now: float) -> OrderEvidence:
     counts = np.zeros(len(ids))
     for cid, count in order_rows:
         counts[np.searchsorted(ids, cid)] = count
+    pcvr = np.array([float(r[1] or 0.0) for r in click_rows], dtype=np.float64)
+    weighted = np.array([float(r[2] or 0.0) for r in click_rows], dtype=np.float64)
+    first = np.array([float(r[3]) for r in click_rows], dtype=np.float64)
     return OrderEvidence(
         campaign_ids=ids,
         orders=counts,
-        click_campaign=np.searchsorted(ids, np.array([r[0] for r in click_rows], np.int64)),
-        click_time=np.array([r[1] for r in click_rows], dtype=np.float64),
-        click_pcvr=np.array([r[2] for r in click_rows], dtype=np.float64),
+        group_campaign=np.searchsorted(ids, np.array([r[0] for r in click_rows], np.int64)),
+        # An hour whose clicks were all predicted to bring nothing: its first click stands in.
+        group_time=np.where(pcvr > 0, weighted / np.where(pcvr > 0, pcvr, 1.0), first),
+        group_pcvr=pcvr,
     )
 
 

@@ -23,10 +23,10 @@ def campaign_report(
     connection: Connection, campaign: dict[str, Any], *, now: float
 ) -> dict[str, Any]:
     cid = campaign["id"]
-    hour_imp = _hour(connection, impressions.c.time)
-    hour_clk = _hour(connection, clicks.c.time)
-    hour_led = _hour(connection, ledger.c.time)
-    hour_ord = _hour(connection, orders.c.time)
+    hour_imp = hour_bucket(connection, impressions.c.time)
+    hour_clk = hour_bucket(connection, clicks.c.time)
+    hour_led = hour_bucket(connection, ledger.c.time)
+    hour_ord = hour_bucket(connection, orders.c.time)
     by_surface = {name: dict.fromkeys(_FIGURES, 0.0) for name in SURFACE_NAMES}
     by_hour: dict[int, dict[str, float]] = {}
 
@@ -143,7 +143,8 @@ def platform_report(connection: Connection) -> dict[str, Any]:
     }
 
 
-def _hour(connection: Connection, column: Any) -> ColumnElement[Any]:
+def hour_bucket(connection: Connection, column: Any) -> ColumnElement[Any]:
+    """Whole hours since the epoch of a time column, in the connection's SQL dialect."""
     if connection.dialect.name == "postgresql":
         return cast(func.floor(column / 3600), BigInteger)
     return cast(column / 3600, Integer)  # SQLite truncates, and times are positive
