@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Connection, select
 
 from quanzhan.api.control import ControlLoop, new_controller
-from quanzhan.bidding.value_prior import NO_ERROR, planning_calibration
+from quanzhan.bidding.value_prior import NO_ERROR, posterior_quantile
 from quanzhan.store import catalog
 from quanzhan.store.database import Database
 from quanzhan.store.events import AdEvent, OrderEvent, ingest
@@ -259,9 +259,9 @@ def test_the_value_prior_is_fitted_over_every_campaigns_week_and_handed_to_each_
             select(controllers.c.state).where(controllers.c.campaign_id == 1)
         ).scalar_one()
     policy = pickle.loads(state)
-    # No orders of its own yet: its calibration is the prior's low quantile, not the 0.57 of
-    # four pseudo-orders at no error.
+    # No orders of its own yet: its calibration is the prior's median, not the 0.92 of four
+    # pseudo-orders at no error.
     assert policy.calibration()[0] == pytest.approx(
-        planning_calibration(loop.value_prior, realized=np.zeros(1), due=np.zeros(1))[0]
+        posterior_quantile(loop.value_prior, realized=np.zeros(1), due=np.zeros(1), quantile=0.5)[0]
     )
     assert policy.calibration()[0] < 0.45

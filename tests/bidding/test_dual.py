@@ -70,20 +70,20 @@ def test_a_campaign_buying_below_target_bids_down() -> None:
 
 
 def test_the_value_calibration_leans_on_the_observed_prior() -> None:
-    """Two orders due and none come: alone, that is a campaign over-predicted badly; against a
+    """Four orders due and none come: alone, that is a campaign over-predicted badly; against a
     prior that says campaigns differ little, it is mostly chance. The policy reads the prior off
     its observations and bids accordingly."""
     crowd = GammaPrior(alpha=50.0, mean=1.0)
     alone, pooled = _policy(), _policy()
     for tick in range(1, 25):
         hour = tick * 0.25
-        # Predicted ROI 3 against a target of 2; none of the two orders due came.
-        alone.update(_tick(hour, spend=10.0 * tick, gmv=30.0 * tick, due=2.0 * tick / 24))
+        # Predicted ROI 3 against a target of 2; none of the four orders due came.
+        alone.update(_tick(hour, spend=10.0 * tick, gmv=30.0 * tick, due=4.0 * tick / 24))
         pooled.update(
-            _tick(hour, spend=10.0 * tick, gmv=30.0 * tick, due=2.0 * tick / 24, prior=crowd)
+            _tick(hour, spend=10.0 * tick, gmv=30.0 * tick, due=4.0 * tick / 24, prior=crowd)
         )
-    assert pooled.calibration()[0] > 0.8  # 0.85: the 20% quantile of Gamma(50, 52)
-    assert alone.calibration()[0] < 0.5
+    assert pooled.calibration()[0] > 0.85  # 0.92: the median of Gamma(50, 54)
+    assert alone.calibration()[0] < 0.5  # 0.46: the median of Gamma(4, 8)
     assert pooled.multipliers()[0] > 1.2 * alone.multipliers()[0]
 
 
@@ -94,7 +94,7 @@ def test_the_latest_prior_stays_when_an_observation_brings_none() -> None:
     with_prior = policy.calibration()[0]
     policy.update(_tick(0.5, spend=1.0, gmv=3.0))
     assert policy.calibration()[0] == with_prior
-    assert 0.5 < with_prior < 0.6
+    assert 0.55 < with_prior < 0.6  # the median of Gamma(50, 83.3) after nothing due
 
 
 def test_a_policy_pickled_before_the_prior_existed_still_steers() -> None:
