@@ -39,7 +39,7 @@ from quanzhan.bidding.value_prior import NO_ERROR, GammaPrior, posterior_quantil
 _GAIN = 0.35
 _STEP = 0.35
 # Of a campaign's posterior value calibration: the median. The landscape policy's 20% quantile
-# (PLANNING_QUANTILE) made this one too timid: on steady (seed 1) it spent 4.5% of budgets and
+# made this one too timid: on steady (seed 1) it spent 4.5% of budgets and
 # its median efficiency fell 0.425 -> 0.295, where the median gave 0.480 (docs/bidding.md).
 _VALUE_QUANTILE = 0.5
 _SLACK_SHARE = 0.02  # of the budget, keeps the pace error finite for idle campaigns

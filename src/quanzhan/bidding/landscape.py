@@ -45,9 +45,10 @@ from numpy.typing import NDArray
 
 from quanzhan.bidding.policy import CampaignSpec, MenuView, Observation, orders_to_date
 from quanzhan.bidding.response import Response, ResponseCurve, taken_slot
-from quanzhan.bidding.value_prior import NO_ERROR, planning_calibration
+from quanzhan.bidding.value_prior import NO_ERROR, posterior_quantile
 
 _ROWS_PER_TICK = 12  # menu rows kept per campaign and tick; each stands for its share of them
+_VALUE_QUANTILE = 0.2  # of a campaign's posterior value calibration: the one it plans with
 _SPEND_PRIOR_SHARE = 0.02  # of the budget: pseudo-spend behind the spend calibration
 _ROI_MARGIN = 0.03  # plan for a ROI this much above target: estimates are noisy
 _STEP = 0.5  # most a multiplier moves per tick, in log
@@ -262,7 +263,9 @@ class LandscapePacing:
     def value_calibration(self) -> NDArray[np.float64]:
         """Realized over due orders to date: a low quantile of each campaign's posterior."""
         seen, due = orders_to_date(self._orders_seen, self._orders_due, self._today)
-        return planning_calibration(self._value_prior, realized=seen, due=due)
+        return posterior_quantile(
+            self._value_prior, realized=seen, due=due, quantile=_VALUE_QUANTILE
+        )
 
     def spend_calibration(self) -> NDArray[np.float64]:
         """Money charged over the expected cost of the slots taken, shrunk to 1."""

@@ -58,11 +58,6 @@ class GammaPrior:
 
 
 NO_ERROR = GammaPrior(alpha=4.0, mean=1.0)
-# The posterior quantile a policy plans with: a margin against the auction's favouring the
-# clicks whose value is over-predicted (the winner's curse). On ``steady`` (seed 1) the 30% and
-# 40% quantiles met the target less often for the landscape policy, and the median did so for
-# the dual one (docs/bidding.md).
-PLANNING_QUANTILE = 0.2
 
 
 def fit_prior(
@@ -103,14 +98,6 @@ def posterior_quantile(
     rate = prior.beta + np.maximum(due, 0.0)
     out: NDArray[np.float64] = gammainccinv(shape, 1.0 - quantile) / rate
     return out
-
-
-def planning_calibration(
-    prior: GammaPrior, *, realized: NDArray[np.float64], due: NDArray[np.float64]
-) -> NDArray[np.float64]:
-    """Per campaign ``(n,)``: the value calibration a policy plans with, the
-    ``PLANNING_QUANTILE`` of its posterior."""
-    return posterior_quantile(prior, realized=realized, due=due, quantile=PLANNING_QUANTILE)
 
 
 def _objective(
