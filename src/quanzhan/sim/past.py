@@ -74,15 +74,13 @@ def play_past(
     ad = found.campaign >= 0
     order = np.argsort(later.time[ad], kind="stable")
     log = simulation.engine.log
-    ordered_clicks = log.ordered_clicks()
     late_click, late_time = found.click_id[ad][order].astype(np.int64), later.time[ad][order]
     if len(log):
         shown = log.impressions()
         # A click lags its impression by seconds, so an ad shown in the past's last moments may
         # be clicked after the run began. The log as it stood at the start holds no such click
-        # (nor any order of it): the ad counts as shown, not clicked.
+        # (nor any order of it, all still to come): the ad counts as shown, not clicked.
         after = (shown.click_id >= 0) & (shown.click_time - shift >= 0.0)
-        ordered_clicks = ordered_clicks[~np.isin(ordered_clicks, shown.click_id[after])]
         kept = ~np.isin(late_click, shown.click_id[after])
         late_click, late_time = late_click[kept], late_time[kept]
         clicked = (shown.click_id >= 0) & ~after
@@ -104,7 +102,7 @@ def play_past(
         impressions = _no_impressions()
     return PlatformPast(
         impressions=impressions,
-        ordered_clicks=ordered_clicks + _ID_OFFSET,
+        ordered_clicks=log.ordered_clicks() + _ID_OFFSET,
         late_click=late_click + _ID_OFFSET,
         late_time=late_time - shift,
     )

@@ -164,8 +164,8 @@ def order_evidence(connection: Connection, *, now: float) -> OrderEvidence:
     ).all()
     ids = np.unique(np.array([r[0] for r in click_rows] + [r[0] for r in order_rows], np.int64))
     counts = np.zeros(len(ids))
-    for cid, count in order_rows:
-        counts[np.searchsorted(ids, cid)] = count
+    if order_rows:
+        counts[np.searchsorted(ids, [r[0] for r in order_rows])] = [r[1] for r in order_rows]
     pcvr = np.array([float(r[1] or 0.0) for r in click_rows], dtype=np.float64)
     weighted = np.array([float(r[2] or 0.0) for r in click_rows], dtype=np.float64)
     first = np.array([float(r[3]) for r in click_rows], dtype=np.float64)
