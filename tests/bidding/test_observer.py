@@ -236,3 +236,44 @@ def test_a_steered_mask_of_the_wrong_shape_is_refused() -> None:
         TickObserver(n_campaigns=3, steered=np.ones(4, dtype=bool))
     with pytest.raises(ValueError, match="steered"):
         TickObserver(n_campaigns=3, steered=np.array([0, 2, 1]))  # indices, not a mask
+
+
+def test_a_run_starts_from_what_the_observer_before_it_learned() -> None:
+    """A past day whose campaigns brought half the orders they were due, two hours after their
+    clicks: the next run's observer starts from that prior and those delays before it sees an
+    order of its own, while the campaigns' own figures start from zero."""
+    before = TickObserver(n_campaigns=40)
+    rng = np.random.default_rng(1)
+    clicks = rng.uniform(-DAY, -12 * HOUR, 2000)  # the day before: they count towards no day
+    delay = rng.lognormal(math.log(2 * HOUR), 0.5, 2000)
+    before.add_ad_orders(
+        campaign=np.zeros(2000, dtype=np.int32), click_time=clicks, time=clicks + delay,
+        amount=np.ones(2000),
+    )  # fmt: skip
+    _day_of_orders(before, clicks=[100] * 40, orders=[5] * 40)
+    before.learn_delays(now=DAY - 1.0)
+    assert before.delay.median_seconds > HOUR  # most orders took two hours
+    learned = before.evidence()
+    np.testing.assert_allclose(learned.realized[1:], 5.0)
+    assert learned.end == DAY - 1.0
+
+    after = TickObserver(n_campaigns=40)
+    after.carry_over(learned.shifted(-DAY))
+    first = _observe(after, 60.0)
+    assert first.value_prior is not None and first.value_prior.mean == pytest.approx(0.5, rel=0.1)
+    assert after.delay.median_seconds == pytest.approx(before.delay.median_seconds, rel=1e-3)
+    assert after.delay.sigma == pytest.approx(before.delay.sigma, rel=1e-3)
+    np.testing.assert_array_equal(first.orders_realized, 0.0)
+    # The past's evidence stays behind the prior: a run that brings every order it is due
+    # moves the prior halfway from one half to one.
+    _day_of_orders(after, clicks=[100] * 40, orders=[10] * 40)
+    assert after.value_prior.mean == pytest.approx(0.75, rel=0.03)
+
+
+def test_past_evidence_of_the_wrong_shape_is_refused_and_changes_nothing() -> None:
+    observer = TickObserver(n_campaigns=3)
+    wrong = TickObserver(n_campaigns=4).evidence()
+    with pytest.raises(ValueError, match="one entry per campaign"):
+        observer.carry_over(wrong)
+    assert observer.value_prior == NO_ERROR
+    assert observer.evidence().click_time.size == 0

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from quanzhan.bidding.delay import DelayModel
+from quanzhan.bidding.value_prior import NO_ERROR
 from quanzhan.sim.config import ScenarioConfig, load_scenario
 from quanzhan.sim.market import Market
 from quanzhan.sim.past import past_config, play_past
@@ -46,6 +48,18 @@ def test_the_past_ends_where_the_run_begins(tmp_path: Path) -> None:
     # Orders still to come after the start belong to past clicks and come in time order.
     assert np.all(past.late_time > 0.0) and np.all(np.diff(past.late_time) >= 0.0)
     assert np.isin(past.late_click, shown.click_id[clicked]).all()
+    # Each late order names the campaign and time of its click as the log has them.
+    by_id = np.argsort(shown.click_id[clicked])
+    row = by_id[np.searchsorted(shown.click_id[clicked], past.late_click, sorter=by_id)]
+    np.testing.assert_array_equal(past.late_campaign, shown.campaign[clicked][row])
+    np.testing.assert_array_equal(past.late_click_time, shown.click_time[clicked][row])
+    # What the platform learned across campaigns, on the run's clock too.
+    evidence = past.evidence
+    assert evidence.end <= 0.0 and np.all(evidence.order_time <= 0.0)
+    assert np.all(evidence.click_time <= evidence.order_time)
+    n = len(Market(config).reset(seed=1).campaigns)
+    assert evidence.realized.shape == evidence.due.shape == (n,)
+    assert evidence.realized.sum() > 0 and evidence.due.sum() > 0
 
 
 def test_the_past_shows_only_the_campaigns_running_then(tmp_path: Path) -> None:
@@ -84,10 +98,15 @@ def test_a_run_with_a_past_starts_trained_and_hears_its_late_orders(tmp_path: Pa
     simulation = Simulation(config, seed=4, recall=False, past=past)
     assert simulation.engine.predictor.refreshes == 1  # trained on the past before any page
     assert len(simulation.engine.log) == len(past.impressions)
+    # The platform's value prior and order delays carry over with its models.
+    assert simulation.observer.value_prior != NO_ERROR
+    assert simulation.observer.delay.median_seconds != DelayModel().median_seconds
     simulation.run()
     ordered = simulation.engine.log.ordered_clicks()
     assert np.isin(past.late_click, ordered).all()
     assert np.isin(past.ordered_clicks, ordered).all()
+    # The observer heard the late orders too, for their delays.
+    assert np.isin(past.late_time, simulation.observer.evidence().order_time).all()
 
 
 def test_a_past_played_apart_gives_the_run_it_would_play_itself(tmp_path: Path) -> None:

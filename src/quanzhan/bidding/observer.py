@@ -11,12 +11,36 @@ orders to date.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 import numpy as np
 from numpy.typing import NDArray
 
 from quanzhan.bidding.delay import DelayModel
 from quanzhan.bidding.policy import MenuView, Observation
 from quanzhan.bidding.value_prior import NO_ERROR, fit_prior
+
+
+@dataclass(frozen=True, slots=True)
+class PastEvidence:
+    """What an observer learned before a run, on the run's clock: the click and order times
+    ``(m,)`` of the attributed orders it saw (delays), each campaign's realized and due orders
+    ``(n,)``, and ``end``, when it last observed."""
+
+    click_time: NDArray[np.float64]
+    order_time: NDArray[np.float64]
+    realized: NDArray[np.float64]
+    due: NDArray[np.float64]
+    end: float
+
+    def shifted(self, seconds: float) -> PastEvidence:
+        """The same, its times moved by ``seconds``."""
+        return replace(
+            self,
+            click_time=self.click_time + seconds,
+            order_time=self.order_time + seconds,
+            end=self.end + seconds,
+        )
 
 
 class TickObserver:
@@ -34,7 +58,10 @@ class TickObserver:
         # Realized and due orders of the days before today, and today's as last observed.
         self._past_orders, self._past_due = np.zeros(n_campaigns), np.zeros(n_campaigns)
         self._last_orders, self._last_due = np.zeros(n_campaigns), np.zeros(n_campaigns)
+        # Orders of the platform's days before this run (``carry_over``): for the prior only.
+        self._earlier_orders, self._earlier_due = np.zeros(n_campaigns), np.zeros(n_campaigns)
         self._day_start = 0.0
+        self._last_observed = 0.0
         self._click_campaign: list[NDArray[np.int64]] = []
         self._click_time: list[NDArray[np.float64]] = []
         self._click_pcvr: list[NDArray[np.float64]] = []
@@ -44,6 +71,31 @@ class TickObserver:
         self._organic = np.zeros(n_campaigns)
         self._menus: list[MenuView] = []
         self._delays: list[tuple[NDArray[np.float64], NDArray[np.float64]]] = []
+
+    def carry_over(self, past: PastEvidence) -> None:
+        """Start from what the platform learned on its days before this run: the order delays
+        it saw and every campaign's realized and due orders, which the value prior is fitted
+        on beside this run's (a campaign's own figures in its observations stay this run's)."""
+        if past.realized.shape != (self.n,) or past.due.shape != (self.n,):
+            raise ValueError(f"past evidence needs one entry per campaign ({self.n})")
+        if past.click_time.shape != past.order_time.shape:
+            raise ValueError("past click and order times need the same shape")
+        self._delays.append((past.click_time.copy(), past.order_time.copy()))
+        self._earlier_orders, self._earlier_due = past.realized.copy(), past.due.copy()
+        self.learn_delays(now=past.end)
+        self._learn_value_prior()
+
+    def evidence(self) -> PastEvidence:
+        """What this observer has learned to date, for a run that follows it
+        (``carry_over``): order delays seen and every campaign's realized and due orders."""
+        click_time, order_time = self._joined_delays()
+        return PastEvidence(
+            click_time=click_time,
+            order_time=order_time,
+            realized=self._earlier_orders + self._past_orders + self._last_orders,
+            due=self._earlier_due + self._past_due + self._last_due,
+            end=self._last_observed,
+        )
 
     def start_day(self, *, at: float) -> None:
         self._past_orders += self._last_orders
@@ -97,10 +149,16 @@ class TickObserver:
         """Refit the delay distribution on every attributed order seen so far."""
         if not self._delays:
             return
-        click_time = np.concatenate([d[0] for d in self._delays])
-        order_time = np.concatenate([d[1] for d in self._delays])
-        self._delays = [(click_time, order_time)]
+        click_time, order_time = self._joined_delays()
         self.delay.fit(delay=order_time - click_time, horizon=now - click_time)
+
+    def _joined_delays(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Click and order times of every attributed order seen, kept as one chunk."""
+        if not self._delays:
+            return np.zeros(0), np.zeros(0)
+        joined = (_floats([d[0] for d in self._delays]), _floats([d[1] for d in self._delays]))
+        self._delays = [joined]
+        return joined
 
     def observe(
         self, *, now: float, day_seconds: float, planned_share: float, spend: NDArray[np.float64]
@@ -112,6 +170,7 @@ class TickObserver:
         due = np.bincount(campaign, weights=pcvr * arrived, minlength=self.n).astype(np.float64)
         # Today's as last observed: what start_day adds to the past.
         self._last_orders, self._last_due = self._orders.copy(), due.copy()
+        self._last_observed = now
         self._learn_value_prior()
         return Observation(
             now=now,
@@ -131,8 +190,8 @@ class TickObserver:
     def _learn_value_prior(self) -> None:
         """Refit the prior on the steered campaigns' orders to date, from the last fit."""
         self.value_prior = fit_prior(
-            realized=(self._past_orders + self._last_orders)[self.steered],
-            due=(self._past_due + self._last_due)[self.steered],
+            realized=(self._earlier_orders + self._past_orders + self._last_orders)[self.steered],
+            due=(self._earlier_due + self._past_due + self._last_due)[self.steered],
             start=self.value_prior,
         )
 

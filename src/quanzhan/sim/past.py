@@ -9,8 +9,11 @@ no items new to the platform. The scenario's own policy (``engine.policy``) stee
 engine's log of those days carries over, shifted to end at the run's start (a click that lands
 after the start, seconds after its impression, is not in it). So does every order that its
 clicks bring later: each is handed to the engine when its time comes in the run, as yesterday's
-late orders reach a live platform. The run then starts from models trained on that log. Budgets,
-ledger, policies and every figure start afresh: the past is never measured.
+late orders reach a live platform. The run then starts from models trained on that log, and from
+what the platform learned across campaigns beside its models: how long orders take after their
+click, and how the campaigns' realized orders stood against those predicted (the prior of every
+campaign's value calibration). Budgets, ledger, policies and every figure start afresh: the past
+is never measured.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from quanzhan.bidding.observer import PastEvidence
 from quanzhan.domain import DAY_SECONDS
 from quanzhan.engine.log import Impressions
 from quanzhan.sim.config import ScenarioConfig
@@ -34,18 +38,23 @@ _ID_OFFSET = 1 << 40
 class PlatformPast:
     """What the days before the run left in the engine's log, on the run's clock (the past
     ends at time 0). ``late_click`` are past clicks whose orders come after the start, at
-    ``late_time``, in time order."""
+    ``late_time``, in time order, each of campaign ``late_campaign``, clicked at
+    ``late_click_time``. ``evidence`` is what the past's observer learned across campaigns
+    (order delays, every campaign's realized and due orders), the platform's as its models are.
+    """
 
     impressions: Impressions
     ordered_clicks: NDArray[np.int64]
     late_click: NDArray[np.int64]
     late_time: NDArray[np.float64]
+    late_campaign: NDArray[np.int32]
+    late_click_time: NDArray[np.float64]
+    evidence: PastEvidence
 
-    def late_orders_until(self, start: float, end: float) -> NDArray[np.int64]:
-        """The past clicks whose orders arrive in ``(start, end]``."""
+    def late_between(self, start: float, end: float) -> slice:
+        """Where in the ``late_`` arrays the orders that arrive in ``(start, end]`` lie."""
         low, high = np.searchsorted(self.late_time, [start, end], side="right")
-        out: NDArray[np.int64] = self.late_click[low:high]
-        return out
+        return slice(int(low), int(high))
 
 
 def past_config(config: ScenarioConfig) -> ScenarioConfig:
@@ -75,6 +84,7 @@ def play_past(
     order = np.argsort(later.time[ad], kind="stable")
     log = simulation.engine.log
     late_click, late_time = found.click_id[ad][order].astype(np.int64), later.time[ad][order]
+    late_campaign, late_click_time = found.campaign[ad][order], found.click_time[ad][order]
     if len(log):
         shown = log.impressions()
         # A click lags its impression by seconds, so an ad shown in the past's last moments may
@@ -83,6 +93,7 @@ def play_past(
         after = (shown.click_id >= 0) & (shown.click_time - shift >= 0.0)
         kept = ~np.isin(late_click, shown.click_id[after])
         late_click, late_time = late_click[kept], late_time[kept]
+        late_campaign, late_click_time = late_campaign[kept], late_click_time[kept]
         clicked = (shown.click_id >= 0) & ~after
         impressions = Impressions(
             request_id=shown.request_id - _ID_OFFSET,
@@ -105,6 +116,9 @@ def play_past(
         ordered_clicks=log.ordered_clicks() + _ID_OFFSET,
         late_click=late_click + _ID_OFFSET,
         late_time=late_time - shift,
+        late_campaign=late_campaign.astype(np.int32),
+        late_click_time=late_click_time - shift,
+        evidence=simulation.observer.evidence().shifted(-shift),
     )
 
 

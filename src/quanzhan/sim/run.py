@@ -133,6 +133,8 @@ class Simulation:
         self.observer = TickObserver(
             n_campaigns=len(campaigns), steered=campaigns.mode == CampaignMode.FULL_SITE
         )
+        if past is not None:
+            self.observer.carry_over(past.evidence)
         self.oracle = Oracle(market=self.market, days=config.traffic.days, enabled=menus)
         self.retrieval = RetrievalRecall(
             engine=self.engine,
@@ -242,7 +244,7 @@ class Simulation:
         self._credit(self.market.orders_until(self.market.clock))
         now = self.market.clock
         if self._past is not None:
-            self.engine.record_attributed_orders(self._past.late_orders_until(self._late, now))
+            self._late_orders(self._past, self._past.late_between(self._late, now))
             self._late = now
         if now >= self._next_refresh:
             self.engine.refresh(now=now)
@@ -257,6 +259,17 @@ class Simulation:
                 ),
                 spend=self.ledger.spend,
             )
+        )
+
+    def _late_orders(self, past: PlatformPast, arriving: slice) -> None:
+        """Orders of the past's clicks arriving now: the engine learns from them, and the
+        observer from their delays (they count towards no day of the run)."""
+        self.engine.record_attributed_orders(past.late_click[arriving])
+        self.observer.add_ad_orders(
+            campaign=past.late_campaign[arriving],
+            click_time=past.late_click_time[arriving],
+            time=past.late_time[arriving],
+            amount=np.zeros(arriving.stop - arriving.start),
         )
 
     def _note_menus(self, batch: RequestBatch, menus: Opportunities) -> None:
