@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 from sqlalchemy import Connection, select
 
 from quanzhan.api.control import ControlLoop, new_controller
+from quanzhan.api.runtime import Runtime
+from quanzhan.api.settings import ServiceSettings
 from quanzhan.bidding.value_prior import NO_ERROR, posterior_quantile
+from quanzhan.engine.config import EngineConfig
 from quanzhan.store import catalog
 from quanzhan.store.database import Database
 from quanzhan.store.events import AdEvent, OrderEvent, ingest
@@ -265,3 +269,17 @@ def test_the_value_prior_is_fitted_over_every_campaigns_week_and_handed_to_each_
         posterior_quantile(loop.value_prior, realized=np.zeros(1), due=np.zeros(1), quantile=0.5)[0]
     )
     assert policy.calibration()[0] < 0.45
+
+
+def test_the_service_bounds_order_delays_by_its_attribution_window(tmp_path: Path) -> None:
+    """The control loop the service runs knows the engine's attribution window: a click older
+    than it owes every order it was predicted to bring, and none more."""
+    settings = ServiceSettings(
+        database_url=f"sqlite:///{tmp_path / 'quanzhan.db'}",
+        operator_key="k" * 32,
+        engine=EngineConfig(attribution_window_hours=6.0),
+    )
+    runtime = Runtime(settings, clock=lambda: MORNING)
+    delay = runtime.control.delay
+    assert delay.window_seconds == 6 * 3600.0
+    np.testing.assert_array_equal(delay.share_arrived(np.array([6 * 3600.0, 86_400.0])), 1.0)

@@ -124,3 +124,42 @@ def test_share_arrived_is_a_cdf(which: str, ages: list[float]) -> None:
     assert shares.shape == (len(ages),)
     assert np.all((shares >= 0.0) & (shares <= 1.0))
     assert all(a <= b for a, b in itertools.pairwise(shares.tolist()))
+
+
+def _attributed_within(
+    seed: int, *, median: float, sigma: float, window: float, n: int = 20_000
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Clicks over three days, seen at the end of the third: attribution credits only the
+    orders placed within ``window`` of their click, so a long tail is never seen at all."""
+    rng = np.random.default_rng(seed)
+    click = rng.uniform(0.0, 3 * DAY, n)
+    delay = rng.lognormal(math.log(median), sigma, n)
+    now = 3 * DAY
+    seen = (click + delay <= now) & (delay <= window)
+    return delay[seen], now - click[seen]
+
+
+def test_a_window_keeps_orders_past_it_from_looking_late() -> None:
+    """Orders take 12 hours at the median with a long tail; attribution stops at a day. Told
+    of the window, the fit finds the distribution and says every order within the window has
+    come once a click is a day old; not told, it takes the tail that is never seen for orders
+    still to come and shortens the distribution."""
+    median, sigma, window = 12 * HOUR, 1.5, DAY
+    delay, horizon = _attributed_within(6, median=median, sigma=sigma, window=window)
+    told, untold = DelayModel(window_seconds=window), DelayModel()
+    for model in (told, untold):
+        model.fit(delay=delay, horizon=horizon)
+    assert told.median_seconds == pytest.approx(median, rel=0.15)
+    assert untold.median_seconds < 0.7 * median
+    ages = np.array([window, 2 * window, 30 * DAY])
+    np.testing.assert_array_equal(told.share_arrived(ages), 1.0)
+    # Within the window, the share of what the window holds: a half-day-old click has brought
+    # more of its orders than the whole distribution's median says.
+    half_day = float(told.share_arrived(np.array([12 * HOUR]))[0])
+    assert 0.5 < half_day < 1.0
+
+
+def test_a_window_must_be_positive() -> None:
+    for window in (0.0, -1.0, math.nan):
+        with pytest.raises(ValueError, match="window_seconds"):
+            DelayModel(window_seconds=window)

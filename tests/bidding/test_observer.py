@@ -277,3 +277,18 @@ def test_past_evidence_of_the_wrong_shape_is_refused_and_changes_nothing() -> No
         observer.carry_over(wrong)
     assert observer.value_prior == NO_ERROR
     assert observer.evidence().click_time.size == 0
+
+
+def test_a_click_older_than_the_attribution_window_owes_all_its_orders() -> None:
+    """Two hours after a click, under the prior's 30-minute median some orders are still to
+    come; with a one-hour attribution window none can be."""
+    windowed, open_ended = (
+        TickObserver(n_campaigns=1, attribution_window=HOUR),
+        TickObserver(n_campaigns=1),
+    )
+    for observer in (windowed, open_ended):
+        observer.add_clicks(
+            campaign=_ints([0]), time=_floats([0.0]), pcvr=_floats([0.5]), value=_floats([1.0])
+        )
+    assert _observe(windowed, 2 * HOUR).orders_arrived[0] == 0.5
+    assert _observe(open_ended, 2 * HOUR).orders_arrived[0] < 0.5

@@ -131,6 +131,12 @@ def test_models_train_on_a_window_smaller_than_the_log() -> None:
     assert simulation.engine.predictor.purchase.bias.tolist() != [np.log(0.01 / 0.99)] * 6
 
 
+def test_the_order_delays_are_learned_within_the_attribution_window() -> None:
+    config = load_scenario("tiny")
+    hours = config.engine.attribution_window_hours
+    assert Simulation(config, seed=5).observer.delay.window_seconds == hours * 3600
+
+
 def test_page_views_do_not_depend_on_what_was_shown() -> None:
     """Every policy of a benchmark must meet the same shoppers at the same moments."""
     from quanzhan.sim.market import Market

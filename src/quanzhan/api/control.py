@@ -15,6 +15,7 @@ and runs the loop; if it dies, another takes the lease over when it lapses.
 from __future__ import annotations
 
 import logging
+import math
 import pickle
 import time
 from collections.abc import Callable
@@ -81,7 +82,8 @@ class _Steered:
 
 
 class ControlLoop:
-    """Runs one tick at a time; ``holder`` names this process for the lease.
+    """Runs one tick at a time; ``holder`` names this process for the lease, and
+    ``attribution_window`` (seconds) bounds the orders a click can bring (``bidding.delay``).
 
     A tick reads in one transaction, computes outside any, and writes in a short one, so event
     intake is not held up by the policies' arithmetic. A controller row changed in between (a
@@ -90,14 +92,20 @@ class ControlLoop:
     """
 
     def __init__(
-        self, *, database: Database, tick_seconds: float, holder: str, clock: Callable[[], float]
+        self,
+        *,
+        database: Database,
+        tick_seconds: float,
+        holder: str,
+        clock: Callable[[], float],
+        attribution_window: float = math.inf,
     ) -> None:
         self.database = database
         self.tick_seconds = tick_seconds
         self.holder = holder
         self.clock = clock
         self.ticks = 0
-        self._delay = DelayModel()
+        self.delay = DelayModel(window_seconds=attribution_window)
         self.value_prior = NO_ERROR
         self._fitted_at = -np.inf
 
@@ -160,12 +168,12 @@ class ControlLoop:
             # Hourly, as the simulator refits its delay model: each fit reads a week.
             click_time, order_time = order_delays(connection, now=now)
             if len(click_time):
-                self._delay.fit(delay=order_time - click_time, horizon=now - click_time)
+                self.delay.fit(delay=order_time - click_time, horizon=now - click_time)
             self.value_prior = self._fit_value_prior(connection, now)
             self._fitted_at = now
         arrived: NDArray[np.float64] = np.bincount(
             figures.click_campaign,
-            weights=figures.click_pcvr * self._delay.share_arrived(now - figures.click_time),
+            weights=figures.click_pcvr * self.delay.share_arrived(now - figures.click_time),
             minlength=len(rows),
         ).astype(np.float64)
         day_fraction = (now - day_start) / DAY_SECONDS
@@ -206,7 +214,7 @@ class ControlLoop:
         evidence = order_evidence(connection, now=now)
         due = np.bincount(
             evidence.group_campaign,
-            weights=evidence.group_pcvr * self._delay.share_arrived(now - evidence.group_time),
+            weights=evidence.group_pcvr * self.delay.share_arrived(now - evidence.group_time),
             minlength=len(evidence.campaign_ids),
         ).astype(np.float64)
         return fit_prior(realized=evidence.orders, due=due, start=self.value_prior)

@@ -66,6 +66,7 @@ class Runtime:
             tick_seconds=settings.tick_seconds,
             holder=f"{socket.gethostname()}:{os.getpid()}:{id(self)}",
             clock=clock,
+            attribution_window=settings.engine.attribution_window_hours * 3600.0,
         )
         self.attribution_window = settings.engine.attribution_window_hours * 3600.0
         self._tasks: list[asyncio.Task[None]] = []

@@ -11,6 +11,7 @@ orders to date.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -46,14 +47,21 @@ class PastEvidence:
 class TickObserver:
     """Accumulates one day at a time for ``n_campaigns``; ``start_day`` clears the day.
     ``steered`` ``(n,)`` marks the campaigns whose orders the value prior is fitted on (the
-    policy's; by default all)."""
+    policy's; by default all); ``attribution_window`` (seconds) bounds the orders a click can
+    bring (``bidding.delay``)."""
 
-    def __init__(self, *, n_campaigns: int, steered: NDArray[np.bool_] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        n_campaigns: int,
+        steered: NDArray[np.bool_] | None = None,
+        attribution_window: float = math.inf,
+    ) -> None:
         self.n = n_campaigns
         self.steered = np.ones(n_campaigns, dtype=bool) if steered is None else steered.copy()
         if self.steered.shape != (n_campaigns,) or self.steered.dtype != np.bool_:
             raise ValueError(f"steered must be a ({n_campaigns},) boolean mask")
-        self.delay = DelayModel()
+        self.delay = DelayModel(window_seconds=attribution_window)
         self.value_prior = NO_ERROR
         # Realized and due orders of the days before today, and today's as last observed.
         self._past_orders, self._past_due = np.zeros(n_campaigns), np.zeros(n_campaigns)

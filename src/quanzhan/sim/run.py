@@ -131,7 +131,9 @@ class Simulation:
         self.forecast = TrafficForecast()
         self.forecast.add_day(self.view.history_hourly_requests.astype(np.float64))
         self.observer = TickObserver(
-            n_campaigns=len(campaigns), steered=campaigns.mode == CampaignMode.FULL_SITE
+            n_campaigns=len(campaigns),
+            steered=campaigns.mode == CampaignMode.FULL_SITE,
+            attribution_window=config.engine.attribution_window_hours * 3600,
         )
         if past is not None:
             self.observer.carry_over(past.evidence)
