@@ -61,14 +61,14 @@ class Runtime:
         self.spend_board: SpendBoard = make_spend_board(
             settings.redis_url, scope=settings.database_url
         )
+        self.attribution_window = settings.engine.attribution_window_hours * 3600.0
         self.control = ControlLoop(
             database=self.database,
             tick_seconds=settings.tick_seconds,
             holder=f"{socket.gethostname()}:{os.getpid()}:{id(self)}",
             clock=clock,
-            attribution_window=settings.engine.attribution_window_hours * 3600.0,
+            attribution_window=self.attribution_window,
         )
-        self.attribution_window = settings.engine.attribution_window_hours * 3600.0
         self._tasks: list[asyncio.Task[None]] = []
         self._clicks_learned_until = 0.0
         self.merchant_keys: dict[str, int] = {}
