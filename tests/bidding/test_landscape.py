@@ -311,3 +311,45 @@ def test_another_campaigns_missing_menus_change_nothing() -> None:
                 path.append(policy.multipliers()[1])
         seen.append(np.array(path))
     np.testing.assert_array_equal(seen[0], seen[1])
+
+
+def _ticks_on(menus: Callable[[int], MenuView], spec: CampaignSpec, ticks: int) -> LandscapePacing:
+    """A first day of ``ticks`` ticks on ``menus(tick)``, buying nothing; the policy after it."""
+    policy = LandscapePacing()
+    policy.reset(campaigns=spec, seed=0)
+    zeros = np.zeros(len(spec))
+    for tick in range(ticks):
+        share = (tick + 1) / TICKS
+        policy.update(
+            Observation(
+                now=(tick + 1) * 3600.0,
+                day_fraction=share,
+                planned_share=share,
+                spend=zeros,
+                gmv_realized=zeros,
+                gmv_predicted=zeros,
+                orders_realized=zeros,
+                orders_arrived=zeros,
+                gmv_organic=zeros,
+                clicks=zeros,
+                menus=menus(tick),
+            )
+        )
+    return policy
+
+
+def test_a_campaign_no_slot_pays_for_bids_no_higher_than_break_even() -> None:
+    """Every slot the sample holds costs ten times what one click earns at the target. The
+    campaign must stay out, and not by bidding just under those dear steps: the auctions the
+    sample missed would be bought at any price under such a bid."""
+    spec = _spec([1e6], [3.0])
+    rng = np.random.default_rng(4)
+
+    def dear(tick: int) -> MenuView:
+        menus = _tick_menus(rng, 0)
+        return MenuView(campaign=menus.campaign, value=menus.value, cost=menus.value * 10.0 / 3.0)
+
+    policy = _ticks_on(dear, spec, 12)
+    break_even = policy.value_calibration() / 3.0
+    assert np.all(policy.multipliers() <= break_even * (1 + 1e-9))
+

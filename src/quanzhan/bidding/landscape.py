@@ -17,7 +17,10 @@ so at every tick the policy can say what any multiplier would buy. It then takes
   basis, and any deficit carried from earlier days;
 - **the largest multiplier** whose GSP response (``bidding.response``) on that landscape
   spends at most the budget left and keeps the day's ROI at target: ``min(k_budget, k_roi)``,
-  the two faces of the Lagrangian bid ``v (1 + mu) / (lambda + mu R)``.
+  the two faces of the Lagrangian bid ``v (1 + mu) / (lambda + mu R)``. A campaign that no
+  step pays for bids at most break-even (one click, on its own, at target), not just under
+  its cheapest step: the landscape is a sample, and the auctions it missed are bought at any
+  price under the bid.
 
 Two calibrations keep the predicted landscape honest:
 
@@ -219,11 +222,14 @@ class LandscapePacing:
             # Not even the cheapest step fits. If the rest of the day, on its own and without
             # the budget, could still meet the target, the deficit or a coarse sample is to
             # blame: bid no higher than that. If it could not, every step loses ROI: fall just
-            # under the first.
+            # under the first, and never past break-even (one click, on its own, at target):
+            # the auctions the sample missed are bought at any price under the bid.
             alone = solve(np.full(len(spec), np.inf), np.maximum(slack, 0.0) / rest)
             on_its_own = value_cal * _inside(alone.low, alone.high)
             fallback = np.where(
-                np.isnan(on_its_own), value_cal * alone.high * 0.95, np.minimum(self._k, on_its_own)
+                np.isnan(on_its_own),
+                value_cal * np.minimum(alone.high * 0.95, 1.0 / target),
+                np.minimum(self._k, on_its_own),
             )
             planned = np.where(stuck, fallback, planned)
         planned = np.clip(np.where(np.isfinite(planned), planned, self._k), *_BOUNDS)
