@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -174,7 +176,9 @@ def test_a_tick_does_not_overwrite_a_budget_changed_while_it_computed(database: 
     loop = ControlLoop(database=database, tick_seconds=60.0, holder="a", clock=clock)
     _clicks(database, campaign, n=5, price=1.0, value=0.5, now=clock.now, tag="t")
     with database.read() as connection:
-        steered = loop._steer(connection, clock.now)
+        reading = loop._read(connection, clock.now)
+    assert reading is not None
+    steered = loop._steer(reading, clock.now)
     # The merchant raises the budget while the tick computes: its new controller must stay.
     fresh = new_controller(
         policy="dual", daily_budget=5000.0, target_roi=3.0, roi_basis="full_site", now=clock.now
@@ -195,6 +199,41 @@ def test_a_tick_does_not_overwrite_a_budget_changed_while_it_computed(database: 
             select(controllers.c.state).where(controllers.c.campaign_id == campaign)
         ).scalar_one()
     assert state == fresh.state
+
+
+def test_a_tick_computes_outside_its_read_transaction(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The policies' arithmetic and the hourly fits run with no transaction open: a snapshot
+    held through them would pin old row versions (PostgreSQL) or the write-ahead log (SQLite)."""
+    campaign = _campaign(database, budget=1000.0, target=3.0)
+    clock = Clock(MORNING + 60.0)
+    loop = ControlLoop(database=database, tick_seconds=60.0, holder="a", clock=clock)
+    _clicks(database, campaign, n=5, price=1.0, value=0.5, now=clock.now, tag="t")
+    reading_open = []
+    read = database.read
+
+    @contextmanager
+    def watched_read() -> Iterator[Connection]:
+        reading_open.append(True)
+        try:
+            with read() as connection:
+                yield connection
+        finally:
+            reading_open.pop()
+
+    steer = loop._steer
+    computed_within: list[bool] = []
+
+    def watched_steer(*args: Any, **kwargs: Any) -> Any:
+        computed_within.append(bool(reading_open))
+        return steer(*args, **kwargs)
+
+    monkeypatch.setattr(database, "read", watched_read)
+    monkeypatch.setattr(loop, "_steer", watched_steer)
+    assert loop.tick()
+    assert computed_within == [False]
+    assert loop._fitted_at == clock.now  # the hourly fits ran in that computation
 
 
 def test_every_campaign_change_moves_the_catalog_version(database: Database) -> None:

@@ -19,8 +19,9 @@ import math
 import pickle
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -37,6 +38,8 @@ from quanzhan.store.catalog import ControllerStart
 from quanzhan.store.database import Database
 from quanzhan.store.events import day_of
 from quanzhan.store.observations import (
+    DayFigures,
+    OrderEvidence,
     active_controllers,
     day_figures,
     hourly_traffic,
@@ -71,6 +74,21 @@ def new_controller(
         state=pickle.dumps(instance),
         day=day_of(now),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _TickReading:
+    """What one tick reads, in one transaction: the active controllers, today's figures, the
+    traffic forecast, and on the hour the last week's orders to refit on."""
+
+    rows: list[dict[str, Any]]
+    figures: DayFigures
+    forecast: TrafficForecast
+    today: str
+    day_start: float
+    # On the hour: attributed orders' click and order times, and the week's evidence.
+    delays: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None
+    evidence: OrderEvidence | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +134,8 @@ class ControlLoop:
             return False
         try:
             with self.database.read() as connection:
-                steered = self._steer(connection, now)
+                reading = self._read(connection, now)
+            steered = [] if reading is None else self._steer(reading, now)
             self.database.retrying(lambda c: self._write(c, steered, now))
         except Exception:
             # Let another process take over at once rather than after three missed ticks.
@@ -156,28 +175,46 @@ class ControlLoop:
             .values(expires_at=0.0)
         )
 
-    def _steer(self, connection: Connection, now: float) -> list[_Steered]:
+    def _read(self, connection: Connection, now: float) -> _TickReading | None:
+        """Everything the tick needs from the database; ``None`` with no active controller."""
         rows = active_controllers(connection)
         if not rows:
-            return []
+            return None
         today = day_of(now)
         midnight = datetime.fromisoformat(today).replace(tzinfo=UTC)
         day_start = midnight.timestamp()
-        figures = day_figures(connection, rows=rows, day=today, day_start=day_start)
-        if now - self._fitted_at >= _REFIT_SECONDS:
-            # Hourly, as the simulator refits its delay model: each fit reads a week.
-            click_time, order_time = order_delays(connection, now=now)
+        reading = _TickReading(
+            rows=rows,
+            figures=day_figures(connection, rows=rows, day=today, day_start=day_start),
+            forecast=self._forecast(connection, midnight),
+            today=today,
+            day_start=day_start,
+        )
+        if now - self._fitted_at < _REFIT_SECONDS:
+            return reading
+        # Hourly, as the simulator refits its delay model: each fit reads a week.
+        return replace(
+            reading,
+            delays=order_delays(connection, now=now),
+            evidence=order_evidence(connection, now=now),
+        )
+
+    def _steer(self, reading: _TickReading, now: float) -> list[_Steered]:
+        """Each controller's next multiplier and state, outside any transaction."""
+        rows, figures, today = reading.rows, reading.figures, reading.today
+        if reading.delays is not None and reading.evidence is not None:
+            click_time, order_time = reading.delays
             if len(click_time):
                 self.delay.fit(delay=order_time - click_time, horizon=now - click_time)
-            self.value_prior = self._fit_value_prior(connection, now)
+            self.value_prior = self._fit_value_prior(reading.evidence, now)
             self._fitted_at = now
         arrived: NDArray[np.float64] = np.bincount(
             figures.click_campaign,
             weights=figures.click_pcvr * self.delay.share_arrived(now - figures.click_time),
             minlength=len(rows),
         ).astype(np.float64)
-        day_fraction = (now - day_start) / DAY_SECONDS
-        planned = self._forecast(connection, midnight).share_elapsed(day_fraction)
+        day_fraction = (now - reading.day_start) / DAY_SECONDS
+        planned = reading.forecast.share_elapsed(day_fraction)
         steered = []
         for i, row in enumerate(rows):
             policy: Policy = pickle.loads(row["state"])
@@ -208,10 +245,9 @@ class ControlLoop:
             )
         return steered
 
-    def _fit_value_prior(self, connection: Connection, now: float) -> GammaPrior:
+    def _fit_value_prior(self, evidence: OrderEvidence, now: float) -> GammaPrior:
         """The prior over every campaign's last week: the orders that came of its clicks
         against those due by now under the delay model just fitted."""
-        evidence = order_evidence(connection, now=now)
         due = np.bincount(
             evidence.group_campaign,
             weights=evidence.group_pcvr * self.delay.share_arrived(now - evidence.group_time),
