@@ -220,23 +220,7 @@ def test_a_campaign_without_orders_of_its_own_plans_with_the_platforms_prior() -
     for prior in (NO_ERROR, GammaPrior(alpha=NO_ERROR.alpha, mean=0.5)):
         policy = LandscapePacing()
         policy.reset(campaigns=spec, seed=0)
-        zeros = np.zeros(2)
-        policy.update(
-            Observation(
-                now=3600.0,
-                day_fraction=0.5,
-                planned_share=0.5,
-                spend=zeros,
-                gmv_realized=zeros,
-                gmv_predicted=zeros,
-                orders_realized=zeros,
-                orders_arrived=zeros,
-                gmv_organic=zeros,
-                clicks=zeros,
-                menus=batch,
-                value_prior=prior,
-            )
-        )
+        policy.update(_quiet(2, now=3600.0, share=0.5, menus=batch, value_prior=prior))
         seen[prior.mean] = (policy.value_calibration(), policy.multipliers())
     np.testing.assert_allclose(seen[0.5][0], 0.5 * seen[1.0][0])
     assert np.all(seen[0.5][1] < seen[1.0][1])
@@ -317,25 +301,31 @@ def _ticks_on(menus: Callable[[int], MenuView], spec: CampaignSpec, ticks: int) 
     """A first day of ``ticks`` ticks on ``menus(tick)``, buying nothing; the policy after it."""
     policy = LandscapePacing()
     policy.reset(campaigns=spec, seed=0)
-    zeros = np.zeros(len(spec))
     for tick in range(ticks):
         share = (tick + 1) / TICKS
-        policy.update(
-            Observation(
-                now=(tick + 1) * 3600.0,
-                day_fraction=share,
-                planned_share=share,
-                spend=zeros,
-                gmv_realized=zeros,
-                gmv_predicted=zeros,
-                orders_realized=zeros,
-                orders_arrived=zeros,
-                gmv_organic=zeros,
-                clicks=zeros,
-                menus=menus(tick),
-            )
-        )
+        policy.update(_quiet(len(spec), now=(tick + 1) * 3600.0, share=share, menus=menus(tick)))
     return policy
+
+
+def _quiet(
+    n: int, *, now: float, share: float, menus: MenuView, value_prior: GammaPrior | None = None
+) -> Observation:
+    """A tick of ``n`` campaigns that bought nothing: only ``menus`` to go by."""
+    zeros = np.zeros(n)
+    return Observation(
+        now=now,
+        day_fraction=share,
+        planned_share=share,
+        spend=zeros,
+        gmv_realized=zeros,
+        gmv_predicted=zeros,
+        orders_realized=zeros,
+        orders_arrived=zeros,
+        gmv_organic=zeros,
+        clicks=zeros,
+        menus=menus,
+        value_prior=value_prior,
+    )
 
 
 def test_a_campaign_no_slot_pays_for_bids_no_higher_than_break_even() -> None:
@@ -352,4 +342,3 @@ def test_a_campaign_no_slot_pays_for_bids_no_higher_than_break_even() -> None:
     policy = _ticks_on(dear, spec, 12)
     break_even = policy.value_calibration() / 3.0
     assert np.all(policy.multipliers() <= break_even * (1 + 1e-9))
-
