@@ -69,6 +69,17 @@ def test_a_campaign_buying_below_target_bids_down() -> None:
     assert policy.multipliers()[0] < start
 
 
+def test_a_campaign_that_wins_nothing_bids_no_higher_than_break_even() -> None:
+    """Ten clicks at target in the first quarter hour, then none all day, far behind plan: for
+    want of evidence the ROI face may rise, but not past break-even (1 / target), where it
+    started; past it every auction won would lose ROI, and nothing says the dearer bid pays."""
+    policy = _policy()
+    gmv = 2.0 / policy.calibration()[0]
+    for tick in range(1, 80):
+        policy.update(_tick(tick * 0.25, spend=1.0, gmv=gmv))
+    assert policy.multipliers()[0] <= 1.0 / 2.0 * (1 + 1e-9)
+
+
 def test_the_value_calibration_leans_on_the_observed_prior() -> None:
     """Four orders due and none come: alone, that is a campaign over-predicted badly; against a
     prior that says campaigns differ little, it is mostly chance. The policy reads the prior off

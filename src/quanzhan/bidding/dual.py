@@ -19,7 +19,9 @@ a uniform multiplier ``k`` on value. At the optimum either the budget binds (``m
   ``bidding.value_prior``): a campaign's own few orders are mostly noise;
 - campaigns with little history bid up by a bounded exploration share until they have clicks;
 - a multiplier that wins nothing learns nothing about ROI: a campaign without recent clicks
-  and behind its plan raises its ROI face gradually, up to a few times break-even.
+  and behind its plan raises its ROI face gradually, up to break-even (one click, on its own,
+  at target). Past it, only evidence lifts the face: without clicks nothing says a dearer bid
+  pays, and every auction it would win past break-even is bought at a loss.
 
 It needs nothing but the campaign's own figures and the platform's prior, so the service runs
 it (its control loop fits the prior from the store); the simulator's default
@@ -52,7 +54,7 @@ _EXPLORE_BOOST = 1.2
 _EXPLORE_SHARE = 0.1  # of the budget a day, at most, spent exploring
 _QUIET_CLICKS = 0.5  # fewer recent (decayed) clicks than this: the ROI face has no evidence
 _DRIFT = 0.1  # per tick, the quiet ROI face's rise while behind the spending plan
-_DRIFT_CAP = 4.0  # times break-even (1 / target): no rise past it without evidence
+_DRIFT_CAP = 1.0  # times break-even (1 / target): no rise past it without evidence
 
 
 class DualPacing:
