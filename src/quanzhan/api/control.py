@@ -77,6 +77,15 @@ def new_controller(
 
 
 @dataclass(frozen=True, slots=True)
+class _Refit:
+    """The last week's attributed orders (click and order times) and order evidence."""
+
+    click_time: NDArray[np.float64]
+    order_time: NDArray[np.float64]
+    evidence: OrderEvidence
+
+
+@dataclass(frozen=True, slots=True)
 class _TickReading:
     """What one tick reads, in one transaction: the active controllers, today's figures, the
     traffic forecast, and on the hour the last week's orders to refit on."""
@@ -86,9 +95,8 @@ class _TickReading:
     forecast: TrafficForecast
     today: str
     day_start: float
-    # On the hour: attributed orders' click and order times, and the week's evidence.
-    delays: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None
-    evidence: OrderEvidence | None = None
+    # On the hour: the week's orders to refit on, else None.
+    refit: _Refit | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,20 +201,20 @@ class ControlLoop:
         if now - self._fitted_at < _REFIT_SECONDS:
             return reading
         # Hourly, as the simulator refits its delay model: each fit reads a week.
-        return replace(
-            reading,
-            delays=order_delays(connection, now=now),
-            evidence=order_evidence(connection, now=now),
-        )
+        click_time, order_time = order_delays(connection, now=now)
+        refit = _Refit(click_time, order_time, order_evidence(connection, now=now))
+        return replace(reading, refit=refit)
 
     def _steer(self, reading: _TickReading, now: float) -> list[_Steered]:
         """Each controller's next multiplier and state, outside any transaction."""
         rows, figures, today = reading.rows, reading.figures, reading.today
-        if reading.delays is not None and reading.evidence is not None:
-            click_time, order_time = reading.delays
-            if len(click_time):
-                self.delay.fit(delay=order_time - click_time, horizon=now - click_time)
-            self.value_prior = self._fit_value_prior(reading.evidence, now)
+        refit = reading.refit
+        if refit is not None:
+            if len(refit.click_time):
+                self.delay.fit(
+                    delay=refit.order_time - refit.click_time, horizon=now - refit.click_time
+                )
+            self.value_prior = self._fit_value_prior(refit.evidence, now)
             self._fitted_at = now
         arrived: NDArray[np.float64] = np.bincount(
             figures.click_campaign,
