@@ -99,3 +99,60 @@ def test_a_drop_after_the_last_refresh_is_calibrated_away() -> None:
     )
     assert predictor.ctr_shift[Surface.SEARCH] < -0.5
     assert abs(predictor.ctr_shift[Surface.HOME_FEED]) < 0.15
+
+
+def _clicks_and_orders(
+    rng: np.random.Generator, *, start: float, n: int, cvr: NDArray[np.float64], first_id: int
+) -> tuple[Impressions, NDArray[np.int64]]:
+    """An hour of ``n`` clicked impressions from ``start`` and the ids of the clicks that
+    ordered, at ``cvr[surface]``."""
+    rows = _impressions(rng, start=start, n=n, rate=np.ones(N_SURFACES), first_id=first_id)
+    ordered = rng.random(n) < cvr[rows.surface]
+    return rows, rows.click_id[ordered]
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_a_quiet_market_keeps_calibrating_its_purchases(seed: int) -> None:
+    """A market of 30 orders an hour: no refresh interval holds a hundred. Orders on search
+    fall to a fifth after hour 10; by the end of the day the purchase model's shift brings
+    search down and leaves the other surfaces near where they were."""
+    rng = np.random.default_rng(seed)
+    before = np.full(N_SURFACES, 0.05)
+    after = before.copy()
+    after[Surface.SEARCH] = 0.01
+    log = EventLog()
+    predictor = _predictor()
+    shifts = []
+    for hour in range(24):
+        cvr = before if hour < 10 else after
+        rows, ordered = _clicks_and_orders(
+            rng, start=hour * HOUR, n=600, cvr=cvr, first_id=hour * 10**6
+        )
+        log.add_impressions(rows)
+        log.add_attributed_orders(ordered)
+        if hour % 2 == 0:
+            predictor.refresh(log=log, now=(hour + 1) * HOUR)
+            shifts.append(predictor.cvr_shift.copy())
+    assert len({tuple(s) for s in shifts[-4:]}) == 4  # every late refresh recalibrates
+    assert predictor.cvr_shift[Surface.SEARCH] < -0.25
+    others = np.delete(predictor.cvr_shift, Surface.SEARCH)
+    assert abs(float(np.median(others))) < 0.2
+    assert predictor.cvr_shift[Surface.SEARCH] < np.median(others) - 0.25
+
+
+def test_category_rates_are_of_one_level_from_half_the_rows_or_all() -> None:
+    """Models are fitted on category rates read off half the rows (out of fold) and served
+    rates read off all of them. Orders come at 5% where the configured prior says 1%: both
+    readings sit at 5%, not one nearer the prior than the other."""
+    predictor = _predictor()
+    n = 2_400  # 600 clicks per category: a few hours of a quiet market
+    row = np.arange(n)
+    campaign = ((row // 40) % N_CAMPAIGNS).astype(np.int32)
+    # Two orders in each block of 40 clicks, one of them on an even row: 5% of all rows and
+    # 5% of the even ones.
+    ordered = ((row % 40) < 2).astype(np.float64)
+    trials = np.ones(n)
+    every = predictor._category_rates(campaign, ordered, trials, 0.01)
+    half = predictor._category_rates(campaign[::2], ordered[::2], trials[::2], 0.01)
+    np.testing.assert_allclose(every, half, atol=0.05)
+    assert np.all(np.abs(every - logit(0.05)) < 0.1)

@@ -31,6 +31,7 @@ from numpy.typing import NDArray
 from scipy.special import logit
 
 from quanzhan.domain import N_SURFACES, ItemTable
+from quanzhan.engine.calibration import HeldOutCalibration
 from quanzhan.engine.config import EngineConfig
 from quanzhan.engine.log import EventLog, Impressions
 from quanzhan.engine.logistic import LogisticModel
@@ -43,10 +44,11 @@ _CLICK_LIFT = FEATURES.index("click_lift")
 _CATEGORY_STRENGTH = 300.0  # pseudo-trials of the global rate behind each category rate
 _NEGATIVES_PER_CLICK = 3.0  # negative down-sampling for the click model, re-weighted
 _MIN_ORDERS = 20  # below this many labelled orders the purchase model keeps its prior
-_CALIBRATION_PSEUDO = 20.0  # pseudo-events on each side of a calibration shift
-_MIN_OUTCOMES = 50  # clicks below which rows are too thin to calibrate against
-_MIN_HELD_ORDERS = 100  # held-out orders the purchase model needs to calibrate against
-_MAX_SHIFT = 2.0  # the most a calibration shift may move a logit
+_MIN_OUTCOMES = 50  # clicks below which rows are too thin to fit on or calibrate against
+# Held-out outcomes each calibration reads, over as many recent refresh intervals as it takes
+# (``engine.calibration``): per surface, a ratio within a few percent on the busy surfaces.
+_CLICKS_TO_CALIBRATE = 2_000.0
+_ORDERS_TO_CALIBRATE = 400.0
 
 
 class Predictor:
@@ -86,9 +88,11 @@ class Predictor:
         self.ctr_category = np.full(items.n_categories, logit(config.prior_ctr))
         self.cvr_item = np.zeros(n)
         self.cvr_category = np.full(items.n_categories, logit(config.prior_cvr))
-        # Per-surface logit shifts that calibrate served predictions (see ``_shift``).
+        # Per-surface logit shifts that calibrate served predictions (``engine.calibration``).
         self.ctr_shift = np.zeros(N_SURFACES)
         self.cvr_shift = np.zeros(N_SURFACES)
+        self._click_evidence = HeldOutCalibration(enough=_CLICKS_TO_CALIBRATE)
+        self._purchase_evidence = HeldOutCalibration(enough=_ORDERS_TO_CALIBRATE)
         self._calibrated_until = 0.0
         self._cvr_calibrated_until = 0.0
         self.refreshes = 0
@@ -185,29 +189,28 @@ class Predictor:
         self._cvr_calibrated_until = now - self.config.conversion_maturity_hours * 3600
         self.refreshes += 1
 
-    # A model fitted on the ads it showed is calibrated on those rows, yet overpredicts the ads
-    # it picks next: the auction favours whatever it overrates (the winner's curse), and
-    # retrieval brings in items the model knows little of. So each refresh fits on what was
-    # logged before the previous refresh and holds out what came since, served by a model that
-    # had not seen it; per surface, the logit shift that makes the new model's predictions on
-    # the held-out rows sum to what happened there calibrates it (``_shift``).
+    # Each refresh fits on what was logged before the previous refresh and holds out what came
+    # since: the new model's predictions there, set against what happened, calibrate it per
+    # surface (``engine.calibration``), and it is served as fitted, without those rows.
 
     def _refresh_click(self, imps: Impressions) -> None:
         exposure = self.position_factor(imps.surface, imps.slot)
         rows = self._recent(len(imps))
         held = imps.time[rows] > self._calibrated_until
-        calibrate = _enough(imps.clicked[rows][~held]) and _enough(imps.clicked[rows][held])
+        calibrate = _enough(imps.clicked[rows][~held]) and bool(held.any())
         fit_rows = rows[~held] if calibrate else rows
         keep, weight = self._downsample(imps.clicked[fit_rows])
-        self.ctr_item, self.ctr_category = self._fit_with_lift(
+        self.ctr_item, self.ctr_category, x_held = self._fit_with_lift(
             self.click, log=imps, x_log=imps.x_ctr, outcome=imps.clicked.astype(np.float64),
             trials=exposure, prior=self.config.prior_ctr, fit_rows=fit_rows[keep],
-            weight=weight, fit_position=True,
+            weight=weight, fit_position=True, known_rows=fit_rows, held_rows=rows[held],
         )  # fmt: skip
         if calibrate:
             test = imps.take(rows[held])
-            predicted = self.click.predict(test.surface, test.x_ctr, test.slot)
-            self.ctr_shift = _shift(test.surface, predicted, test.clicked)
+            predicted = self.click.predict(test.surface, x_held, test.slot)
+            self._click_evidence.add(surface=test.surface, predicted=predicted,
+                                     outcome=test.clicked)  # fmt: skip
+            self.ctr_shift = self._click_evidence.shift()
 
     def _refresh_purchase(self, imps: Impressions, ordered: NDArray[np.int64], now: float) -> None:
         mature = imps.clicked & (
@@ -219,24 +222,25 @@ class Predictor:
             return
         rows = self._recent(len(clicks))
         held = clicks.click_time[rows] > self._cvr_calibrated_until
-        # Orders are scarce: the purchase model holds out fresh clicks only where they hold
-        # orders enough to calibrate against (``_MIN_HELD_ORDERS``), else it fits on them all.
-        calibrate = (
-            label[rows][~held].sum() >= _MIN_ORDERS and label[rows][held].sum() >= _MIN_HELD_ORDERS
-        )
+        # Orders are scarce: one interval's held-out clicks may hold a few; the calibration
+        # reads as many recent intervals as it takes (``_ORDERS_TO_CALIBRATE``).
+        calibrate = label[rows][~held].sum() >= _MIN_ORDERS and bool(held.any())
         fit_rows = rows[~held] if calibrate else rows
         # The click lifts just learned, as they will be served: they know no order.
         x_cvr = clicks.x_cvr.copy()
         x_cvr[:, _CLICK_LIFT] = self.ctr_item[clicks.campaign]
-        self.cvr_item, self.cvr_category = self._fit_with_lift(
+        self.cvr_item, self.cvr_category, x_held = self._fit_with_lift(
             self.purchase, log=clicks, x_log=x_cvr, outcome=label.astype(np.float64),
             trials=np.ones(len(clicks)), prior=self.config.prior_cvr, fit_rows=fit_rows,
-            weight=np.ones(len(fit_rows)), fit_position=False,
+            weight=np.ones(len(fit_rows)), fit_position=False, known_rows=fit_rows,
+            held_rows=rows[held],
         )  # fmt: skip
         if calibrate:
             test = clicks.take(rows[held])
-            predicted = self.purchase.predict(test.surface, test.x_cvr)
-            self.cvr_shift = _shift(test.surface, predicted, label[rows[held]])
+            predicted = self.purchase.predict(test.surface, x_held)
+            self._purchase_evidence.add(surface=test.surface, predicted=predicted,
+                                        outcome=label[rows[held]])  # fmt: skip
+            self.cvr_shift = self._purchase_evidence.shift()
 
     def _fit_with_lift(
         self,
@@ -250,10 +254,15 @@ class Predictor:
         fit_rows: NDArray[np.int64],
         weight: NDArray[np.float64],
         fit_position: bool,
-    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        known_rows: NDArray[np.int64],
+        held_rows: NDArray[np.int64],
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float32]]:
         """Refit ``model`` on ``fit_rows`` of the log (rows of ``outcome`` over ``trials``,
         features as served ``x_log``, each fitted row weighing ``weight``). Returns the item
-        lifts and category rates to serve.
+        lifts and category rates to serve, and the features of ``held_rows`` as this model
+        would have served them knowing only ``known_rows``: their item lifts and category
+        rates read off those rows, not the older tables logged with them (rates that were
+        still rising then would make the held-out rows look underpredicted).
 
         The item's own lift is measured against a model that does not know the item: a first
         fit leaves the item feature out, and each item's outcomes over every logged row are set
@@ -286,7 +295,14 @@ class Predictor:
         )  # fmt: skip
         model.fit(surface=surface, x=x, slot=slot, label=label, weight=weight, l2=l2,
                   fit_position=fit_position)  # fmt: skip
-        return self._lifts(campaign, outcome, expected), category
+        x_held = x_log[held_rows].copy()
+        if len(held_rows):
+            k = known_rows
+            known_lift = self._lifts(campaign[k], outcome[k], expected[k])
+            known_category = self._category_rates(campaign[k], outcome[k], trials[k], prior)
+            x_held[:, 2] = known_lift[campaign[held_rows]]
+            x_held[:, 3] = known_category[self._category[campaign[held_rows]]]
+        return self._lifts(campaign, outcome, expected), category, x_held
 
     def state(self) -> dict[str, NDArray[np.float64]]:
         """Everything learned, as named arrays (for a model directory)."""
@@ -322,10 +338,14 @@ class Predictor:
         trials: NDArray[np.float64],
         prior: float,
     ) -> NDArray[np.float64]:
-        """Smoothed logit of each category's rate, shrunk to ``prior``."""
+        """Smoothed logit of each category's rate, shrunk to the rate of all these rows (with
+        one pseudo-success at the configured ``prior``). Not to ``prior`` itself: a rate shrunk
+        to a fixed prior rises or falls as data grows, so a model fitted on out-of-fold rates
+        (half the rows) would be served rates of another level and mis-predict all alike."""
+        overall = (successes.sum() + 1.0) / (trials.sum() + 1.0 / prior)
         return smoothed_logit(
             key=self._category[campaign], successes=successes, trials=trials,
-            n_keys=self._n_categories, prior=prior, strength=_CATEGORY_STRENGTH,
+            n_keys=self._n_categories, prior=overall, strength=_CATEGORY_STRENGTH,
         )  # fmt: skip
 
     def _lifts(
@@ -381,20 +401,6 @@ class Predictor:
 def _enough(outcome: NDArray[np.bool_]) -> bool:
     """Whether rows hold outcomes enough to fit on or to calibrate against."""
     return int(outcome.sum()) >= _MIN_OUTCOMES
-
-
-def _shift(
-    surface: NDArray[np.int8], predicted: NDArray[np.float64], outcome: NDArray[np.bool_]
-) -> NDArray[np.float64]:
-    """Per surface, log(outcomes / predictions) on held-out rows, with ``_CALIBRATION_PSEUDO``
-    pseudo-events at the all-surface ratio on each side (a thin surface takes the others'
-    miss), within ``_MAX_SHIFT``."""
-    happened = np.bincount(surface, weights=outcome.astype(np.float64), minlength=N_SURFACES)
-    expected = np.bincount(surface, weights=predicted, minlength=N_SURFACES)
-    overall = (happened.sum() + _CALIBRATION_PSEUDO) / (expected.sum() + _CALIBRATION_PSEUDO)
-    step = np.log((happened + _CALIBRATION_PSEUDO * overall) / (expected + _CALIBRATION_PSEUDO))
-    out: NDArray[np.float64] = np.clip(step, -_MAX_SHIFT, _MAX_SHIFT)
-    return out
 
 
 def _relative_price(items: ItemTable, campaign_item: NDArray[np.int32]) -> NDArray[np.float64]:
