@@ -30,7 +30,7 @@ def test_simulate_writes_summary_and_report(tmp_path: Path) -> None:
     assert summary["scenario"] == "tiny" and summary["seed"] == 3
     assert summary["requests"] == 30_000
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 4
+    assert html.count("data:image/png;base64,") == 5
     assert "Platform" in done.stdout and "Ad revenue" in done.stdout
 
 

@@ -57,6 +57,14 @@ def make_summary(*, scenario: str = "default", hours: int = 24) -> dict[str, Any
             name: {
                 **_quality(auc=0.7456, rows=5000),
                 "by_surface": {s: _quality(auc=0.7, rows=800) for s in SURFACES},
+                "calibration_over_time": {
+                    "hours": 2.0 * max(hours, 24) / 24,
+                    # A thin surface with a period of no rows (null) among the others.
+                    "by_surface": {
+                        s: [None if (i == 5 and p == 3) else 0.9 + 0.02 * p for p in range(12)]
+                        for i, s in enumerate(SURFACES)
+                    },
+                },
             }
             for name in ("pctr", "pcvr")
         },
@@ -116,12 +124,12 @@ def default_page(tmp_path_factory: pytest.TempPathFactory) -> str:
     return _write(make_summary(), tmp_path_factory.mktemp("report"))
 
 
-def test_report_holds_title_tables_and_four_png_figures(tmp_path: Path) -> None:
+def test_report_holds_title_tables_and_five_png_figures(tmp_path: Path) -> None:
     page = _write(make_summary(scenario="peak_day"), tmp_path)
 
     assert page.startswith("<!DOCTYPE html>")
     assert "peak_day" in page
-    assert page.count(IMG_PREFIX) == 4
+    assert page.count(IMG_PREFIX) == 5
     assert "<script" not in page
     assert not re.search(r"(?:src|href)=\"(?!data:)", page), "no external assets"
 
@@ -153,7 +161,7 @@ def test_report_formats_numbers(default_page: str, expected: str) -> None:
 def test_embedded_figures_are_png(default_page: str) -> None:
     payloads = re.findall(r'data:image/png;base64,([A-Za-z0-9+/=]+)"', default_page)
 
-    assert len(payloads) == 4
+    assert len(payloads) == 5
     for payload in payloads:
         assert base64.b64decode(payload, validate=True).startswith(b"\x89PNG\r\n\x1a\n")
 
@@ -174,13 +182,13 @@ def test_null_metrics_show_as_dash(tmp_path: Path) -> None:
 
     assert "–" in page
     assert "0.746" not in page
-    assert page.count(IMG_PREFIX) == 4
+    assert page.count(IMG_PREFIX) == 5
 
 
 def test_no_campaigns_and_no_spend(tmp_path: Path) -> None:
     page = _write(_no_campaigns(make_summary()), tmp_path)
 
-    assert page.count(IMG_PREFIX) == 4
+    assert page.count(IMG_PREFIX) == 5
     assert "0.00%" in page
 
 
@@ -189,11 +197,11 @@ def test_empty_hourly_and_surface_data(tmp_path: Path) -> None:
     summary["by_surface"] = {}
     summary["prediction"] = {}
 
-    assert _write(summary, tmp_path).count(IMG_PREFIX) == 4
+    assert _write(summary, tmp_path).count(IMG_PREFIX) == 5
 
 
 def test_several_days(tmp_path: Path) -> None:
-    assert _write(make_summary(hours=72), tmp_path).count(IMG_PREFIX) == 4
+    assert _write(make_summary(hours=72), tmp_path).count(IMG_PREFIX) == 5
 
 
 def test_overwrites_existing_file(tmp_path: Path) -> None:

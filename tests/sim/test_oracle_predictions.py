@@ -18,8 +18,8 @@ def oracle_run() -> SimulationResult:
 
 def _rows(record: PredictionRecord) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Predicted and true probabilities of every recorded row."""
-    parts = record._parts
-    return np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts])
+    rows = record.rows()
+    return rows["predicted"], rows["truth"]
 
 
 def test_served_predictions_are_the_truth(oracle_run: SimulationResult) -> None:

@@ -1,6 +1,6 @@
 """Render a simulation summary as one self-contained HTML page.
 
-The page holds a headline table, a prediction-quality table and four PNG figures embedded as
+The page holds a headline table, a prediction-quality table and five PNG figures embedded as
 base64 data URIs, so it needs no external assets and no JavaScript. Figures are drawn with
 matplotlib's Agg canvas on private ``Figure`` objects; pyplot and its global state are never
 touched, and matplotlib is imported only when a report is rendered.
@@ -245,13 +245,17 @@ def _figure_html(*, caption: str, png_base64: str) -> str:
 
 
 def _figures_block(summary: Mapping[str, Any]) -> str:
-    """The four figures as HTML, each rendered to a base64 PNG."""
+    """The five figures as HTML, each rendered to a base64 PNG."""
     campaigns: Sequence[Mapping[str, Any]] = summary.get("campaigns") or []
     figures = (
         ("Spend and GMV by hour", _plot_hourly(summary.get("by_hour") or {})),
         ("Spend and ad GMV by surface", _plot_surfaces(summary.get("by_surface") or {})),
         ("Realized ROI / target ROI, full-site campaigns that spent", _plot_roi(campaigns)),
         ("Budget use (spend / budget), all campaigns", _plot_budget_use(campaigns)),
+        (
+            "Calibration over the run by surface (predicted / true odds on the rows served)",
+            _plot_calibration(summary.get("prediction") or {}),
+        ),
     )
     items = [_figure_html(caption=caption, png_base64=_png_base64(fig)) for caption, fig in figures]
     return '<div class="figures">\n' + "\n".join(items) + "\n</div>"
@@ -328,6 +332,34 @@ def _plot_hourly(by_hour: Mapping[str, Any]) -> Figure:
     spend_axes.bar(hours, spend, width=0.85, color=_SPEND_COLOUR)
     spend_axes.set_ylabel("ad spend")
     spend_axes.set_xlabel("hour")
+    return figure
+
+
+def _plot_calibration(prediction: Mapping[str, Any]) -> Figure:
+    """One panel per predictor: each surface's calibration period by period, against the
+    band of 5% either side of one."""
+    figure = _new_figure(height=4.4)
+    panels = figure.subplots(len(PREDICTION_MODELS), 1, sharex=True)
+    drawn = False
+    for axes, (key, name) in zip(panels, PREDICTION_MODELS, strict=True):
+        over = (prediction.get(key) or {}).get("calibration_over_time") or {}
+        hours = _finite(over.get("hours"))
+        by_surface: Mapping[str, Any] = over.get("by_surface") or {}
+        if hours is None or not any(by_surface.values()):
+            _note(axes, f"no {name} rows")
+            continue
+        axes.axhspan(0.95, 1.05, color="0.9", zorder=0)
+        axes.axhline(1.0, color="0.5", linewidth=0.8, zorder=1)
+        for surface, values in by_surface.items():
+            points = [(i * hours, v) for i, v in enumerate(values) if _finite(v) is not None]
+            if points:
+                axes.plot(*zip(*points, strict=True), marker="o", markersize=3,
+                          label=_plain(str(surface)))  # fmt: skip
+        axes.set_ylabel(f"{name} pred / true")
+        drawn = True
+    if drawn:
+        panels[0].legend(fontsize="x-small", ncol=3)
+        panels[-1].set_xlabel("hours into the run (period start)")
     return figure
 
 

@@ -337,12 +337,14 @@ class Simulation:
             predicted=decision.pctr[row, slot],
             truth=feedback.true_ctr,
             outcome=clicked,
+            time=batch.time[row],
         )
         self.purchase_prediction.add(
             surface=click_surface,
             predicted=pcvr,
             truth=feedback.click_true_cvr,
             outcome=feedback.click_ordered,
+            time=feedback.click_time,
         )
         end = float(batch.time[-1]) if len(batch) else self.market.clock
         self.stats.add_surface_totals(

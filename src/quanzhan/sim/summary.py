@@ -11,11 +11,14 @@ from typing import Any
 import numpy as np
 
 from quanzhan.domain import SURFACE_NAMES, CampaignMode, RoiBasis
+from quanzhan.sim.evaluation import PredictionRecord
 from quanzhan.sim.run import SimulationResult
 
 # On expected values a campaign meets its target at 98% of it (the benchmark's rule); realized
 # ROI, noisy with a handful of orders a day, is held to the full target.
 ROI_MET_TOLERANCE = 0.98
+# Periods a run's calibration over time is cut into (two hours each on a one-day run).
+CALIBRATION_PERIODS = 12
 
 
 def build_summary(result: SimulationResult, *, wall_seconds: float) -> dict[str, Any]:
@@ -44,8 +47,8 @@ def build_summary(result: SimulationResult, *, wall_seconds: float) -> dict[str,
         "model_refreshes": result.refreshes,
         "wall_seconds": round(wall_seconds, 3),
         "prediction": {
-            "pctr": result.click_prediction.report(),
-            "pcvr": result.purchase_prediction.report(),
+            "pctr": _prediction(result.click_prediction, days=result.config.traffic.days),
+            "pcvr": _prediction(result.purchase_prediction, days=result.config.traffic.days),
         },
         "retrieval": result.retrieval.report(),
         "campaign_totals": _campaign_totals(campaigns),
@@ -53,6 +56,18 @@ def build_summary(result: SimulationResult, *, wall_seconds: float) -> dict[str,
         "by_surface": _by_surface(result),
         "campaigns": campaigns,
     }
+
+
+def _prediction(record: PredictionRecord, *, days: int) -> dict[str, Any]:
+    """The record's metrics, and its calibration per surface over ``CALIBRATION_PERIODS``
+    equal periods of the run: a model can be right over the day and wrong in every hour."""
+    hours = 24.0 * days / CALIBRATION_PERIODS
+    out = record.report()
+    out["calibration_over_time"] = {
+        "hours": hours,
+        "by_surface": record.calibration_over_time(hours=hours, periods=CALIBRATION_PERIODS),
+    }
+    return out
 
 
 def _campaigns(result: SimulationResult) -> list[dict[str, Any]]:
