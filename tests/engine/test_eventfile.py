@@ -67,7 +67,10 @@ def test_round_trip_keeps_every_column(simulation: Simulation, event_path: Path)
         mine, theirs = getattr(logged, field.name), getattr(original_log, field.name)
         assert _same(mine, theirs), field.name
         assert mine.dtype == theirs.dtype, field.name
-    assert _same(found.log.ordered_clicks(), simulation.engine.log.ordered_clicks())
+    for mine, theirs in zip(found.log.orders(), simulation.engine.log.orders(), strict=True):
+        assert _same(mine, theirs)
+    order_time = found.log.orders()[1]
+    assert np.all(np.isfinite(order_time))  # the simulator knows when every order was placed
     assert found.n_orders > 0 and 0 < found.n_clicks < found.n_impressions
 
 
@@ -80,6 +83,18 @@ def test_plain_numpy_reads_the_documented_layout(event_path: Path) -> None:
     assert {"engine_config", "n_users", "max_slots", "seed", "end_time", "orders.click_id"} <= set(
         arrays
     )
+
+
+def test_a_version_1_file_is_read_without_order_times(event_path: Path, tmp_path: Path) -> None:
+    """Files written before orders had times: read, every order kept, its time unknown."""
+    arrays = _arrays(event_path)
+    arrays["version"] = np.array(1)
+    del arrays["orders.time"]
+    old = tmp_path / "old.npz"
+    np.savez(old, allow_pickle=False, **arrays)
+    ordered, order_time = read_event_file(old).log.orders()
+    assert _same(ordered, arrays["orders.click_id"]) and len(ordered) > 0
+    assert np.all(np.isnan(order_time))
 
 
 def test_an_empty_log_round_trips(simulation: Simulation, tmp_path: Path) -> None:
@@ -158,7 +173,9 @@ def _mutated(path: Path, tmp_path: Path, change: dict[str, Any], drop: str | Non
     ("change", "drop", "fragment"),
     [
         ({"format": "something-else"}, None, "format is 'something-else'"),
-        ({"version": 2}, None, "is version 2"),
+        ({"version": 3}, None, "is version 3"),
+        ({"orders.time": np.zeros(2)}, None, "orders.click_id and orders.time differ in length"),
+        ({}, "orders.time", "no 'orders.time' array"),
         ({}, "impressions.click_id", "no 'impressions.click_id' array"),
         ({}, "items.n_terms", "no 'items.n_terms' array"),
         ({}, "format", "no 'format' array"),

@@ -48,7 +48,10 @@ class EngineConfig(BaseModel):
     attribution_window_hours: float = Field(default=24.0, gt=0, le=24 * 30)
     refresh_hours: float = Field(default=2.0, gt=0)
     first_refresh_hours: float = Field(default=1.0, gt=0)
-    conversion_maturity_hours: float = Field(default=3.0, ge=0)
+    # Clicks younger than this are not learned from for purchases. The younger ones the model
+    # does learn from count as the share of their orders that its learned delay distribution
+    # says has arrived (``engine.prediction``), so none need be left out.
+    conversion_maturity_hours: float = Field(default=0.0, ge=0)
     max_training_rows: int = Field(default=400_000, ge=1000)
     prior_ctr: float = Field(default=0.03, gt=0, lt=1)
     prior_cvr: float = Field(default=0.01, gt=0, lt=1)

@@ -324,8 +324,12 @@ class Engine:
             )
         )
 
-    def record_attributed_orders(self, click_id: NDArray[np.int64]) -> None:
-        self.log.add_attributed_orders(click_id)
+    def record_attributed_orders(
+        self, click_id: NDArray[np.int64], time: NDArray[np.float64]
+    ) -> None:
+        """Log orders by the click each was attributed to and when it was placed (``nan``
+        where unknown): labels for the purchase model, delays for its delay distribution."""
+        self.log.add_attributed_orders(click_id, time)
 
     def refresh(self, *, now: float) -> None:
         """Relearn profiles, rates and models from the log, then re-rank retrieval by quality."""

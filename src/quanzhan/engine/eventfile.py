@@ -8,7 +8,8 @@ plain ``numpy.load(path)`` reads it; every entry is an array, scalars as 0-d arr
 key                    shape, dtype  meaning
 =====================  ============  =====================================================
 ``format``             ``()`` str    always ``"quanzhan-events"``
-``version``            ``()`` int    ``1``; a reader refuses versions it does not know
+``version``            ``()`` int    ``2``; a reader refuses versions it does not know
+                                     (it reads ``1``, which has no ``orders.time``)
 ``engine_config``      ``()`` str    the ``EngineConfig`` as JSON
 ``n_users``            ``()`` int    users of the market (user ids are ``0..n_users-1``)
 ``max_slots``          ``()`` int    the most ad slots of any page
@@ -21,6 +22,7 @@ key                    shape, dtype  meaning
 ``impressions.<f>``    ``(m,)``      every ``Impressions`` column; ``x_ctr``, ``x_cvr`` are
                                      ``(m, f)``; ``click_id`` is -1 when not clicked
 ``orders.click_id``    ``(o,)`` i64  the clicks an order was attributed to
+``orders.time``        ``(o,)`` f64  when each click's first order was placed (seconds)
 =====================  ============  =====================================================
 
 The field lists follow the dataclasses (``ItemTable``, ``CampaignTable``, ``Impressions``), so
@@ -50,7 +52,8 @@ from quanzhan.engine.prediction import FEATURES, N_FEATURES
 from quanzhan.errors import ModelError, OutputError
 
 FORMAT = "quanzhan-events"
-VERSION = 1
+VERSION = 2
+_VERSIONS = (1, 2)  # version 1 files hold no order times: the purchase model learns no delays
 
 _T = TypeVar("_T")
 # What a damaged or foreign file raises somewhere inside ``np.load`` and the zip reader.
@@ -111,8 +114,10 @@ def write_event_file(
         "end_time": np.array(end_time, dtype=np.float64),
         "history.user": np.asarray(history_user, dtype=np.int32),
         "history.item": np.asarray(history_item, dtype=np.int32),
-        "orders.click_id": np.asarray(log.ordered_clicks(), dtype=np.int64),
     }
+    ordered, order_time = log.orders()
+    arrays["orders.click_id"] = np.asarray(ordered, dtype=np.int64)
+    arrays["orders.time"] = np.asarray(order_time, dtype=np.float64)
     for prefix, table in (("items", items), ("campaigns", campaigns)):
         for field in fields(table):
             arrays[f"{prefix}.{field.name}"] = np.asarray(getattr(table, field.name))
@@ -170,7 +175,7 @@ def train_engine(events: EventFile, *, seed: int | None = None) -> Engine:
     engine = fresh_engine(events, seed=seed)
     if len(events.log):
         engine.record(events.log.impressions())
-    engine.record_attributed_orders(events.log.ordered_clicks())
+    engine.record_attributed_orders(*events.log.orders())
     engine.refresh(now=events.end_time)
     return engine
 
@@ -259,8 +264,9 @@ class _Reader:
         if kind != FORMAT:
             raise self.fail(f"format is {kind!r}, not {FORMAT!r}")
         version = self.scalar("version", int)
-        if version != VERSION:
-            raise self.fail(f"is version {version}; this Quanzhan reads version {VERSION}")
+        if version not in _VERSIONS:
+            known = " and ".join(str(v) for v in _VERSIONS)
+            raise self.fail(f"is version {version}; this Quanzhan reads versions {known}")
         try:
             config = EngineConfig.model_validate_json(self.scalar("engine_config", str))
         except ValidationError as error:
@@ -290,7 +296,14 @@ class _Reader:
         self.check_range("impressions.campaign", impressions.campaign, len(campaigns))
         self.check_range("impressions.user", impressions.user, n_users, low=-1)  # -1: unknown
         log.add_impressions(impressions)
-        log.add_attributed_orders(self.column("orders.click_id", np.int64))
+        ordered = self.column("orders.click_id", np.int64)
+        if version >= 2:
+            order_time = self.column("orders.time", np.float64)
+            if len(order_time) != len(ordered):
+                raise self.fail("orders.click_id and orders.time differ in length")
+        else:
+            order_time = np.full(len(ordered), np.nan)
+        log.add_attributed_orders(ordered, order_time)
         return EventFile(
             config=config,
             items=items,

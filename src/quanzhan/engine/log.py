@@ -64,7 +64,7 @@ class EventLog:
     def __init__(self) -> None:
         self._chunks: list[Impressions] = []
         self._merged: Impressions | None = None
-        self._ordered_clicks: list[NDArray[np.int64]] = []
+        self._orders: list[tuple[NDArray[np.int64], NDArray[np.float64]]] = []
         self._landscapes: list[Landscape] = []
 
     def add_impressions(self, impressions: Impressions) -> None:
@@ -87,9 +87,16 @@ class EventLog:
         self._landscapes = [merged]
         return merged
 
-    def add_attributed_orders(self, click_id: NDArray[np.int64]) -> None:
-        """Clicks that an order was attributed to (an order of the clicked item by the clicker)."""
-        self._ordered_clicks.append(click_id[click_id >= 0])
+    def add_attributed_orders(self, click_id: NDArray[np.int64], time: NDArray[np.float64]) -> None:
+        """Orders attributed to clicks (an order of the clicked item by the clicker): the click
+        each was attributed to and when it was placed (``nan`` where that is not known).
+        ``ValueError`` where the two differ in length."""
+        click_id = np.asarray(click_id, dtype=np.int64)
+        time = np.asarray(time, dtype=np.float64)
+        if click_id.shape != time.shape or click_id.ndim != 1:
+            raise ValueError("click_id and time need one entry per order")
+        keep = click_id >= 0
+        self._orders.append((click_id[keep], time[keep]))
 
     def impressions(self) -> Impressions:
         if self._merged is None:
@@ -104,10 +111,22 @@ class EventLog:
         return self._merged
 
     def ordered_clicks(self) -> NDArray[np.int64]:
-        if not self._ordered_clicks:
-            return np.zeros(0, np.int64)
-        merged = np.unique(np.concatenate(self._ordered_clicks))
-        self._ordered_clicks = [merged]
+        """Every click an order was attributed to, once each, in order of id."""
+        return self.orders()[0]
+
+    def orders(self) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        """Every click an order was attributed to, once each, in order of id, and when its
+        first order was placed (``nan`` where no time is known)."""
+        if not self._orders:
+            return np.zeros(0, np.int64), np.zeros(0)
+        click_id = np.concatenate([c for c, _ in self._orders])
+        time = np.concatenate([t for _, t in self._orders])
+        order = np.lexsort((time, click_id))  # by click, its earliest known time first
+        click_id, time = click_id[order], time[order]
+        first = np.ones(len(click_id), dtype=bool)
+        first[1:] = click_id[1:] != click_id[:-1]
+        merged = (click_id[first], time[first])
+        self._orders = [merged]
         return merged
 
     def __len__(self) -> int:

@@ -18,8 +18,18 @@ Both models are per-surface logistic regressions (``engine.logistic``) over seve
 Rates used in training are out-of-fold (rows split in two by request id, each half encoded from
 the other), so a row's own outcome never leaks into its features. Clicks are counted against
 exposure, the sum of the position factors of their impressions, so an item shown low is not
-mistaken for a weak item. Purchase labels use only clicks older than the conversion maturity, so
-orders still on their way are not read as no order.
+mistaken for a weak item.
+
+Orders come minutes to hours after their click, so a young click without one is only partly a
+click without one. The purchase model learns a delay distribution from the orders it has seen
+(``bidding.delay``, each delay truncated at its click's age) and counts each click as the share
+``F(age)`` of its orders that would have arrived by now: that many trials behind the rates, that
+share of the expected orders behind the item lifts and the calibration, and that weight on a
+click still without an order in the fit (with a rate ``p`` of a few percent, weighting a
+negative by ``F`` biases ``p`` by a share of about ``p (1 - F)``, far below its noise). So the
+model learns from the latest hours' clicks as well, rather than from clicks hours old only: on
+a platform's first hours it leaves its prior as soon as orders come, and after it follows a
+change of conversion within the hour.
 """
 
 from __future__ import annotations
@@ -30,6 +40,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import logit
 
+from quanzhan.bidding.delay import DelayModel
 from quanzhan.domain import N_SURFACES, ItemTable
 from quanzhan.engine.calibration import HeldOutCalibration
 from quanzhan.engine.config import EngineConfig
@@ -43,12 +54,13 @@ N_FEATURES = len(FEATURES)
 _CLICK_LIFT = FEATURES.index("click_lift")
 _CATEGORY_STRENGTH = 300.0  # pseudo-trials of the global rate behind each category rate
 _NEGATIVES_PER_CLICK = 3.0  # negative down-sampling for the click model, re-weighted
-_MIN_ORDERS = 20  # below this many labelled orders the purchase model keeps its prior
+_MIN_ORDERS = 100  # below this many labelled orders the purchase model keeps its prior
 _MIN_OUTCOMES = 50  # clicks below which rows are too thin to fit on or calibrate against
 # Held-out outcomes each calibration reads, over as many recent refresh intervals as it takes
 # (``engine.calibration``): per surface, a ratio within a few percent on the busy surfaces.
 _CLICKS_TO_CALIBRATE = 2_000.0
 _ORDERS_TO_CALIBRATE = 400.0
+_DELAYS_TO_FIT = 20_000  # the latest orders whose delays the delay distribution is fitted to
 
 
 class Predictor:
@@ -93,6 +105,7 @@ class Predictor:
         self.cvr_shift = np.zeros(N_SURFACES)
         self._click_evidence = HeldOutCalibration(enough=_CLICKS_TO_CALIBRATE)
         self._purchase_evidence = HeldOutCalibration(enough=_ORDERS_TO_CALIBRATE)
+        self.delay = DelayModel(window_seconds=config.attribution_window_hours * 3600)
         self._calibrated_until = 0.0
         self._cvr_calibrated_until = 0.0
         self.refreshes = 0
@@ -184,7 +197,7 @@ class Predictor:
             self._calibrated_until = now - window
             self._cvr_calibrated_until = now - window - self.config.conversion_maturity_hours * 3600
         self._refresh_click(impressions)
-        self._refresh_purchase(impressions, log.ordered_clicks(), now)
+        self._refresh_purchase(impressions, *log.orders(), now)
         self._calibrated_until = float(impressions.time.max())
         self._cvr_calibrated_until = now - self.config.conversion_maturity_hours * 3600
         self.refreshes += 1
@@ -212,14 +225,21 @@ class Predictor:
                                      outcome=test.clicked)  # fmt: skip
             self.ctr_shift = self._click_evidence.shift()
 
-    def _refresh_purchase(self, imps: Impressions, ordered: NDArray[np.int64], now: float) -> None:
-        mature = imps.clicked & (
-            imps.click_time <= now - self.config.conversion_maturity_hours * 3600
+    def _refresh_purchase(
+        self,
+        imps: Impressions,
+        ordered: NDArray[np.int64],
+        order_time: NDArray[np.float64],
+        now: float,
+    ) -> None:
+        clicks = imps.take(
+            imps.clicked & (imps.click_time <= now - self.config.conversion_maturity_hours * 3600)
         )
-        clicks = imps.take(mature)
         label = np.isin(clicks.click_id, ordered)
         if label.sum() < _MIN_ORDERS:
             return
+        self._learn_delays(clicks, ordered, order_time, now)
+        arrived = self.delay.share_arrived(now - clicks.click_time)
         rows = self._recent(len(clicks))
         held = clicks.click_time[rows] > self._cvr_calibrated_until
         # Orders are scarce: one interval's held-out clicks may hold a few; the calibration
@@ -231,16 +251,36 @@ class Predictor:
         x_cvr[:, _CLICK_LIFT] = self.ctr_item[clicks.campaign]
         self.cvr_item, self.cvr_category, x_held = self._fit_with_lift(
             self.purchase, log=clicks, x_log=x_cvr, outcome=label.astype(np.float64),
-            trials=np.ones(len(clicks)), prior=self.config.prior_cvr, fit_rows=fit_rows,
-            weight=np.ones(len(fit_rows)), fit_position=False, known_rows=fit_rows,
-            held_rows=rows[held],
+            trials=arrived, prior=self.config.prior_cvr, fit_rows=fit_rows,
+            weight=np.where(label[fit_rows], 1.0, arrived[fit_rows]), fit_position=False,
+            known_rows=fit_rows, held_rows=rows[held], arrived=arrived,
         )  # fmt: skip
         if calibrate:
             test = clicks.take(rows[held])
-            predicted = self.purchase.predict(test.surface, x_held)
+            predicted = self.purchase.predict(test.surface, x_held) * arrived[rows[held]]
             self._purchase_evidence.add(surface=test.surface, predicted=predicted,
                                         outcome=label[rows[held]])  # fmt: skip
             self.cvr_shift = self._purchase_evidence.shift()
+
+    def _learn_delays(
+        self,
+        clicks: Impressions,
+        ordered: NDArray[np.int64],
+        order_time: NDArray[np.float64],
+        now: float,
+    ) -> None:
+        """Fit the delay distribution to the latest orders of ``clicks`` whose time is known,
+        each delay seen only up to its click's age."""
+        timed = np.isfinite(order_time)
+        ordered, order_time = ordered[timed], order_time[timed]
+        by_id = np.argsort(clicks.click_id)
+        at = np.minimum(np.searchsorted(clicks.click_id, ordered, sorter=by_id), len(by_id) - 1)
+        found = by_id[at]
+        mine = clicks.click_id[found] == ordered
+        found, order_time = found[mine], order_time[mine]
+        latest = np.argsort(order_time, kind="stable")[-_DELAYS_TO_FIT:]
+        click_time = clicks.click_time[found[latest]]
+        self.delay.fit(delay=order_time[latest] - click_time, horizon=now - click_time)
 
     def _fit_with_lift(
         self,
@@ -256,9 +296,11 @@ class Predictor:
         fit_position: bool,
         known_rows: NDArray[np.int64],
         held_rows: NDArray[np.int64],
+        arrived: NDArray[np.float64] | None = None,
     ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float32]]:
         """Refit ``model`` on ``fit_rows`` of the log (rows of ``outcome`` over ``trials``,
-        features as served ``x_log``, each fitted row weighing ``weight``). Returns the item
+        features as served ``x_log``, each fitted row weighing ``weight``; ``arrived``, where
+        given, the share of each row's outcomes that could be known by now). Returns the item
         lifts and category rates to serve, and the features of ``held_rows`` as this model
         would have served them knowing only ``known_rows``: their item lifts and category
         rates read off those rows, not the older tables logged with them (rates that were
@@ -288,6 +330,8 @@ class Predictor:
         x_all = x_log.copy()
         x_all[:, 2], x_all[:, 3] = 0.0, category[self._category[campaign]]
         expected = base.predict(log.surface, x_all, log.slot)
+        if arrived is not None:
+            expected = expected * arrived
         x[:, 2] = self._out_of_fold(
             campaign[fit_rows], fold, fit_rows,
             lambda o: self._lifts(campaign[o], outcome[o], expected[o]),

@@ -37,7 +37,8 @@ _ID_OFFSET = 1 << 40
 @dataclass(frozen=True, slots=True)
 class PlatformPast:
     """What the days before the run left in the engine's log, on the run's clock (the past
-    ends at time 0). ``late_click`` are past clicks whose orders come after the start, at
+    ends at time 0). ``ordered_clicks`` are the clicks whose orders came before the start, at
+    ``ordered_time``; ``late_click`` are past clicks whose orders come after the start, at
     ``late_time``, in time order, each of campaign ``late_campaign``, clicked at
     ``late_click_time``. ``evidence`` is what the past's observer learned across campaigns
     (order delays, every campaign's realized and due orders), the platform's as its models are.
@@ -45,6 +46,7 @@ class PlatformPast:
 
     impressions: Impressions
     ordered_clicks: NDArray[np.int64]
+    ordered_time: NDArray[np.float64]
     late_click: NDArray[np.int64]
     late_time: NDArray[np.float64]
     late_campaign: NDArray[np.int32]
@@ -111,9 +113,11 @@ def play_past(
         )
     else:
         impressions = _no_impressions()
+    ordered_clicks, ordered_time = log.orders()
     return PlatformPast(
         impressions=impressions,
-        ordered_clicks=log.ordered_clicks() + _ID_OFFSET,
+        ordered_clicks=ordered_clicks + _ID_OFFSET,
+        ordered_time=ordered_time - shift,
         late_click=late_click + _ID_OFFSET,
         late_time=late_time - shift,
         late_campaign=late_campaign.astype(np.int32),

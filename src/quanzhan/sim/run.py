@@ -110,7 +110,7 @@ class Simulation:
         self._past, self._late = past, 0.0
         if past is not None:
             self.engine.record(past.impressions)
-            self.engine.record_attributed_orders(past.ordered_clicks)
+            self.engine.record_attributed_orders(past.ordered_clicks, past.ordered_time)
             self.engine.refresh(now=0.0)
         self.oracle_predictions = oracle_predictions
         if oracle_predictions:
@@ -266,7 +266,7 @@ class Simulation:
     def _late_orders(self, past: PlatformPast, arriving: slice) -> None:
         """Orders of the past's clicks arriving now: the engine learns from them, and the
         observer from their delays (they count towards no day of the run)."""
-        self.engine.record_attributed_orders(past.late_click[arriving])
+        self.engine.record_attributed_orders(past.late_click[arriving], past.late_time[arriving])
         self.observer.add_ad_orders(
             campaign=past.late_campaign[arriving],
             click_time=past.late_click_time[arriving],
@@ -411,4 +411,4 @@ class Simulation:
         self.stats.add_platform(
             "gmv_organic", surface=zeros, time=orders.time[organic], value=orders.amount[organic]
         )
-        self.engine.record_attributed_orders(found.click_id[ad])
+        self.engine.record_attributed_orders(found.click_id[ad], time)
