@@ -8,13 +8,10 @@ logit shift that makes those predictions sum to what happened calibrates the mod
 
 One refresh interval may hold too few outcomes to measure that: a market of a few hundred orders
 a day holds a few dozen between two refreshes, and a thin surface none. So every interval's
-evidence is kept (outcomes and predictions per surface). The all-surface ratio reads the most
-recent intervals that together hold ``enough`` outcomes: a busy market calibrates on its latest
+evidence is kept (outcomes and predictions per surface), and the shift reads the most recent
+intervals that together hold ``enough`` outcomes: a busy market calibrates on its latest
 interval alone, a quiet one on the last several, and none is left with a shift measured once on
-a handful of orders and never again. Each surface reads back as far as it takes to hold
-``per_surface`` outcomes of its own (at most ``max_intervals``): a surface of a few orders an
-hour would otherwise be read on a dozen orders and lean on the others' ratio, however far off
-its own stays all day; a busy one still reads its latest interval.
+a handful of orders and never again.
 """
 
 from __future__ import annotations
@@ -34,18 +31,10 @@ _MAX_SHIFT = 2.0
 class HeldOutCalibration:
     """Held-out outcomes and predictions per surface, interval by interval, newest last."""
 
-    def __init__(
-        self, *, enough: float, per_surface: float | None = None, max_intervals: int = 12
-    ) -> None:
-        """``per_surface`` defaults to ``enough``."""
-        per_surface = enough if per_surface is None else per_surface
-        if not (enough > 0 and per_surface > 0):
-            raise ValueError("enough and per_surface must be positive")
-        if max_intervals < 1:
-            raise ValueError("max_intervals must be at least 1")
+    def __init__(self, *, enough: float) -> None:
+        if not enough > 0:
+            raise ValueError("enough must be positive")
         self.enough = float(enough)
-        self.per_surface = float(per_surface)
-        self.max_intervals = int(max_intervals)
         self._happened: list[NDArray[np.float64]] = []
         self._expected: list[NDArray[np.float64]] = []
 
@@ -77,46 +66,23 @@ class HeldOutCalibration:
 
     def shift(self) -> NDArray[np.float64]:
         """Per surface, log(outcomes / predictions) over the most recent intervals that hold
-        ``per_surface`` outcomes of that surface (all kept, where they hold fewer), with
-        ``_PSEUDO`` pseudo-outcomes on each side at the all-surface ratio of the most recent
-        intervals that hold ``enough``, within ``_MAX_SHIFT``; zero before any interval."""
+        ``enough`` outcomes (all kept, where they hold fewer), each surface's ratio with
+        ``_PSEUDO`` pseudo-outcomes at the all-surface ratio on each side, within
+        ``_MAX_SHIFT``; zero before any interval."""
         if not self._happened:
             return np.zeros(N_SURFACES)
-        happened = np.array(self._happened[::-1])  # (intervals, surfaces), newest first
-        expected = np.array(self._expected[::-1])
-        total = _newest_holding(happened.sum(axis=1), self.enough)
-        overall = (happened[:total].sum() + _PSEUDO) / (expected[:total].sum() + _PSEUDO)
-        read = np.arange(len(happened))[:, None] < self._reads(happened)[None, :]
-        mine_happened = (happened * read).sum(axis=0)
-        mine_expected = (expected * read).sum(axis=0)
-        step = np.log((mine_happened + _PSEUDO * overall) / (mine_expected + _PSEUDO))
+        happened = np.sum(self._happened, axis=0)
+        expected = np.sum(self._expected, axis=0)
+        overall = (happened.sum() + _PSEUDO) / (expected.sum() + _PSEUDO)
+        step = np.log((happened + _PSEUDO * overall) / (expected + _PSEUDO))
         out: NDArray[np.float64] = np.clip(step, -_MAX_SHIFT, _MAX_SHIFT)
         return out
 
-    def _reads(self, happened: NDArray[np.float64]) -> NDArray[np.int64]:
-        """How many of the newest intervals each surface reads (``happened`` newest first)."""
-        return np.array(
-            [_newest_holding(happened[:, s], self.per_surface) for s in range(N_SURFACES)],
-            dtype=np.int64,
-        )
-
     def _forget(self) -> None:
-        """Drop the intervals older than any reading needs (and past ``max_intervals``): new
-        intervals only add, so they are never read again. A surface that none of the kept
-        intervals has a row of needs none."""
-        happened = np.array(self._happened[::-1])
-        seen = np.array(self._expected).sum(axis=0) > 0
-        needed = _newest_holding(happened.sum(axis=1), self.enough)
-        if seen.any():
-            needed = max(needed, int(self._reads(happened)[seen].max()))
-        needed = min(needed, self.max_intervals)
+        """Drop the intervals older than those the newest ones need to hold ``enough``: new
+        intervals only add, so they are never read again."""
+        held = np.cumsum([h.sum() for h in reversed(self._happened)])
+        needed = int(np.searchsorted(held, self.enough)) + 1  # newest intervals to keep
         if needed < len(self._happened):
             del self._happened[:-needed]
             del self._expected[:-needed]
-
-
-def _newest_holding(happened: NDArray[np.float64], enough: float) -> int:
-    """How many of the newest intervals (``happened`` per interval, newest first) it takes to
-    hold ``enough`` outcomes; all of them where they hold fewer."""
-    held = np.cumsum(happened)
-    return min(int(np.searchsorted(held, enough)) + 1, len(happened))

@@ -57,12 +57,9 @@ _NEGATIVES_PER_CLICK = 3.0  # negative down-sampling for the click model, re-wei
 _MIN_ORDERS = 100  # below this many labelled orders the purchase model keeps its prior
 _MIN_OUTCOMES = 50  # clicks below which rows are too thin to fit on or calibrate against
 # Held-out outcomes each calibration reads, over as many recent refresh intervals as it takes
-# (``engine.calibration``): all surfaces together, for the ratio a thin surface leans on, and
-# each surface of its own (a ratio within about 10%), going back at most a day of refreshes.
+# (``engine.calibration``): per surface, a ratio within a few percent on the busy surfaces.
 _CLICKS_TO_CALIBRATE = 2_000.0
 _ORDERS_TO_CALIBRATE = 400.0
-_CLICKS_PER_SURFACE = 500.0
-_ORDERS_PER_SURFACE = 100.0
 _DELAYS_TO_FIT = 20_000  # the latest orders whose delays the delay distribution is fitted to
 
 
@@ -106,13 +103,8 @@ class Predictor:
         # Per-surface logit shifts that calibrate served predictions (``engine.calibration``).
         self.ctr_shift = np.zeros(N_SURFACES)
         self.cvr_shift = np.zeros(N_SURFACES)
-        intervals = max(1, round(24.0 / config.refresh_hours))
-        self._click_evidence = HeldOutCalibration(
-            enough=_CLICKS_TO_CALIBRATE, per_surface=_CLICKS_PER_SURFACE, max_intervals=intervals
-        )
-        self._purchase_evidence = HeldOutCalibration(
-            enough=_ORDERS_TO_CALIBRATE, per_surface=_ORDERS_PER_SURFACE, max_intervals=intervals
-        )
+        self._click_evidence = HeldOutCalibration(enough=_CLICKS_TO_CALIBRATE)
+        self._purchase_evidence = HeldOutCalibration(enough=_ORDERS_TO_CALIBRATE)
         self.delay = DelayModel(window_seconds=config.attribution_window_hours * 3600)
         self._calibrated_until = 0.0
         self._cvr_calibrated_until = 0.0
