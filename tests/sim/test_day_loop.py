@@ -120,10 +120,14 @@ def test_two_days_reset_daily_budgets() -> None:
 
 
 def test_models_train_on_a_window_smaller_than_the_log() -> None:
-    """More mature clicks than the training window once crashed the purchase model's refresh."""
+    """More clicks than the training window once crashed the purchase model's refresh. Twice
+    the tiny market's traffic: the purchase model leaves its prior at 100 orders."""
     config = load_scenario("tiny")
     small = config.model_copy(
-        update={"engine": config.engine.model_copy(update={"max_training_rows": 1000})}
+        update={
+            "engine": config.engine.model_copy(update={"max_training_rows": 1000}),
+            "traffic": config.traffic.model_copy(update={"requests_per_day": 60_000}),
+        }
     )
     simulation = Simulation(small, seed=5)
     result = simulation.run()
