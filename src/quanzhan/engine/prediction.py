@@ -232,13 +232,16 @@ class Predictor:
         order_time: NDArray[np.float64],
         now: float,
     ) -> None:
+        """``ordered``: the clicks an order was attributed to, in order of id, placed at
+        ``order_time`` (``nan`` where unknown)."""
         clicks = imps.take(
             imps.clicked & (imps.click_time <= now - self.config.conversion_maturity_hours * 3600)
         )
-        label = np.isin(clicks.click_id, ordered)
+        at = np.minimum(np.searchsorted(ordered, clicks.click_id), max(len(ordered) - 1, 0))
+        label = ordered[at] == clicks.click_id if len(ordered) else np.zeros(len(clicks), bool)
         if label.sum() < _MIN_ORDERS:
             return
-        self._learn_delays(clicks, ordered, order_time, now)
+        self._learn_delays(clicks, np.where(label, order_time[at], np.nan), now)
         arrived = self.delay.share_arrived(now - clicks.click_time)
         rows = self._recent(len(clicks))
         held = clicks.click_time[rows] > self._cvr_calibrated_until
@@ -263,23 +266,15 @@ class Predictor:
             self.cvr_shift = self._purchase_evidence.shift()
 
     def _learn_delays(
-        self,
-        clicks: Impressions,
-        ordered: NDArray[np.int64],
-        order_time: NDArray[np.float64],
-        now: float,
+        self, clicks: Impressions, order_time: NDArray[np.float64], now: float
     ) -> None:
-        """Fit the delay distribution to the latest orders of ``clicks`` whose time is known,
-        each delay seen only up to its click's age."""
-        timed = np.isfinite(order_time)
-        ordered, order_time = ordered[timed], order_time[timed]
-        by_id = np.argsort(clicks.click_id)
-        at = np.minimum(np.searchsorted(clicks.click_id, ordered, sorter=by_id), len(by_id) - 1)
-        found = by_id[at]
-        mine = clicks.click_id[found] == ordered
-        found, order_time = found[mine], order_time[mine]
-        latest = np.argsort(order_time, kind="stable")[-_DELAYS_TO_FIT:]
-        click_time = clicks.click_time[found[latest]]
+        """Fit the delay distribution to the latest orders of ``clicks`` (each click's order
+        time, ``nan`` where it has none or its time is unknown), each delay seen only up to its
+        click's age. Taken in order of click id, as the log keeps orders."""
+        timed = np.flatnonzero(np.isfinite(order_time))
+        timed = timed[np.argsort(clicks.click_id[timed], kind="stable")]
+        latest = timed[np.argsort(order_time[timed], kind="stable")[-_DELAYS_TO_FIT:]]
+        click_time = clicks.click_time[latest]
         self.delay.fit(delay=order_time[latest] - click_time, horizon=now - click_time)
 
     def _fit_with_lift(
