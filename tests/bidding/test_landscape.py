@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import pytest
 from numpy.typing import NDArray
 
 from quanzhan.bidding.landscape import LandscapePacing, MenuSample, even_sample
@@ -49,14 +50,26 @@ def _run(
     rows: Callable[[int, int], int] = lambda day, tick: ROWS,
     orders_per_value: float = 1.0,
     order_delay_ticks: int = 0,
+    recalled: bool = False,
 ) -> list[list[Day]]:
     """Three days; ``truth`` is each campaign's true value over its predicted value, which the
     orders reveal (``orders_realized``, ``orders_per_value`` of them per unit of value, each
     ``order_delay_ticks`` after its click, due as late as it arrives) and the policy must learn;
-    ``rows(day, tick)`` is how many auctions each campaign meets in a tick."""
+    ``rows(day, tick)`` is how many auctions each campaign meets in a tick; ``recalled``: the
+    policy is handed a day of the platform's past on the same market before the first."""
     n = len(spec)
     policy = LandscapePacing()
     policy.reset(campaigns=spec, seed=0)
+    if recalled:
+        before = [np.random.default_rng([6, c]) for c in range(n)]
+        past = [_tick_menus(before[c], c) for _ in range(TICKS) for c in range(n)]
+        policy.recall_day(
+            MenuView(
+                campaign=np.concatenate([m.campaign for m in past]),
+                value=np.concatenate([m.value for m in past]),
+                cost=np.concatenate([m.cost for m in past]),
+            )
+        )
     rngs = [np.random.default_rng([5, c]) for c in range(n)]
     days: list[list[Day]] = []
     # Per tick of the run: orders the tick's clicks bring (true) and were predicted to bring.
@@ -169,6 +182,36 @@ def test_a_first_day_whose_auctions_multiply_is_read_off_its_latest_hours() -> N
     (first,) = days[0]
     assert first.spent_out_at >= TICKS - 3
     assert first.value >= 0.9 * first.best_value
+
+
+@pytest.mark.parametrize(("budget", "target"), [(40.0, 1.0), (1e6, 3.0)])
+def test_a_day_recalled_from_the_platforms_past_serves_the_first_day_as_a_yesterday(
+    budget: float, target: float
+) -> None:
+    """With the platform's last day handed over, the first day is planned as later days are:
+    a budget-bound campaign spreads its budget over the whole day, a ROI-bound one buys near
+    the best its target allows, from the first tick."""
+    (first,) = _run(_spec([budget], [target]), truth=np.ones(1), recalled=True)[0]
+    assert first.value >= 0.9 * first.best_value
+    assert first.value >= 0.98 * target * first.spend
+    if budget < 1e6:
+        assert first.spent_out_at >= TICKS - 3
+
+
+def test_a_recalled_day_that_names_no_campaign_of_the_policys_changes_nothing() -> None:
+    policy = LandscapePacing()
+    policy.reset(campaigns=_spec([40.0], [1.0]), seed=0)
+    before = policy.multipliers()
+    stray = MenuView(campaign=np.array([0, 3]), value=np.ones((2, 2)), cost=np.ones((2, 2)))
+    with pytest.raises(ValueError, match="campaigns"):
+        policy.recall_day(stray)
+    unweighed = MenuView(
+        campaign=np.array([0]), value=np.ones((1, 2)), cost=np.ones((1, 2)), weight=np.ones(2)
+    )
+    with pytest.raises(ValueError, match="weight"):
+        policy.recall_day(unweighed)
+    np.testing.assert_array_equal(policy.multipliers(), before)
+    assert policy._yesterday_rows is None
 
 
 def test_a_roi_bound_campaign_meets_its_target_and_buys_near_the_best() -> None:

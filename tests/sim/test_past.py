@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 
 from quanzhan.bidding.delay import DelayModel
+from quanzhan.bidding.dual import DualPacing
+from quanzhan.bidding.policy import MenuView
 from quanzhan.bidding.value_prior import NO_ERROR
+from quanzhan.domain import CampaignMode
 from quanzhan.sim.config import ScenarioConfig, load_scenario
 from quanzhan.sim.market import Market
 from quanzhan.sim.past import past_config, play_past
@@ -115,6 +118,39 @@ def test_a_past_played_apart_gives_the_run_it_would_play_itself(tmp_path: Path) 
     own = Simulation(config, seed=5, recall=False).run()
     np.testing.assert_array_equal(given.oracle.value, own.oracle.value)
     assert given.ledger.rows().amount.sum() == own.ledger.rows().amount.sum()
+
+
+def test_the_past_leaves_its_last_days_landscape_for_a_policy_that_asks(tmp_path: Path) -> None:
+    config = _scenario(tmp_path, warmup_days=2)
+    before = Simulation(past_config(config), seed=6, recall=False, before_start=True)
+    weight_by_day: list[float] = []
+
+    def midnight_sample(done: int, total: int) -> None:
+        if done % (total // 2) == 0 and before.landscape is not None:
+            weight_by_day.append(float(before.landscape.view().weight.sum()))
+
+    before.play(midnight_sample)
+    day_one, both_days = weight_by_day
+    # The sample starts again at midnight: the second day's weighs about a day, not two.
+    assert 0.6 * day_one < both_days < 1.5 * day_one
+    past = play_past(config, seed=6)
+    assert past is not None and past.landscape is not None
+    landscape = past.landscape
+    assert landscape.weight is not None and np.all(landscape.weight >= 1.0)
+    assert landscape.value.shape == landscape.cost.shape
+    assert len(landscape.value) == len(landscape.campaign) > 0
+    view = Market(config).reset(seed=6)
+    steered = np.flatnonzero(view.campaigns.mode == CampaignMode.FULL_SITE)
+    assert np.isin(landscape.campaign, steered).all()
+
+    heard: list[MenuView] = []
+
+    class Recalling(DualPacing):
+        def recall_day(self, menus: MenuView) -> None:
+            heard.append(menus)
+
+    Simulation(config, seed=6, recall=False, past=past, policy=Recalling())
+    assert len(heard) == 1 and heard[0] is landscape
 
 
 @pytest.mark.parametrize("name", ["steady", "surge", "shock", "cold", "delay"])

@@ -8,9 +8,11 @@ landscape instead: the engine logs every auction a campaign takes part in as a s
 so at every tick the policy can say what any multiplier would buy. It then takes
 
 - **the rest of the day's landscape**: today's auctions so far, plus all of yesterday's at
-  ``(1 - planned share)`` of their weight, standing for the hours still to come (for a campaign
-  with none yesterday, the latest hour or so of today's, scaled to the rest of the day: on a
-  platform's first day the models learn, and a campaign meets more auctions by the hour);
+  ``(1 - planned share)`` of their weight, standing for the hours still to come (on the first
+  day, the platform's last day before the policy took over, where the driver hands it over:
+  ``recall_day``; for a campaign with none, the latest hour or so of today's, scaled to the
+  rest of the day: on a platform's first day the models learn, and a campaign meets more
+  auctions by the hour);
 - **the state of the day**: the budget still left, and the ROI slack already earned or owed:
   what today's auctions brought at the multipliers actually used, in expected value
   (``value - target x cost`` of the slots taken), the item's organic GMV on the full-site
@@ -96,6 +98,29 @@ class MenuSample:
         )
         self._parts.append(kept)
         return kept
+
+    def keep(self, menus: MenuView) -> None:
+        """Keep ``menus`` as they are, each row standing for its ``weight`` (one without);
+        ``ValueError``, keeping nothing, where they do not fit this sample's campaigns."""
+        m = len(menus.campaign)
+        weight = np.ones(m) if menus.weight is None else np.asarray(menus.weight, np.float64)
+        if menus.value.shape != menus.cost.shape or menus.value.ndim != 2:
+            raise ValueError("menu value and cost need the same (rows, slots) shape")
+        if len(menus.value) != m or weight.shape != (m,):
+            raise ValueError("menus need one campaign and one weight per row")
+        if m and (menus.campaign.min() < 0 or menus.campaign.max() >= self.n):
+            raise ValueError(f"menu campaigns must lie in 0..{self.n - 1}")
+        if not np.all(np.isfinite(weight) & (weight >= 0)):
+            raise ValueError("menu weights must be finite and non-negative")
+        if m:
+            self._parts.append(
+                _Rows(menus.campaign.astype(np.int64), menus.value, menus.cost, weight.copy())
+            )
+
+    def view(self) -> MenuView:
+        """Every row kept so far, each with how many auctions it stands for."""
+        rows = self.rows()
+        return MenuView(rows.campaign, rows.value, rows.cost, rows.weight)
 
     def rows(self, scale: float = 1.0) -> _Rows:
         """Every row kept so far, weights times ``scale``."""
@@ -265,6 +290,16 @@ class LandscapePacing:
         # The last tick planned for a few minutes of budget; midnight opens a whole day.
         none = np.zeros(len(spec))
         self._plan(spend=none, organic=none, share=0.0, step=None)
+
+    def recall_day(self, menus: MenuView) -> None:
+        """The platform's last day before this policy steered (``bidding.policy``): the first
+        day plans on it as on a yesterday, instead of reading the rest of the day off its
+        first hours. Call after ``reset``, before the first update."""
+        sample = MenuSample(n_campaigns=len(self._require()))
+        sample.keep(menus)
+        if len(sample):
+            self._yesterday_rows = sample
+            self._plan(spend=np.zeros(sample.n), organic=np.zeros(sample.n), share=0.0, step=None)
 
     def value_calibration(self) -> NDArray[np.float64]:
         """Realized over due orders to date: a low quantile of each campaign's posterior."""

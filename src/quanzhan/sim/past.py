@@ -25,6 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from quanzhan.bidding.observer import PastEvidence
+from quanzhan.bidding.policy import MenuView
 from quanzhan.domain import DAY_SECONDS
 from quanzhan.engine.log import Impressions
 from quanzhan.sim.config import ScenarioConfig
@@ -42,6 +43,8 @@ class PlatformPast:
     ``late_time``, in time order, each of campaign ``late_campaign``, clicked at
     ``late_click_time``. ``evidence`` is what the past's observer learned across campaigns
     (order delays, every campaign's realized and due orders), the platform's as its models are.
+    ``landscape`` is a sample of the slot menus of the past's last day, in the engine's
+    predicted terms of that day (``bidding.policy``'s ``recall_day``).
     """
 
     impressions: Impressions
@@ -52,6 +55,7 @@ class PlatformPast:
     late_campaign: NDArray[np.int32]
     late_click_time: NDArray[np.float64]
     evidence: PastEvidence
+    landscape: MenuView | None = None
 
     def late_between(self, start: float, end: float) -> slice:
         """Where in the ``late_`` arrays the orders that arrive in ``(start, end]`` lie."""
@@ -123,6 +127,7 @@ def play_past(
         late_campaign=late_campaign.astype(np.int32),
         late_click_time=late_click_time - shift,
         evidence=simulation.observer.evidence().shifted(-shift),
+        landscape=simulation.landscape.view() if simulation.landscape is not None else None,
     )
 
 

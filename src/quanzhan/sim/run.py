@@ -23,6 +23,7 @@ from quanzhan.accounting.attribution import Attribution
 from quanzhan.accounting.ledger import Ledger
 from quanzhan.accounting.stats import Stats
 from quanzhan.bidding.forecast import TrafficForecast
+from quanzhan.bidding.landscape import MenuSample
 from quanzhan.bidding.observer import TickObserver
 from quanzhan.bidding.policy import CampaignSpec, MenuView, Policy
 from quanzhan.bidding.registry import make_policy
@@ -124,6 +125,9 @@ class Simulation:
             ),
             seed=seed,
         )
+        recall_day = getattr(self.policy, "recall_day", None)
+        if past is not None and past.landscape is not None and callable(recall_day):
+            recall_day(past.landscape)
         self.ledger = Ledger(budget=campaigns.budget.copy())
         self.attribution = Attribution(window_seconds=config.engine.attribution_window_hours * 3600)
         # One hour past the last day gathers the orders that arrive after the market closes.
@@ -149,7 +153,10 @@ class Simulation:
         self.purchase_prediction = PredictionRecord()
         self._item_campaign = np.full(len(self.view.items), -1, dtype=np.int32)
         self._item_campaign[campaigns.item] = np.arange(len(campaigns), dtype=np.int32)
-        self._menus = menus or self.policy.needs_menus
+        # Played as a platform's past, the run keeps a sample of its last day's menus: the
+        # landscape a policy taking over next morning may plan its first day on.
+        self.landscape = MenuSample(n_campaigns=len(campaigns)) if before_start else None
+        self._menus = menus or self.policy.needs_menus or before_start
         # The campaigns the policy steers: the full-site ones, whatever mode a benchmark runs.
         self.steered = campaigns.mode == CampaignMode.FULL_SITE
         self._next_refresh = config.engine.first_refresh_hours * 3600
@@ -220,6 +227,8 @@ class Simulation:
             self.policy.start_day()
             self.forecast.end_day()
             self.observer.start_day(at=now)
+            if self.landscape is not None:
+                self.landscape = MenuSample(n_campaigns=self.landscape.n)
 
     def _tick(self, tick: int, batch: RequestBatch) -> None:
         self.forecast.observe(batch.time)
@@ -282,14 +291,15 @@ class Simulation:
         ).reshape(menus.price.shape)
         clicks = position * menus.pctr[:, None]
         price = self.view.items.price[self.view.campaigns.item[menus.campaign]]
+        predicted = MenuView(
+            campaign=menus.campaign.astype(np.int64),
+            value=clicks * (menus.pcvr * price)[:, None],
+            cost=clicks * menus.price,
+        )
         if self.policy.needs_menus:
-            self.observer.add_menus(
-                MenuView(
-                    campaign=menus.campaign.astype(np.int64),
-                    value=clicks * (menus.pcvr * price)[:, None],
-                    cost=clicks * menus.price,
-                )
-            )
+            self.observer.add_menus(predicted)
+        if self.landscape is not None:
+            self.landscape.add(predicted)
         self.oracle.record_menus(batch=batch, menus=menus)
 
     def _account_impressions(
