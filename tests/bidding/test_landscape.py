@@ -282,6 +282,17 @@ def test_the_sample_keeps_a_few_rows_per_campaign_and_weighs_them_for_all() -> N
     assert len(rows.campaign) == 9 and rows.value.shape == (9, 3)
     assert np.isnan(rows.value[:8, 2]).all()  # narrower menus are padded with absent slots
     np.testing.assert_allclose(np.bincount(rows.campaign, weights=rows.weight), [20, 6, 2, 2])
+    # Rows that stand for several auctions already keep standing for them.
+    weighed = MenuSample(n_campaigns=1, per_tick=2)
+    weighed.add(
+        MenuView(
+            campaign=np.zeros(4, np.int64),
+            value=np.ones((4, 1)),
+            cost=np.ones((4, 1)),
+            weight=np.full(4, 5.0),
+        )
+    )
+    assert weighed.view().weight is not None and weighed.view().weight.sum() == 20.0
 
 
 def test_a_campaign_whose_every_click_loses_roi_stops_buying() -> None:

@@ -86,15 +86,17 @@ class MenuSample:
         self._parts: list[_Rows] = []
 
     def add(self, menus: MenuView) -> _Rows:
-        """Keep a sample of ``menus``; the rows kept."""
+        """Keep a sample of ``menus``; the rows kept. Rows that are a sample already
+        (``weight``) keep standing for theirs, times the rows each kept one stands for."""
         if len(menus.campaign) == 0:
             return _Rows.empty()
         keep, weight = even_sample(menus.campaign, self.n, self.per_tick)
+        given = 1.0 if menus.weight is None else menus.weight[keep]
         kept = _Rows(
             campaign=menus.campaign[keep],
             value=menus.value[keep],
             cost=menus.cost[keep],
-            weight=weight[menus.campaign[keep]],
+            weight=weight[menus.campaign[keep]] * given,
         )
         self._parts.append(kept)
         return kept
