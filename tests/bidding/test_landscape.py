@@ -198,7 +198,7 @@ def test_a_day_recalled_from_the_platforms_past_serves_the_first_day_as_a_yester
         assert first.spent_out_at >= TICKS - 3
 
 
-def test_a_recalled_day_that_names_no_campaign_of_the_policys_changes_nothing() -> None:
+def test_a_recalled_day_that_does_not_fit_the_policys_campaigns_changes_nothing() -> None:
     policy = LandscapePacing()
     policy.reset(campaigns=_spec([40.0], [1.0]), seed=0)
     before = policy.multipliers()
