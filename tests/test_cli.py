@@ -116,6 +116,44 @@ def test_bench_bidding_with_oracle_predictions_says_so(
     assert learned["gmv"] != oracle["gmv"]
 
 
+def test_bench_over_several_seeds_holds_each_seeds_own_figures_and_their_median(
+    tmp_path: Path, two_day_scenario: Path
+) -> None:
+    common = ("--scenario", str(two_day_scenario), "--policies", "landscape,manual_cpc")
+    out = tmp_path / "seeds.json"
+    done = _run(
+        "bench", "bidding", *common, "--seeds", "2-3", "--json", str(out),
+        "--dump", str(tmp_path / "dump"), cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "median over seeds 2, 3" in done.stdout
+    summed = json.loads(out.read_text())
+    assert summed["seeds"] == [2, 3] and set(summed["by_seed"]) == {"2", "3"}
+    single = tmp_path / "single.json"
+    done = _run("bench", "bidding", *common, "--seed", "3", "--json", str(single), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert summed["by_seed"]["3"] == json.loads(single.read_text())
+    for policy, figures in summed["policies"].items():
+        each = [summed["by_seed"][s]["policies"][policy]["gmv"] for s in ("2", "3")]
+        assert figures["gmv"] == pytest.approx(sum(each) / 2, abs=1e-4)  # two seeds' median
+        assert summed["spread"][policy]["gmv"] == [min(each), max(each)]
+    assert set(summed["default_highest"]) == {"2", "3"}
+    assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "dump" / "seed-2" / "landscape.npz").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [(("--seed", "1", "--seeds", "1-2"), "not both"), (("--seeds", "2-1"), "upwards")],
+)
+def test_bench_refuses_seeds_it_cannot_read_before_any_work(
+    tmp_path: Path, args: tuple[str, ...], fragment: str
+) -> None:
+    done = _run("bench", "bidding", "--scenario", "tiny", *args, cwd=tmp_path)
+    _one_line_error(done, fragment)
+    assert not (tmp_path / "bench.json").exists()
+
+
 def test_bench_refuses_an_unknown_policy_before_any_work(tmp_path: Path) -> None:
     done = _run("bench", "bidding", "--policies", "dual,guesswork", cwd=tmp_path)
     _one_line_error(done, "unknown policy 'guesswork'")

@@ -7,7 +7,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -137,12 +137,23 @@ def bench_bidding_command(
     scenario: Annotated[
         str, typer.Option(help="A scenario: steady, surge, shock, cold, delay, or a file.")
     ] = "steady",
-    seed: Annotated[int, typer.Option(help="Seed of every random draw.")] = 7,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="Seed of every random draw.  [default: 7]", show_default=False),
+    ] = None,
+    seeds: Annotated[
+        str | None,
+        typer.Option(
+            help="Several seeds instead, like 1-4 or 1,3,7: one market each, the JSON holding"
+            " each figure's median over them, its range, and every seed's own figures."
+        ),
+    ] = None,
     json_path: Annotated[Path, typer.Option("--json", help="Where to write the figures.")] = Path(
         "bench.json"
     ),
     dump: Annotated[
-        Path | None, typer.Option(help="Folder for each run's menus and outcomes (NPZ).")
+        Path | None,
+        typer.Option(help="Folder for each run's menus and outcomes (NPZ; seed-N/ per seed)."),
     ] = None,
     policies: Annotated[
         str | None, typer.Option(help="Comma-separated policies; default: all.")
@@ -167,14 +178,18 @@ def bench_bidding_command(
     ] = None,
 ) -> None:
     """Every policy on the same market and seed, against the hindsight optimum."""
-    from rich.table import Table
+    import numpy as np
 
     from quanzhan.report.bench_plot import write_bench_plot
     from quanzhan.sim.bench import BENCH_POLICIES, PAST, bench_bidding
+    from quanzhan.sim.bench_seeds import across_seeds, parse_seeds
     from quanzhan.sim.config import load_scenario
 
-    if seed < 0:
+    if seed is not None and seeds is not None:
+        raise QuanzhanError("give --seed or --seeds, not both")
+    if seed is not None and seed < 0:
         raise QuanzhanError(f"seed must be a non-negative integer, not {seed}")
+    chosen_seeds = parse_seeds(seeds) if seeds is not None else (7 if seed is None else seed,)
     named = [p.strip() for p in policies.split(",") if p.strip()] if policies else BENCH_POLICIES
     chosen = tuple(dict.fromkeys(named))  # each once, in the order given
     unknown = [p for p in chosen if p not in BENCH_POLICIES]
@@ -187,50 +202,89 @@ def bench_bidding_command(
     _prepare_out(json_path.parent)
     if dump is not None:
         _prepare_out(dump)
+    several = seeds is not None
+    runs: dict[int, dict[str, Any]] = {}
+    efficiencies: dict[str, list[np.ndarray]] = {p: [] for p in chosen}
     with _progress(False) as progress:
         before = (PAST,) if config.traffic.warmup_days else ()
         tasks = {p: progress.add_task(p, total=None) for p in (*before, *chosen)}
+        over_seeds = progress.add_task("seeds", total=len(chosen_seeds)) if several else None
 
         def advance(policy: str, done: int, total: int) -> None:
             progress.update(tasks[policy], completed=done, total=total)
 
-        summary, found = bench_bidding(
-            config,
-            seed=seed,
-            policies=chosen,
-            progress=advance,
-            dump=dump,
-            oracle_predictions=oracle_predictions,
-            jobs=jobs,
-        )
+        for number in chosen_seeds:
+            into = dump / f"seed-{number}" if dump is not None and several else dump
+            for task in tasks.values():
+                progress.reset(task, total=None)
+            runs[number], found = bench_bidding(
+                config,
+                seed=number,
+                policies=chosen,
+                progress=advance,
+                dump=into,
+                oracle_predictions=oracle_predictions,
+                jobs=jobs,
+            )
+            for policy, outcome in found.items():
+                efficiencies[policy].append(outcome.efficiency)
+            if over_seeds is not None:
+                progress.advance(over_seeds)
+    summary = across_seeds(runs) if several else runs[chosen_seeds[0]]
     _write_json(json_path, summary)
     plot = json_path.with_suffix(".png")
-    efficiencies = {p: o.efficiency for p, o in found.items()}
-    write_bench_plot(summary=summary, efficiencies=efficiencies, path=plot)
-    title = f"Bidding benchmark: {config.name}, seed {seed}"
-    if oracle_predictions:
+    pooled = {p: np.concatenate(e) for p, e in efficiencies.items()}
+    write_bench_plot(summary=summary, efficiencies=pooled, path=plot)
+    _print_bench(summary, name=config.name, oracle=oracle_predictions)
+    console.print(f"wrote {json_path} and {plot}")
+
+
+def _print_bench(summary: dict[str, Any], *, name: str, oracle: bool) -> None:
+    """The benchmark's table; over several seeds, each figure's median and its range."""
+    from rich.table import Table
+
+    spread = summary.get("spread")
+    if spread is None:
+        title = f"Bidding benchmark: {name}, seed {summary['seed']}"
+    else:
+        title = f"Bidding benchmark: {name}, median over seeds {_seed_list(summary['seeds'])}"
+    if oracle:
         title += ", oracle predictions (evaluation only)"
     table = Table(title=title, title_justify="left")
-    for column in (
-        "policy",
-        "efficiency median",
-        "p10",
-        "ROI met",
-        "budget use",
-        "overspend",
-        "GMV",
-        "CMR",
-    ):
+    columns = ("policy", "efficiency median", "p10", "ROI met", "budget use", "overspend", "GMV")
+    for column in (*columns, "CMR"):
         table.add_column(column, justify="left" if column == "policy" else "right")
-    for name, f in summary["policies"].items():
+
+    def cell(policy: str, figure: str) -> str:
+        value = summary["policies"][policy][figure]
+        text = str(value) if figure == "overspend_campaigns" else _fmt(value)
+        if figure in {"gmv", "cmr"}:
+            text = f"{value:,.0f}"
+        if spread is not None and figure in {"efficiency_median", "roi_met_share"}:
+            low_high = spread[policy][figure]
+            if low_high is not None:
+                text += f" ({low_high[0]:.3f}–{low_high[1]:.3f})"
+        return text
+
+    for policy in summary["policies"]:
         table.add_row(
-            name + (" (default)" if name == summary["default_policy"] else ""),
-            _fmt(f["efficiency_median"]), _fmt(f["efficiency_p10"]), _fmt(f["roi_met_share"]),
-            _fmt(f["budget_utilisation_median"]), str(f["overspend_campaigns"]),
-            f"{f['gmv']:,.0f}", f"{f['cmr']:,.0f}",
+            policy + (" (default)" if policy == summary["default_policy"] else ""),
+            *(cell(policy, f) for f in (
+                "efficiency_median", "efficiency_p10", "roi_met_share",
+                "budget_utilisation_median", "overspend_campaigns", "gmv", "cmr",
+            )),
         )  # fmt: skip
     console.print(table)
-    console.print(f"wrote {json_path} and {plot}")
+    highest = summary.get("default_highest")
+    if highest:
+        won = sum(1 for v in highest.values() if v)
+        console.print(
+            f"the default had the highest median efficiency on {won} of {len(highest)} seeds"
+        )
+
+
+def _seed_list(seeds: list[int]) -> str:
+    return ", ".join(str(s) for s in seeds)
 
 
 @app.command()

@@ -16,8 +16,9 @@ def write_bench_plot(
     *, summary: Mapping[str, Any], efficiencies: Mapping[str, np.ndarray], path: Path
 ) -> None:
     """Left: median efficiency (bars: 10th percentile to median) against the share of campaigns
-    meeting their ROI target, one point per policy. Right: each policy's per-campaign
-    efficiencies. Written atomically as PNG."""
+    meeting their ROI target, one point per policy; over several seeds (``sim.bench_seeds``)
+    the point is the median over them, and each seed's own a small dot of the same colour.
+    Right: each policy's per-campaign efficiencies (of every seed). Written atomically as PNG."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -25,6 +26,7 @@ def write_bench_plot(
     FigureCanvasAgg(figure)
     left, right = figure.subplots(1, 2)
     names = list(summary["policies"])
+    by_seed: Mapping[str, Any] = summary.get("by_seed", {})
     for name in names:
         figures = summary["policies"][name]
         median, p10, met = (
@@ -35,7 +37,7 @@ def write_bench_plot(
         if median is None or met is None:
             continue
         marker = "*" if name == summary.get("default_policy") else "o"
-        left.errorbar(
+        drawn = left.errorbar(
             [met],
             [median],
             yerr=[[median - p10], [0.0]],
@@ -44,9 +46,19 @@ def write_bench_plot(
             capsize=4,
             label=name,
         )
+        each = [run["policies"][name] for run in by_seed.values()]
+        points = [
+            (f["roi_met_share"], f["efficiency_median"])
+            for f in each
+            if f["roi_met_share"] is not None and f["efficiency_median"] is not None
+        ]
+        if points:
+            x, y = zip(*points, strict=True)
+            left.plot(x, y, ".", color=drawn.lines[0].get_color(), alpha=0.6)
     left.set_xlabel("share of campaigns meeting their ROI target (expected)")
     left.set_ylabel("median efficiency (GMV / hindsight optimum)")
-    left.set_title(f"{summary['scenario']} (seed {summary['seed']})")
+    seeds = ", ".join(by_seed) if by_seed else str(summary["seed"])
+    left.set_title(f"{summary['scenario']} (seed{'s' if len(by_seed) > 1 else ''} {seeds})")
     left.axhline(1.0, color="grey", linewidth=0.8, linestyle=":")
     left.legend(fontsize="small", loc="best")
     data = [np.clip(np.asarray(efficiencies.get(n, [])), 0, 1.5) for n in names]
