@@ -230,6 +230,8 @@ def bench_bidding_command(
                 efficiencies[policy].append(outcome.efficiency)
             if over_seeds is not None:
                 progress.advance(over_seeds)
+                # A run stopped later keeps the seeds done so far.
+                _write_json(json_path, across_seeds(runs))
     summary = across_seeds(runs) if several else runs[chosen_seeds[0]]
     _write_json(json_path, summary)
     plot = json_path.with_suffix(".png")
@@ -275,11 +277,11 @@ def _print_bench(summary: dict[str, Any], *, name: str, oracle: bool) -> None:
             )),
         )  # fmt: skip
     console.print(table)
-    highest = summary.get("default_highest")
-    if highest:
-        won = sum(1 for v in highest.values() if v)
+    decided = [v for v in summary.get("default_highest", {}).values() if v is not None]
+    if decided:
         console.print(
-            f"the default had the highest median efficiency on {won} of {len(highest)} seeds"
+            f"the default had the highest median efficiency on {sum(decided)} of"
+            f" {len(decided)} seeds"
         )
 
 

@@ -9,21 +9,37 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from quanzhan.errors import ConfigError
-from quanzhan.sim.bench_seeds import across_seeds, parse_seeds
+from quanzhan.sim.bench_seeds import MAX_SEEDS, across_seeds, parse_seeds
 
 
 @pytest.mark.parametrize(
     ("text", "seeds"),
-    [("1-4", (1, 2, 3, 4)), ("1,3,7", (1, 3, 7)), ("1-3, 9", (1, 2, 3, 9)), ("2,1-3", (2, 1, 3))],
+    [
+        ("1-4", (1, 2, 3, 4)),
+        ("1,3,7", (1, 3, 7)),
+        ("1 - 3, 9", (1, 2, 3, 9)),
+        ("2,1-3", (2, 1, 3)),
+        ("7", (7,)),
+    ],
 )
 def test_seeds_are_read_as_ranges_and_lists_each_once(text: str, seeds: tuple[int, ...]) -> None:
     assert parse_seeds(text) == seeds
 
 
-@pytest.mark.parametrize("text", ["", ",", "a", "1-", "4-1", "-2", "1.5", "1-2-3"])
+@pytest.mark.parametrize(
+    "text", ["", ",", "a", "1-", "4-1", "-2", "1.5", "1-2-3", "+3", "1_000", "\u0663", "0-1000"]
+)
 def test_seeds_that_do_not_read_are_refused(text: str) -> None:
     with pytest.raises(ConfigError):
         parse_seeds(text)
+
+
+def test_a_range_too_long_to_run_is_refused_before_it_is_spelled_out() -> None:
+    assert len(parse_seeds(f"0-{MAX_SEEDS - 1}")) == MAX_SEEDS
+    with pytest.raises(ConfigError, match="at most"):
+        parse_seeds("1-100000000000000")
+    with pytest.raises(ConfigError, match="at most"):
+        parse_seeds(f"0-{MAX_SEEDS - 1},{MAX_SEEDS}")
 
 
 def _run(seed: int, **by_policy: dict[str, Any]) -> dict[str, Any]:
@@ -79,6 +95,16 @@ def test_a_figure_no_seed_scored_stays_unscored_and_others_count_without_it() ->
     assert summed["policies"]["landscape"]["efficiency_median"] is None
     assert summed["spread"]["landscape"]["efficiency_median"] is None
     assert summed["default_highest"] == {"1": None, "2": None, "3": None}
+
+
+def test_whether_the_default_led_is_not_known_where_it_did_not_run() -> None:
+    runs = {
+        1: _run(1, dual={"efficiency_median": 0.5}, online_lp={"efficiency_median": 0.6}),
+        2: _run(2, dual={"efficiency_median": 0.7}, online_lp={"efficiency_median": 0.6}),
+    }
+    assert across_seeds(runs)["default_highest"] == {"1": None, "2": None}
+    tied = {1: _run(1, landscape={"efficiency_median": 0.6}, dual={"efficiency_median": 0.6})}
+    assert across_seeds(tied)["default_highest"] == {"1": False}  # a tie is no lead
 
 
 def test_runs_of_other_scenarios_or_policies_are_not_summed_together() -> None:

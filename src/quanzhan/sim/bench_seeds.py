@@ -6,17 +6,20 @@ so two versions of a policy, or two policies, can trade places from one seed to 
 comparison worth making holds over several seeds; this module puts their single-seed
 summaries (``sim.bench.bench_bidding``) side by side:
 
-- ``policies``: per policy, each figure's median over the seeds (``overspend_campaigns``: the
-  most in any seed, since one campaign past its budget anywhere is one too many), in the
-  single-seed summary's shape, so a reader of one reads the other;
+- ``policies``: per policy, each of the single-seed summary's figures (not ``by_day``), as
+  its median over the seeds (``overspend_campaigns``: the most in any seed, since one
+  campaign past its budget anywhere is one too many; ``campaigns``: the median count);
 - ``spread``: per policy and figure, ``[least, most]`` over the seeds;
 - ``default_highest``: per seed, whether the default policy had the highest median efficiency
   of the policies run;
 - ``by_seed``: each seed's own summary, as ``bench bidding --seed N`` writes it.
+
+It has ``seeds`` where a single-seed summary has ``seed``, even for one seed.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -26,27 +29,32 @@ from quanzhan.errors import ConfigError
 
 # Figures whose worst seed is what matters, not the typical one.
 _WORST_OF = {"overspend_campaigns": max}
+# A benchmark seed takes minutes: more than this many is a typing slip.
+MAX_SEEDS = 1000
+_PART = re.compile(r"(\d+)(?:\s*-\s*(\d+))?", re.ASCII)
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
     """Seeds from ``"1-4"``, ``"1,3,7"`` or a mix (``"1-3,9"``): each once, in the order given;
-    ``ConfigError`` on anything else, a negative seed, or none at all."""
-    seeds: list[int] = []
+    ``ConfigError`` on anything else (a negative seed among it), a range that runs downwards,
+    none at all, or more than ``MAX_SEEDS``."""
+    seeds: dict[int, None] = {}
     for part in (p.strip() for p in text.split(",")):
         if not part:
             continue
-        first, dash, last = part.partition("-")
-        try:
-            low = int(first)
-            high = int(last) if dash else low
-        except ValueError:
-            raise ConfigError(f"seeds must be like 1-4 or 1,3,7, not {text!r}") from None
-        if low < 0 or high < low:
-            raise ConfigError(f"seed range {part!r} must run upwards from 0 or more")
-        seeds.extend(range(low, high + 1))
+        match = _PART.fullmatch(part)
+        if match is None:
+            raise ConfigError(f"seeds must be like 1-4 or 1,3,7, not {text!r}")
+        low = int(match[1])
+        high = low if match[2] is None else int(match[2])
+        if high < low:
+            raise ConfigError(f"seed range {part!r} must run upwards")
+        if high - low + 1 + len(seeds) > MAX_SEEDS:
+            raise ConfigError(f"at most {MAX_SEEDS} seeds at once, not {text!r}")
+        seeds.update(dict.fromkeys(range(low, high + 1)))
     if not seeds:
         raise ConfigError(f"no seeds in {text!r}")
-    return tuple(dict.fromkeys(seeds))
+    return tuple(seeds)
 
 
 def across_seeds(runs: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
