@@ -265,7 +265,7 @@ def _print_bench(summary: dict[str, Any], *, name: str, oracle: bool) -> None:
         if spread is not None and figure in {"efficiency_median", "roi_met_share"}:
             low_high = spread[policy][figure]
             if low_high is not None:
-                text += f" ({low_high[0]:.3f}–{low_high[1]:.3f})"
+                text += f"\n{low_high[0]:.3f}–{low_high[1]:.3f}"  # a second line: narrow
         return text
 
     for policy in summary["policies"]:
