@@ -11,7 +11,7 @@ summaries (``sim.bench.bench_bidding``) side by side:
   campaign past its budget anywhere is one too many; ``campaigns``: the median count);
 - ``spread``: per policy and figure, ``[least, most]`` over the seeds;
 - ``default_highest``: per seed, whether the default policy had the highest median efficiency
-  of the policies run;
+  of the policies run (``None`` where it did not run, ran alone or scored no median);
 - ``by_seed``: each seed's own summary, as ``bench bidding --seed N`` writes it.
 
 It has ``seeds`` where a single-seed summary has ``seed``, even for one seed.
@@ -102,7 +102,7 @@ def _typical(figure: str, values: Sequence[float]) -> float | None:
 
 def _default_highest(run: Mapping[str, Any]) -> bool | None:
     """Whether the default policy's median efficiency beat every other policy run (``None``
-    where the default was not run, or no median was scored)."""
+    where the default was not run, ran alone, or no median was scored)."""
     default = run["default_policy"]
     figures = {p: f.get("efficiency_median") for p, f in run["policies"].items()}
     if default not in figures or figures[default] is None:
