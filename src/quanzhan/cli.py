@@ -230,10 +230,9 @@ def bench_bidding_command(
                 efficiencies[policy].append(outcome.efficiency)
             if over_seeds is not None:
                 progress.advance(over_seeds)
-                # A run stopped later keeps the seeds done so far.
-                _write_json(json_path, across_seeds(runs))
-    summary = across_seeds(runs) if several else runs[chosen_seeds[0]]
-    _write_json(json_path, summary)
+            # Written after every seed: a run stopped later keeps the seeds done so far.
+            summary = across_seeds(runs) if several else runs[number]
+            _write_json(json_path, summary)
     plot = json_path.with_suffix(".png")
     pooled = {p: np.concatenate(e) for p, e in efficiencies.items()}
     write_bench_plot(summary=summary, efficiencies=pooled, path=plot)

@@ -290,8 +290,7 @@ class LandscapePacing:
         self._done_cost, self._done_value = np.zeros(len(spec)), np.zeros(len(spec))
         self._last_spend = np.zeros(len(spec))
         # The last tick planned for a few minutes of budget; midnight opens a whole day.
-        none = np.zeros(len(spec))
-        self._plan(spend=none, organic=none, share=0.0, step=None)
+        self._plan_whole_day()
 
     def recall_day(self, menus: MenuView) -> None:
         """The platform's last day before this policy steered (``bidding.policy``): the first
@@ -301,7 +300,12 @@ class LandscapePacing:
         sample.keep(menus)
         if len(sample):
             self._yesterday_rows = sample
-            self._plan(spend=np.zeros(sample.n), organic=np.zeros(sample.n), share=0.0, step=None)
+            self._plan_whole_day()
+
+    def _plan_whole_day(self) -> None:
+        """Plan a day not yet begun: nothing spent or sold, free to move any distance."""
+        none = np.zeros(len(self._require()))
+        self._plan(spend=none, organic=none, share=0.0, step=None)
 
     def value_calibration(self) -> NDArray[np.float64]:
         """Realized over due orders to date: a low quantile of each campaign's posterior."""
