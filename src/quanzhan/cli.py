@@ -62,7 +62,7 @@ def simulate(
     _prepare_out(out)
     if log_events is not None:
         _prepare_file(log_events, option="--log-events")
-    simulation = Simulation(config, seed=seed, models=models)
+    simulation = Simulation(config, seed=seed, models=models, keep_organic=log_events is not None)
     with _progress(quiet) as progress:
         task = progress.add_task(f"simulating {config.name}", total=simulation.market.n_ticks)
         result = simulation.run(lambda done, _total: progress.update(task, completed=done))

@@ -8,6 +8,7 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from quanzhan.engine.affinity import CategoryAffinity
+from quanzhan.engine.profiles import UserProfiles
 
 N_CATEGORIES = 6
 # Planted log-lift of shoppers of category a (row) on ads of category j (column): two blocks of
@@ -127,3 +128,87 @@ def test_bad_sizes_are_refused() -> None:
         CategoryAffinity(n_categories=0)
     with pytest.raises(ValueError):
         CategoryAffinity(n_categories=3, rank=0)
+
+
+def _organic_market(
+    seed: int, n_users: int = 3_000, per_user: int = 40
+) -> tuple[sp.csr_matrix, dict[str, NDArray[np.int64] | NDArray[np.bool_] | NDArray[np.int8]]]:
+    """The planted market's organic results: every shopper sees results of every category, at
+    page positions that fall off by half a step each, and the categories of the second block
+    only low on the page (so a model that forgot the position would take them for disliked)."""
+    counts, user, category, _ = _market(seed, n_users=n_users, per_user=per_user)
+    rng = np.random.default_rng(seed + 100)
+    position = np.where(BLOCK[category] == 1, rng.integers(8, 12, len(user)),
+                        rng.integers(0, 4, len(user)))  # fmt: skip
+    home = np.asarray(counts.argmax(axis=1)).ravel()
+    rate = 0.2 * np.exp(PLANTED[home[user], category]) * 0.85**position
+    clicked = rng.random(len(user)) < rate
+    surface = np.zeros(len(user), np.int8)
+    return counts, {"user": user, "category": category, "surface": surface,
+                    "position": position.astype(np.int64), "clicked": clicked}  # fmt: skip
+
+
+def test_organic_results_alone_teach_the_planted_structure() -> None:
+    counts, rows = _organic_market(seed=11)
+    model = CategoryAffinity(n_categories=N_CATEGORIES, rank=4)
+    half = len(rows["user"]) // 2
+    for part in (slice(0, half), slice(half, None)):  # evidence is kept across calls
+        model.observe_organic(counts=counts, **{k: v[part] for k, v in rows.items()})  # type: ignore[arg-type]
+    none = np.zeros(0, np.int64)
+    model.fit(counts=counts, user=none.astype(np.int32), category=none, clicked=none > 0,
+              exposure=np.zeros(0))  # fmt: skip
+    lift = model.lift
+    same = BLOCK[:, None] == BLOCK[None, :]
+    for a in range(N_CATEGORIES):
+        assert lift[a, same[a]].min() > lift[a, ~same[a]].max(), a
+    # Shown low on the page, the second block is not mistaken for one nobody takes to.
+    second = BLOCK == 1
+    assert lift[np.ix_(second, second)].mean() > 0.3
+    assert np.corrcoef(lift.ravel(), PLANTED.ravel())[0, 1] > 0.9
+
+
+def test_organic_evidence_adds_to_the_ads() -> None:
+    """Few ads teach little; the organic results of the same shoppers take the lift closer to
+    the planted one."""
+    counts, user, category, clicked = _market(seed=12)
+    few = np.random.default_rng(12).random(len(user)) < 0.003
+    _, organic = _organic_market(seed=12)
+    ads_only = CategoryAffinity(n_categories=N_CATEGORIES, rank=4)
+    both = CategoryAffinity(n_categories=N_CATEGORIES, rank=4)
+    both.observe_organic(counts=counts, **organic)  # type: ignore[arg-type]
+    for model in (ads_only, both):
+        model.fit(counts=counts, user=user[few], category=category[few], clicked=clicked[few],
+                  exposure=np.ones(int(few.sum())))  # fmt: skip
+    fit = [float(np.corrcoef(m.lift.ravel(), PLANTED.ravel())[0, 1]) for m in (ads_only, both)]
+    assert fit[1] > 0.95 > 0.85 > fit[0]
+
+
+def test_logged_rows_get_the_affinity_they_would_be_served() -> None:
+    """``of_rows`` is, row by row, what ``affinities`` serves for the row's shopper (unknown
+    ones included) and category, from the profiles it is given."""
+    counts, user, category, _ = _market(seed=14, n_users=200, per_user=5)
+    model = _fit(seed=14)
+    profiles = UserProfiles(n_users=200, n_categories=N_CATEGORIES)
+    coo = counts.tocoo()
+    clicks = coo.data.astype(int)
+    profiles.add(user=np.repeat(coo.row, clicks).astype(np.int32),
+                 category=np.repeat(coo.col, clicks).astype(np.int32))  # fmt: skip
+    rows, row_category = np.r_[user, -1].astype(np.int32), np.r_[category, 2]
+    got = model.of_rows(profiles, user=rows, category=row_category)
+    served = model.affinities(profiles.distribution(rows))[np.arange(len(rows)), row_category]
+    np.testing.assert_allclose(got, served, atol=1e-5)
+    assert (
+        not CategoryAffinity(n_categories=N_CATEGORIES)
+        .of_rows(profiles, user=rows, category=row_category)
+        .any()
+    )
+
+
+def test_a_profile_snapshot_is_not_moved_by_later_clicks() -> None:
+    profiles = UserProfiles(n_users=3, n_categories=N_CATEGORIES)
+    profiles.add(user=np.array([0, 1], np.int32), category=np.array([2, 3], np.int32))
+    before = profiles.snapshot()
+    kept = before.distribution(np.array([0, 1, 2], np.int32)).copy()
+    profiles.add(user=np.array([0, 2, 2], np.int32), category=np.array([5, 1, 1], np.int32))
+    np.testing.assert_array_equal(before.distribution(np.array([0, 1, 2], np.int32)), kept)
+    assert profiles.counts.sum() == 5 and before.counts.sum() == 2

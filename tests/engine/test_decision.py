@@ -20,6 +20,7 @@ from quanzhan.engine.batch import Decision, RequestBatch
 from quanzhan.engine.config import SurfaceRules
 from quanzhan.engine.decision import Engine
 from quanzhan.engine.log import Impressions
+from quanzhan.engine.organic import OrganicEvents
 from quanzhan.sim.config import ScenarioConfig, load_scenario
 from quanzhan.sim.market import Market, MarketView
 
@@ -339,8 +340,11 @@ def test_the_inputs_need_one_entry_per_campaign(world: World, engine: Engine, mo
 # --- learning from the log -------------------------------------------------------------------
 
 
-def _play(world: World, ticks: int) -> tuple[list[Impressions], float]:
-    """Serve the first ``ticks`` of a fresh market with a fresh engine; the impressions logged."""
+def _play(
+    world: World, ticks: int, organic: list[OrganicEvents] | None = None
+) -> tuple[list[Impressions], float]:
+    """Serve the first ``ticks`` of a fresh market with a fresh engine; the impressions logged.
+    The organic results shown go to ``organic`` where given."""
     market = Market(world.config)
     view = market.reset(seed=SEED)
     engine = _engine(world)
@@ -354,6 +358,8 @@ def _play(world: World, ticks: int) -> tuple[list[Impressions], float]:
         )
         decision, x_ctr, x_cvr = decided.decision, decided.x_ctr, decided.x_cvr
         feedback = market.serve(campaign=decision.campaign, item=decision.item)
+        if organic is not None:
+            organic.append(feedback.organic)
         row, slot, clicked = feedback.request_index, feedback.slot, feedback.clicked
         click_id = np.full(len(row), -1, dtype=np.int64)
         click_id[clicked] = feedback.click_id
@@ -440,3 +446,61 @@ def test_refresh_on_an_empty_log_changes_nothing(world: World, money: Money) -> 
     one, two = _decide(engine, world.later, money), _decide(fresh, world.later, money)
     for f in fields(Decision):
         np.testing.assert_array_equal(getattr(one, f.name), getattr(two, f.name), err_msg=f.name)
+
+
+def test_organic_results_teach_tastes_and_nothing_else(world: World, money: Money) -> None:
+    """Organic clicks join the shoppers' profiles and the category affinity at the next
+    refresh, never before; the click and purchase models still learn from ads alone."""
+    organic: list[OrganicEvents] = []
+    logged, now = _play(world, ticks=16, organic=organic)
+    shown = OrganicEvents.concat(organic)
+    assert shown.clicked.sum() >= 50
+    plain, taught = _engine(world), _engine(world)
+    for engine in (plain, taught):
+        for imps in logged:
+            engine.record(imps)
+    taught.record_organic(shown)
+    before = taught.profiles.counts.sum()
+    assert before == plain.profiles.counts.sum()
+    for engine in (plain, taught):
+        engine.refresh(now=now)
+    known = shown.clicked & (shown.user >= 0)
+    gained = taught.profiles.counts.sum() - plain.profiles.counts.sum()
+    assert gained == known.sum()
+    assert not np.allclose(taught.affinity.lift, plain.affinity.lift)
+    # The models' fit reads ads only: the same parameters, save through the features that
+    # the organic clicks moved (profiles, affinity), so the logged rows fit the same way.
+    np.testing.assert_array_equal(taught.predictor.ctr_category, plain.predictor.ctr_category)
+    # Recorded events are learned once: a second refresh adds nothing to the profiles.
+    counted = taught.profiles.counts.sum()
+    taught.refresh(now=now + 1.0)
+    assert taught.profiles.counts.sum() == counted
+
+
+def test_organic_results_alone_refresh_the_affinity(world: World) -> None:
+    organic: list[OrganicEvents] = []
+    _play(world, ticks=8, organic=organic)
+    engine = _engine(world)
+    engine.record_organic(OrganicEvents.concat(organic))
+    engine.refresh(now=8 * 3600.0)
+    assert engine.affinity.lift.any()
+    assert engine.predictor.refreshes == 0  # no ad logged: the models keep their priors
+
+
+def test_bad_organic_events_are_refused() -> None:
+    good = {
+        "time": np.zeros(2),
+        "surface": np.zeros(2, np.int8),
+        "user": np.zeros(2, np.int32),
+        "item": np.zeros(2, np.int32),
+        "position": np.zeros(2, np.int64),
+        "clicked": np.zeros(2, bool),
+    }
+    assert len(OrganicEvents(**good)) == 2  # type: ignore[arg-type]
+    for name, bad in (
+        ("time", np.zeros(3)),
+        ("surface", np.array([0, 6], np.int8)),
+        ("position", np.array([0, -1], np.int64)),
+    ):
+        with pytest.raises(ValueError, match="organic events"):
+            OrganicEvents(**{**good, name: bad})  # type: ignore[arg-type]

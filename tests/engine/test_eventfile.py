@@ -13,6 +13,7 @@ from numpy.typing import NDArray
 
 from quanzhan.engine.eventfile import FORMAT, VERSION, read_event_file, write_event_file
 from quanzhan.engine.log import EventLog, Impressions
+from quanzhan.engine.organic import OrganicEvents
 from quanzhan.engine.prediction import N_FEATURES
 from quanzhan.errors import ModelError, OutputError
 from quanzhan.sim.config import load_scenario
@@ -21,7 +22,7 @@ from quanzhan.sim.run import Simulation
 
 @pytest.fixture(scope="module")
 def simulation() -> Simulation:
-    run = Simulation(load_scenario("tiny"), seed=5, recall=False)
+    run = Simulation(load_scenario("tiny"), seed=5, recall=False, keep_organic=True)
     run.run()
     return run
 
@@ -72,6 +73,13 @@ def test_round_trip_keeps_every_column(simulation: Simulation, event_path: Path)
     order_time = found.log.orders()[1]
     assert np.all(np.isfinite(order_time))  # the simulator knows when every order was placed
     assert found.n_orders > 0 and 0 < found.n_clicks < found.n_impressions
+    organic_clicks = int(simulation.stats.platform["organic_clicks"].sum())
+    assert len(found.organic) > 0 and int(found.organic.clicked.sum()) == organic_clicks
+    for field in fields(found.organic):
+        assert (
+            getattr(found.organic, field.name).dtype
+            == getattr(OrganicEvents.empty(), field.name).dtype
+        ), field.name
 
 
 def test_plain_numpy_reads_the_documented_layout(event_path: Path) -> None:
@@ -97,6 +105,18 @@ def test_a_version_1_file_is_read_without_order_times(event_path: Path, tmp_path
     assert np.all(np.isnan(order_time))
 
 
+def test_a_version_2_file_is_read_without_organic_results(event_path: Path, tmp_path: Path) -> None:
+    """Files written before the organic results were logged: read, with none."""
+    arrays = _arrays(event_path)
+    arrays["version"] = np.array(2)
+    for key in [k for k in arrays if k.startswith("organic.")]:
+        del arrays[key]
+    old = tmp_path / "old.npz"
+    np.savez(old, allow_pickle=False, **arrays)
+    found = read_event_file(old)
+    assert len(found.organic) == 0 and found.n_impressions > 0
+
+
 def test_an_empty_log_round_trips(simulation: Simulation, tmp_path: Path) -> None:
     path = tmp_path / "empty.npz"
     view = simulation.view
@@ -112,6 +132,7 @@ def test_an_empty_log_round_trips(simulation: Simulation, tmp_path: Path) -> Non
         history_item=view.history_item,
         log=EventLog(),
         end_time=0.0,
+        organic=OrganicEvents.empty(),
     )
     found = read_event_file(path)
     assert (found.n_impressions, found.n_clicks, found.n_orders) == (0, 0, 0)
@@ -173,7 +194,10 @@ def _mutated(path: Path, tmp_path: Path, change: dict[str, Any], drop: str | Non
     ("change", "drop", "fragment"),
     [
         ({"format": "something-else"}, None, "format is 'something-else'"),
-        ({"version": 3}, None, "is version 3"),
+        ({"version": 4}, None, "is version 4"),
+        ({}, "organic.clicked", "no 'organic.clicked' array"),
+        ({"organic.time": np.zeros(2)}, None, "organic columns differ"),
+        ({"organic.surface": lambda x: x + 9}, None, "the organic table is invalid"),
         ({"orders.time": np.zeros(2)}, None, "orders.click_id and orders.time differ in length"),
         ({}, "orders.time", "no 'orders.time' array"),
         ({}, "impressions.click_id", "no 'impressions.click_id' array"),
@@ -214,6 +238,8 @@ def test_a_damaged_layout(
         ("campaigns.item", "'campaigns.item' holds ids outside 0.."),
         ("history.item", "'history.item' holds ids outside 0.."),
         ("impressions.user", "'impressions.user' holds ids outside -1.."),
+        ("organic.item", "'organic.item' holds ids outside 0.."),
+        ("organic.user", "'organic.user' holds ids outside -1.."),
     ],
 )
 def test_ids_out_of_range(event_path: Path, tmp_path: Path, key: str, fragment: str) -> None:

@@ -20,10 +20,17 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
+from quanzhan.domain import N_SURFACES
+from quanzhan.engine.profiles import UserProfiles
+
 # Pseudo-exposure behind each cell's lift, at the platform's average click rate.
 _PSEUDO_EXPOSURE = 20.0
 # Leading eigen-components kept; the rest of the spectrum is mostly sampling noise.
 _RANK = 24
+# Rows whose affinities ``of_rows`` works out together: bounds its memory on long logs.
+_ROWS_AT_ONCE = 1 << 17
+# Page positions told apart in the organic results' click rates; lower ones share the last.
+_POSITIONS = 64
 
 
 class CategoryAffinity:
@@ -39,6 +46,12 @@ class CategoryAffinity:
         # categories: 8 times fewer operations).
         self.left = np.zeros((n_categories, self.rank), dtype=np.float32)
         self.right = np.zeros((self.rank, n_categories), dtype=np.float32)
+        # Organic evidence (``observe_organic``): clicks and expected clicks per cell, and the
+        # organic results shown and clicked per surface and page position.
+        self._organic_clicks = np.zeros((n_categories, n_categories))
+        self._organic_expected = np.zeros((n_categories, n_categories))
+        self._organic_shown = np.zeros(N_SURFACES * _POSITIONS)
+        self._organic_clicked = np.zeros(N_SURFACES * _POSITIONS)
 
     @property
     def lift(self) -> NDArray[np.float32]:
@@ -55,6 +68,48 @@ class CategoryAffinity:
         out: NDArray[np.float32] = np.asarray(thin @ self.right, dtype=np.float32)
         return out
 
+    def of_rows(
+        self, profiles: UserProfiles, *, user: NDArray[np.int32], category: NDArray[np.int64]
+    ) -> NDArray[np.float32]:
+        """``(m,)``: each row's affinity, its shopper's profile in ``profiles`` times this
+        lift's column for the row's category: what ``affinities`` serves, row by row."""
+        out = np.zeros(len(user), dtype=np.float32)
+        if not self.left.any():
+            return out
+        for start in range(0, len(user), _ROWS_AT_ONCE):
+            part = slice(start, start + _ROWS_AT_ONCE)
+            thin = profiles.project(user[part], self.left)
+            out[part] = np.einsum("nr,nr->n", thin, self.right.T[category[part]])
+        return out
+
+    def observe_organic(
+        self,
+        *,
+        counts: sp.csr_matrix,
+        user: NDArray[np.int32],
+        category: NDArray[np.int64],
+        surface: NDArray[np.int8],
+        position: NDArray[np.int64],
+        clicked: NDArray[np.bool_],
+    ) -> None:
+        """Keep the evidence of organic results shown (``engine.organic``): the shopper, the
+        item's category, the surface, the page position and whether it was clicked; ``counts``
+        as in ``fit``. Each result is expected to draw the click rate of its surface and
+        position over every organic result seen so far, so cells compare clicks with what the
+        page alone would have drawn. The evidence is kept and counts at every later ``fit``."""
+        if len(user) == 0:
+            return
+        stratum = surface.astype(np.int64) * _POSITIONS + np.minimum(position, _POSITIONS - 1)
+        size = N_SURFACES * _POSITIONS
+        self._organic_shown += np.bincount(stratum, minlength=size)
+        self._organic_clicked += np.bincount(stratum[clicked], minlength=size)
+        rate = self._organic_clicked / np.maximum(self._organic_shown, 1.0)
+        clicks, expected = self._cells(
+            counts=counts, user=user, category=category, clicked=clicked, expected=rate[stratum]
+        )
+        self._organic_clicks += clicks
+        self._organic_expected += expected
+
     def fit(
         self,
         *,
@@ -64,17 +119,48 @@ class CategoryAffinity:
         clicked: NDArray[np.bool_],
         exposure: NDArray[np.float64],
     ) -> None:
-        """Relearn from impressions: the shopper, the ad's category, whether it was clicked and
-        its exposure (the position factor of its slot). ``counts`` is ``(users, categories)``:
-        every shopper's clicks per category, the impressions' own clicks included (they are
-        taken out here). Unknown shoppers (``-1``) carry no profile and are skipped."""
+        """Relearn from impressions of ads (the shopper, the ad's category, whether it was
+        clicked and its exposure, the position factor of its slot) and the organic evidence
+        kept so far. ``counts`` is ``(users, categories)``: every shopper's clicks per category,
+        the impressions' own clicks included (they are taken out here). Unknown shoppers
+        (``-1``) carry no profile and are skipped."""
+        clicks, exposed = self._cells(
+            counts=counts, user=user, category=category, clicked=clicked, expected=exposure
+        )
+        organic_clicks = float(self._organic_clicks.sum())
+        if clicks.sum() > 0 and exposed.sum() > 0:
+            # An ad's exposure counts in its slot's position factors; at the ads' click rate
+            # it is in expected clicks, as the organic evidence is.
+            rate = clicks.sum() / exposed.sum()
+        elif organic_clicks > 0:
+            rate = organic_clicks / float(self._organic_shown.sum())
+        else:
+            return
+        clicks = clicks + self._organic_clicks
+        expected = exposed * rate + self._organic_expected
+        pseudo = _PSEUDO_EXPOSURE * rate
+        lift = np.log((clicks + pseudo) / (expected + pseudo))
+        self._set(0.5 * (lift + lift.T))
+
+    def _cells(
+        self,
+        *,
+        counts: sp.csr_matrix,
+        user: NDArray[np.int32],
+        category: NDArray[np.int64],
+        clicked: NDArray[np.bool_],
+        expected: NDArray[np.float64],
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """``(categories, categories)`` clicks and ``expected`` summed per cell: row ``a``,
+        column ``j`` over the rows of category ``j``, each spread over its shopper's click
+        profile with its own click left out."""
         c = self.n_categories
         known = user >= 0
         user, category = user[known], category[known].astype(np.int64)
-        clicked, exposure = clicked[known], exposure[known]
+        clicked, expected = clicked[known], expected[known]
         n = len(user)
-        if n == 0 or not clicked.any():
-            return
+        if n == 0:
+            return np.zeros((c, c)), np.zeros((c, c))
         profile = counts[user].tocsr().astype(np.float64)
         own = sp.csr_matrix(
             (-np.ones(int(clicked.sum())), (np.flatnonzero(clicked), category[clicked])),
@@ -88,12 +174,8 @@ class CategoryAffinity:
         weights = sp.diags(np.where(has, 1.0 / np.maximum(totals, 1e-12), 0.0)) @ profile
         shown = sp.csr_matrix((np.ones(n), (np.arange(n), category)), shape=(n, c))
         clicks = np.asarray((weights.T @ sp.diags(clicked.astype(np.float64)) @ shown).todense())
-        exposed = np.asarray((weights.T @ sp.diags(exposure) @ shown).todense())
-        if exposed.sum() <= 0 or clicks.sum() <= 0:
-            return
-        rate = clicks.sum() / exposed.sum()
-        lift = np.log((clicks + _PSEUDO_EXPOSURE * rate) / ((exposed + _PSEUDO_EXPOSURE) * rate))
-        self._set(0.5 * (lift + lift.T))
+        exposed = np.asarray((weights.T @ sp.diags(expected) @ shown).todense())
+        return clicks, exposed
 
     def _set(self, symmetric: NDArray[np.float64]) -> None:
         """Keep the leading ``rank`` eigen-components of a symmetric matrix."""

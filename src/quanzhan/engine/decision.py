@@ -20,8 +20,9 @@ from quanzhan.engine.batch import Candidates, Decision, RequestBatch
 from quanzhan.engine.config import EngineConfig
 from quanzhan.engine.log import EventLog, Impressions, Landscape
 from quanzhan.engine.opportunity import Opportunities, slot_menus
+from quanzhan.engine.organic import OrganicEvents
 from quanzhan.engine.popularity import history_popularity
-from quanzhan.engine.prediction import Predictor
+from quanzhan.engine.prediction import Predictor, ServedAffinity
 from quanzhan.engine.profiles import UserProfiles
 from quanzhan.engine.retrieval import Retriever
 
@@ -98,6 +99,7 @@ class Engine:
         self._price = items.price[campaigns.item]
         self._manual = campaigns.mode == CampaignMode.MANUAL_CPC
         self._profiled_clicks = 0
+        self._organic: list[OrganicEvents] = []  # recorded since the last refresh
         # Evaluation only: pCTR (first slot) and pCVR from elsewhere, for ``(batch, (n, k)
         # campaigns)``; the simulator's oracle-predictions run puts the truth here.
         self.prediction_override: PredictionSource | None = None
@@ -311,6 +313,12 @@ class Engine:
         """Log shown ads and their clicks; they are learned from at the next ``refresh``."""
         self.log.add_impressions(impressions)
 
+    def record_organic(self, events: OrganicEvents) -> None:
+        """Log the platform's own results shown and clicked (``engine.organic``); shoppers'
+        tastes are learned from them at the next ``refresh``."""
+        if len(events):
+            self._organic.append(events)
+
     def record_auctions(self, batch: RequestBatch, decision: Decision) -> None:
         """Log each auction's landscape, for the hindsight optimum."""
         self.log.add_landscape(
@@ -332,29 +340,62 @@ class Engine:
         self.log.add_attributed_orders(click_id, time)
 
     def refresh(self, *, now: float) -> None:
-        """Relearn profiles, rates and models from the log, then re-rank retrieval by quality."""
-        if len(self.log) == 0:
+        """Relearn profiles, the category affinity, rates and models from the log and the
+        organic results recorded since the last refresh, then re-rank retrieval by quality."""
+        organic = OrganicEvents.concat(self._organic)
+        self._organic = []
+        if len(self.log) == 0 and len(organic) == 0:
             return
-        impressions = self.log.impressions()
-        clicked = impressions.take(
-            np.flatnonzero(impressions.clicked[self._profiled_clicks :]) + self._profiled_clicks
+        served = self.profiles.snapshot()  # as the rows logged since the last refresh saw them
+        self._learn_tastes(organic)
+        if len(self.log) == 0:  # organic results before any ad was shown
+            return
+        self.predictor.refresh(
+            log=self.log, now=now, served_affinity=self._affinity_as_served(served)
         )
+        self.retriever.update(self.predictor.value_model(self._price))
+
+    def _learn_tastes(self, organic: OrganicEvents) -> None:
+        """Profiles count the clicks since the last refresh, on ads and organic results; the
+        affinity keeps the organic evidence and refits on it and the latest logged ads."""
+        impressions = self.log.impressions() if len(self.log) else Impressions.empty()
+        new = np.flatnonzero(impressions.clicked[self._profiled_clicks :]) + self._profiled_clicks
         self._profiled_clicks = len(impressions)
+        ad_category = self.predictor.category[impressions.campaign]
+        organic_category = self.items.category[organic.item].astype(np.int64)
+        self.profiles.add(user=impressions.user[new], category=ad_category[new].astype(np.int32))
         self.profiles.add(
-            user=clicked.user, category=self.items.category[self.campaigns.item[clicked.campaign]]
+            user=organic.user[organic.clicked],
+            category=organic_category[organic.clicked].astype(np.int32),
         )
-        recent = impressions.take(
-            np.arange(max(0, len(impressions) - self.config.max_training_rows), len(impressions))
+        self.affinity.observe_organic(
+            counts=self.profiles.counts,
+            user=organic.user,
+            category=organic_category,
+            surface=organic.surface,
+            position=organic.position,
+            clicked=organic.clicked,
         )
+        recent = slice(max(0, len(impressions) - self.config.max_training_rows), None)
         self.affinity.fit(
             counts=self.profiles.counts,
-            user=recent.user,
-            category=self.predictor.category[recent.campaign],
-            clicked=recent.clicked,
-            exposure=self.predictor.position_factor(recent.surface, recent.slot),
+            user=impressions.user[recent],
+            category=ad_category[recent],
+            clicked=impressions.clicked[recent],
+            exposure=self.predictor.position_factor(
+                impressions.surface[recent], impressions.slot[recent]
+            ),
         )
-        self.predictor.refresh(log=self.log, now=now)
-        self.retriever.update(self.predictor.value_model(self._price))
+
+    def _affinity_as_served(self, served: UserProfiles) -> ServedAffinity:
+        """Logged rows' affinity from the profiles ``served`` (as they stood since the last
+        refresh) and the affinity as learned now."""
+
+        def affinity(rows: Impressions) -> NDArray[np.float32]:
+            category = self.predictor.category[rows.campaign]
+            return self.affinity.of_rows(served, user=rows.user, category=category)
+
+        return affinity
 
 
 def _slice(batch: RequestBatch, start: int) -> RequestBatch:

@@ -8,8 +8,9 @@ plain ``numpy.load(path)`` reads it; every entry is an array, scalars as 0-d arr
 key                    shape, dtype  meaning
 =====================  ============  =====================================================
 ``format``             ``()`` str    always ``"quanzhan-events"``
-``version``            ``()`` int    ``2``; a reader refuses versions it does not know
-                                     (it reads ``1``, which has no ``orders.time``)
+``version``            ``()`` int    ``3``; a reader refuses versions it does not know
+                                     (it reads ``1``, which has no ``orders.time``, and
+                                     ``2``, which has no ``organic.*``)
 ``engine_config``      ``()`` str    the ``EngineConfig`` as JSON
 ``n_users``            ``()`` int    users of the market (user ids are ``0..n_users-1``)
 ``max_slots``          ``()`` int    the most ad slots of any page
@@ -23,9 +24,12 @@ key                    shape, dtype  meaning
                                      ``(m, f)``; ``click_id`` is -1 when not clicked
 ``orders.click_id``    ``(o,)`` i64  the clicks an order was attributed to
 ``orders.time``        ``(o,)`` f64  when each click's first order was placed (seconds)
+``organic.<field>``    ``(r,)``      every ``OrganicEvents`` column: the platform's own
+                                     results shown, and whether each was clicked
 =====================  ============  =====================================================
 
-The field lists follow the dataclasses (``ItemTable``, ``CampaignTable``, ``Impressions``), so
+The field lists follow the dataclasses (``ItemTable``, ``CampaignTable``, ``Impressions``,
+``OrganicEvents``), so
 a column added there is written and required here without a change to this module. Reading
 checks everything a trainer relies on and turns any defect into one ``ModelError`` that names
 the file and the problem.
@@ -48,12 +52,15 @@ from quanzhan.domain import CampaignTable, ItemTable
 from quanzhan.engine.config import EngineConfig
 from quanzhan.engine.decision import Engine
 from quanzhan.engine.log import EventLog, Impressions
+from quanzhan.engine.organic import OrganicEvents
 from quanzhan.engine.prediction import FEATURES, N_FEATURES
 from quanzhan.errors import ModelError, OutputError
 
 FORMAT = "quanzhan-events"
-VERSION = 2
-_VERSIONS = (1, 2)  # version 1 files hold no order times: the purchase model learns no delays
+VERSION = 3
+# Version 1 files hold no order times (the purchase model learns no delays), versions 1 and 2
+# no organic results (tastes are learned from the ads alone).
+_VERSIONS = (1, 2, 3)
 
 _T = TypeVar("_T")
 # What a damaged or foreign file raises somewhere inside ``np.load`` and the zip reader.
@@ -74,6 +81,7 @@ class EventFile:
     history_user: NDArray[np.int32]
     history_item: NDArray[np.int32]
     log: EventLog
+    organic: OrganicEvents
 
     @property
     def n_impressions(self) -> int:
@@ -101,6 +109,7 @@ def write_event_file(
     history_item: NDArray[np.int32],
     log: EventLog,
     end_time: float,
+    organic: OrganicEvents,
 ) -> None:
     """Write the file atomically: into a temporary name beside ``path``, then renamed over it,
     so a crash leaves either the old file or the new one, never half of one."""
@@ -123,6 +132,8 @@ def write_event_file(
             arrays[f"{prefix}.{field.name}"] = np.asarray(getattr(table, field.name))
     for name, column in _impression_columns(log).items():
         arrays[f"impressions.{name}"] = column
+    for field in fields(organic):
+        arrays[f"organic.{field.name}"] = np.asarray(getattr(organic, field.name))
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with temporary.open("wb") as handle:
@@ -176,6 +187,7 @@ def train_engine(events: EventFile, *, seed: int | None = None) -> Engine:
     if len(events.log):
         engine.record(events.log.impressions())
     engine.record_attributed_orders(*events.log.orders())
+    engine.record_organic(events.organic)
     engine.refresh(now=events.end_time)
     return engine
 
@@ -304,6 +316,11 @@ class _Reader:
         else:
             order_time = np.full(len(ordered), np.nan)
         log.add_attributed_orders(ordered, order_time)
+        organic = OrganicEvents.empty()
+        if version >= 3:
+            organic = self.table(OrganicEvents, "organic")
+            self.check_range("organic.item", organic.item, len(items))
+            self.check_range("organic.user", organic.user, n_users, low=-1)  # -1: unknown
         return EventFile(
             config=config,
             items=items,
@@ -315,6 +332,7 @@ class _Reader:
             history_user=history_user,
             history_item=history_item,
             log=log,
+            organic=organic,
         )
 
     def check_range(self, key: str, values: NDArray[Any], n: int, *, low: int = 0) -> None:

@@ -32,6 +32,24 @@ class Impressions:
     def __len__(self) -> int:
         return len(self.request_id)
 
+    @staticmethod
+    def empty() -> Impressions:
+        empty_x = np.zeros((0, 0), np.float32)
+        return Impressions(
+            request_id=np.zeros(0, np.int64),
+            time=np.zeros(0),
+            surface=np.zeros(0, np.int8),
+            slot=np.zeros(0, np.int64),
+            campaign=np.zeros(0, np.int32),
+            user=np.zeros(0, np.int32),
+            click_id=np.zeros(0, np.int64),
+            click_time=np.zeros(0),
+            x_ctr=empty_x,
+            x_cvr=empty_x,
+            pctr=np.zeros(0),
+            pcvr=np.zeros(0),
+        )
+
     def take(self, index: NDArray[np.int64] | NDArray[np.bool_]) -> Impressions:
         return Impressions(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
 

@@ -49,9 +49,13 @@ from quanzhan.engine.logistic import LogisticModel
 from quanzhan.engine.rates import shrunk_lift, smoothed_logit
 from quanzhan.engine.retrieval import ValueModel
 
+# Logged rows' ``affinity`` feature as the affinity learned now would have served them.
+ServedAffinity = Callable[[Impressions], NDArray[np.float32]]
+
 FEATURES = ("retrieval", "interest", "item_lift", "cat_rate", "price", "affinity", "click_lift")
 N_FEATURES = len(FEATURES)
 _CLICK_LIFT = FEATURES.index("click_lift")
+_AFFINITY = FEATURES.index("affinity")
 _CATEGORY_STRENGTH = 300.0  # pseudo-trials of the global rate behind each category rate
 _NEGATIVES_PER_CLICK = 3.0  # negative down-sampling for the click model, re-weighted
 _MIN_ORDERS = 100  # below this many labelled orders the purchase model keeps its prior
@@ -109,6 +113,7 @@ class Predictor:
         self._calibrated_until = 0.0
         self._cvr_calibrated_until = 0.0
         self.refreshes = 0
+        self._served_affinity: ServedAffinity | None = None
 
     @property
     def category(self) -> NDArray[np.int64]:
@@ -185,10 +190,18 @@ class Predictor:
         out: NDArray[np.float64] = np.exp(self.click.position[surface, np.minimum(slot, top)])
         return out
 
-    def refresh(self, *, log: EventLog, now: float) -> None:
-        """Relearn rates and both models from everything logged up to ``now``."""
+    def refresh(
+        self, *, log: EventLog, now: float, served_affinity: ServedAffinity | None = None
+    ) -> None:
+        """Relearn rates and both models from everything logged up to ``now``.
+        ``served_affinity`` gives logged rows' ``affinity`` feature as the category affinity
+        learned at this refresh would have served them: the held-out rows that calibrate the
+        models take it in place of the value logged with them. The affinity keeps learning (from
+        organic results above all), and a calibration read on the old values would not hold
+        for the new ones."""
         if len(log) == 0:
             return
+        self._served_affinity = served_affinity
         impressions = log.impressions()
         if self.refreshes == 0:
             # A first refresh over a long log (training from a file) holds out its last
@@ -335,6 +348,8 @@ class Predictor:
         model.fit(surface=surface, x=x, slot=slot, label=label, weight=weight, l2=l2,
                   fit_position=fit_position)  # fmt: skip
         x_held = x_log[held_rows].copy()
+        if len(held_rows) and self._served_affinity is not None:
+            x_held[:, _AFFINITY] = self._served_affinity(log.take(held_rows))
         if len(held_rows):
             k = known_rows
             known_lift = self._lifts(campaign[k], outcome[k], expected[k])

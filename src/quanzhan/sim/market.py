@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 
 from quanzhan.domain import N_SURFACES, CampaignTable, ItemTable, Surface
 from quanzhan.engine.batch import RequestBatch
+from quanzhan.engine.organic import OrganicEvents
 from quanzhan.sim.behaviour import Behaviour, build_behaviour
 from quanzhan.sim.campaigns import build_campaigns, campaign_start_times, new_items
 from quanzhan.sim.catalog import Catalog, build_catalog
@@ -50,7 +51,8 @@ class Feedback:
 
     Ad impressions are flat ``(m,)`` columns; the ``click_*`` columns describe the subset of them
     that were clicked, in the same order. ``true_*`` columns are hidden truth, kept for evaluation.
-    Organic activity comes as per-surface totals.
+    Organic activity comes as per-surface totals and as the results shown, one by one, as the
+    platform logs them (``organic``).
     """
 
     request_index: NDArray[np.int64]
@@ -65,6 +67,7 @@ class Feedback:
     click_ordered: NDArray[np.bool_]
     organic_impressions: NDArray[np.int64]  # (surfaces,)
     organic_clicks: NDArray[np.int64]  # (surfaces,)
+    organic: OrganicEvents
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,9 +228,14 @@ class Market:
         self._batch = None
         self._last = (batch, hidden)
         feedback, ad_orders = self._serve_ads(batch, hidden, item)
-        organic_orders, impressions, clicks = self._serve_organic(batch, hidden, item)
+        organic_orders, organic = self._serve_organic(batch, hidden, item)
         self._pending.extend([ad_orders, organic_orders])
-        return replace(feedback, organic_impressions=impressions, organic_clicks=clicks)
+        return replace(
+            feedback,
+            organic_impressions=np.bincount(organic.surface, minlength=N_SURFACES),
+            organic_clicks=np.bincount(organic.surface[organic.clicked], minlength=N_SURFACES),
+            organic=organic,
+        )
 
     @property
     def max_ad_slots(self) -> int:
@@ -330,13 +338,15 @@ class Market:
             click_ordered=ordered,
             organic_impressions=np.zeros(N_SURFACES, np.int64),
             organic_clicks=np.zeros(N_SURFACES, np.int64),
+            organic=OrganicEvents.empty(),
         )
         return feedback, orders
 
     def _serve_organic(
         self, batch: RequestBatch, hidden: HiddenContext, ads: NDArray[np.int32]
-    ) -> tuple[Orders, NDArray[np.int64], NDArray[np.int64]]:
-        """Organic results below the ads; one already shown as an ad on the page is dropped."""
+    ) -> tuple[Orders, OrganicEvents]:
+        """Organic results below the ads; one already shown as an ad on the page is dropped.
+        The platform knows each shopper as the engine does (``-1`` where it cannot tell)."""
         organic = hidden.organic
         taken = (organic[:, :, None] == ads[:, None, :]).any(axis=2) if ads.shape[1] else False
         request_index, position = np.nonzero((organic >= 0) & ~taken)
@@ -361,9 +371,15 @@ class Market:
         orders = self._orders(
             user[clicked][ordered], shown[clicked][ordered], click_time[ordered], organic=True
         )
-        impressions = np.bincount(surface, minlength=N_SURFACES).astype(np.int64)
-        clicks = np.bincount(surface[clicked], minlength=N_SURFACES).astype(np.int64)
-        return orders, impressions, clicks
+        shown_events = OrganicEvents(
+            time=batch.time[request_index],
+            surface=surface,
+            user=batch.user[request_index],
+            item=shown.astype(np.int32),
+            position=page_position.astype(np.int64),
+            clicked=clicked,
+        )
+        return orders, shown_events
 
     def _match(
         self,

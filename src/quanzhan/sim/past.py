@@ -19,7 +19,7 @@ is never measured.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -28,6 +28,7 @@ from quanzhan.bidding.observer import PastEvidence
 from quanzhan.bidding.policy import MenuView
 from quanzhan.domain import DAY_SECONDS
 from quanzhan.engine.log import Impressions
+from quanzhan.engine.organic import OrganicEvents
 from quanzhan.sim.config import ScenarioConfig
 
 # Request and click ids of the past are moved out of the run's range (both count from zero):
@@ -44,7 +45,8 @@ class PlatformPast:
     ``late_click_time``. ``evidence`` is what the past's observer learned across campaigns
     (order delays, every campaign's realized and due orders), the platform's as its models are.
     ``landscape`` is a sample of the slot menus of the past's last day, in the engine's
-    predicted terms of that day (``bidding.policy``'s ``recall_day``).
+    predicted terms of that day (``bidding.policy``'s ``recall_day``). ``organic`` are the
+    platform's own results shown in the past and what shoppers clicked of them.
     """
 
     impressions: Impressions
@@ -56,6 +58,7 @@ class PlatformPast:
     late_click_time: NDArray[np.float64]
     evidence: PastEvidence
     landscape: MenuView | None = None
+    organic: OrganicEvents = field(default_factory=OrganicEvents.empty)
 
     def late_between(self, start: float, end: float) -> slice:
         """Where in the ``late_`` arrays the orders that arrive in ``(start, end]`` lie."""
@@ -116,7 +119,7 @@ def play_past(
             pcvr=shown.pcvr,
         )
     else:
-        impressions = _no_impressions()
+        impressions = Impressions.empty()
     ordered_clicks, ordered_time = log.orders()
     return PlatformPast(
         impressions=impressions,
@@ -128,22 +131,9 @@ def play_past(
         late_click_time=late_click_time - shift,
         evidence=simulation.observer.evidence().shifted(-shift),
         landscape=simulation.landscape.view() if simulation.landscape is not None else None,
+        organic=_shifted(OrganicEvents.concat(simulation.organic_kept or []), -shift),
     )
 
 
-def _no_impressions() -> Impressions:
-    empty_x = np.zeros((0, 0), np.float32)
-    return Impressions(
-        request_id=np.zeros(0, np.int64),
-        time=np.zeros(0),
-        surface=np.zeros(0, np.int8),
-        slot=np.zeros(0, np.int64),
-        campaign=np.zeros(0, np.int32),
-        user=np.zeros(0, np.int32),
-        click_id=np.zeros(0, np.int64),
-        click_time=np.zeros(0),
-        x_ctr=empty_x,
-        x_cvr=empty_x,
-        pctr=np.zeros(0),
-        pcvr=np.zeros(0),
-    )
+def _shifted(organic: OrganicEvents, seconds: float) -> OrganicEvents:
+    return replace(organic, time=organic.time + seconds)

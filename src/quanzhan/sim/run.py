@@ -34,6 +34,7 @@ from quanzhan.engine.eventfile import write_event_file
 from quanzhan.engine.log import Impressions
 from quanzhan.engine.modeldir import load_models
 from quanzhan.engine.opportunity import Opportunities
+from quanzhan.engine.organic import OrganicEvents
 from quanzhan.sim.config import ScenarioConfig
 from quanzhan.sim.evaluation import PredictionRecord
 from quanzhan.sim.market import Feedback, Market, MarketView, Orders
@@ -86,6 +87,7 @@ class Simulation:
         oracle_predictions: bool = False,
         past: PlatformPast | None = None,
         before_start: bool = False,
+        keep_organic: bool = False,
     ) -> None:
         if seed < 0:
             raise ValueError("seed must be non-negative")
@@ -111,6 +113,7 @@ class Simulation:
         self._past, self._late = past, 0.0
         if past is not None:
             self.engine.record(past.impressions)
+            self.engine.record_organic(past.organic)
             self.engine.record_attributed_orders(past.ordered_clicks, past.ordered_time)
             self.engine.refresh(now=0.0)
         self.oracle_predictions = oracle_predictions
@@ -156,6 +159,11 @@ class Simulation:
         # Played as a platform's past, the run keeps a sample of its last day's menus: the
         # landscape a policy taking over next morning may plan its first day on.
         self.landscape = MenuSample(n_campaigns=len(campaigns)) if before_start else None
+        # The organic results shown, kept for an event file (``keep_organic``) or, in the days
+        # before a run, for the run's engine to learn from.
+        self.organic_kept: list[OrganicEvents] | None = None
+        if keep_organic or before_start:
+            self.organic_kept = [past.organic] if past is not None else []
         self._menus = menus or self.policy.needs_menus or before_start
         # The campaigns the policy steers: the full-site ones, whatever mode a benchmark runs.
         self.steered = campaigns.mode == CampaignMode.FULL_SITE
@@ -205,7 +213,8 @@ class Simulation:
                 progress(tick + 1, total)
 
     def write_events(self, path: Path) -> None:
-        """Write the engine's log so far, with the catalog and settings, as an event file."""
+        """Write the engine's log so far, with the catalog and settings, as an event file; the
+        organic results shown go in with it where the run kept them (``keep_organic``)."""
         write_event_file(
             path,
             config=self.config.engine,
@@ -218,6 +227,7 @@ class Simulation:
             history_item=self.view.history_item,
             log=self.engine.log,
             end_time=self.market.clock,
+            organic=OrganicEvents.concat(self.organic_kept or []),
         )
 
     def _maybe_new_day(self, tick: int) -> None:
@@ -246,6 +256,9 @@ class Simulation:
         decision = decided.decision
         self.engine.record_auctions(batch, decision)
         feedback = self.market.serve(campaign=decision.campaign, item=decision.item)
+        self.engine.record_organic(feedback.organic)
+        if self.organic_kept is not None:
+            self.organic_kept.append(feedback.organic)
         # The campaigns that could bid in these auctions, with the engine as it just decided.
         self.retrieval.measure(tick=tick, batch=batch, live=active & (remaining > 0))
         if decided.menus is not None:
