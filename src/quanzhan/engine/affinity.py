@@ -153,28 +153,27 @@ class CategoryAffinity:
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """``(categories, categories)`` clicks and ``expected`` summed per cell: row ``a``,
         column ``j`` over the rows of category ``j``, each spread over its shopper's click
-        profile with its own click left out."""
+        profile with its own click left out. Rows without a click share their shopper's whole
+        profile, so they are summed per shopper and category first: a day of organic results
+        costs a product per shopper, not per row."""
         c = self.n_categories
         known = user >= 0
         user, category = user[known], category[known].astype(np.int64)
         clicked, expected = clicked[known], expected[known]
-        n = len(user)
-        if n == 0:
-            return np.zeros((c, c)), np.zeros((c, c))
-        profile = counts[user].tocsr().astype(np.float64)
-        own = sp.csr_matrix(
-            (-np.ones(int(clicked.sum())), (np.flatnonzero(clicked), category[clicked])),
-            shape=(n, c),
+        plain = ~clicked
+        shoppers, index = np.unique(user[plain], return_inverse=True)
+        per_shopper = sp.csr_matrix(
+            (expected[plain], (index, category[plain])), shape=(len(shoppers), c)
         )
-        profile = (profile + own).tocsr()
-        profile.data = np.maximum(profile.data, 0.0)  # a click not yet in counts removes nothing
-        profile.eliminate_zeros()
-        totals = np.asarray(profile.sum(axis=1)).ravel()
-        has = totals > 0
-        weights = sp.diags(np.where(has, 1.0 / np.maximum(totals, 1e-12), 0.0)) @ profile
-        shown = sp.csr_matrix((np.ones(n), (np.arange(n), category)), shape=(n, c))
-        clicks = np.asarray((weights.T @ sp.diags(clicked.astype(np.float64)) @ shown).todense())
-        exposed = np.asarray((weights.T @ sp.diags(expected) @ shown).todense())
+        exposed = np.asarray((_spread(counts[shoppers]).T @ per_shopper).todense())
+        hit = np.flatnonzero(clicked)
+        shown = sp.csr_matrix((np.ones(len(hit)), (np.arange(len(hit)), category[hit])),
+                              shape=(len(hit), c))  # fmt: skip
+        # A click not yet in ``counts`` removes nothing.
+        without_own = (counts[user[hit]].astype(np.float64) - shown).maximum(0.0)
+        spread = _spread(without_own)
+        clicks = np.asarray((spread.T @ shown).todense())
+        exposed += np.asarray((spread.T @ sp.diags(expected[hit]) @ shown).todense())
         return clicks, exposed
 
     def _set(self, symmetric: NDArray[np.float64]) -> None:
@@ -200,3 +199,12 @@ class CategoryAffinity:
                 raise ValueError(f"affinity state {name!r} has the wrong shape or bad values")
         self.left = np.asarray(state["left"], dtype=np.float32).copy()
         self.right = np.asarray(state["right"], dtype=np.float32).copy()
+
+
+def _spread(profile: sp.csr_matrix) -> sp.csr_matrix:
+    """Each row of click counts as shares summing to one (a row without clicks stays empty)."""
+    profile = sp.csr_matrix(profile, dtype=np.float64)
+    totals = np.asarray(profile.sum(axis=1)).ravel()
+    scale = np.where(totals > 0, 1.0 / np.maximum(totals, 1e-12), 0.0)
+    out: sp.csr_matrix = (sp.diags(scale) @ profile).tocsr()
+    return out
