@@ -612,3 +612,21 @@ def test_orders_are_attributed_and_reported(server: Server, operator: Api) -> No
     assert figures["gmv"] == pytest.approx(gmv + 80.0)
     assert figures["ad_revenue"] == pytest.approx(after["spend"] + bag_report["spend"])
     assert figures["take_rate"] == pytest.approx(figures["ad_revenue"] / figures["gmv"])
+
+
+def test_organic_clicks_are_taken_and_charge_nothing(shared: Server, ops: Api) -> None:
+    shop = new_merchant(ops, shared.url)
+    item = _item(shop, f"{word()} kettle", 30.0, "kitchen")
+    campaign = _campaign(shop, item["id"], 40.0, 2.0)
+    click = {"type": "organic_click", "id": f"oc-{word()}", "item_id": item["id"],
+             "surface": "home_feed", "user_id": "u-oc"}  # fmt: skip
+    unknown = {**click, "id": f"oc-{word()}", "item_id": 987_654}
+    answer = events(ops, click, unknown)
+    assert [r["status"] for r in answer["results"]] == ["accepted", "rejected"]
+    assert answer["results"][1]["reason"] == "unknown item 987654"
+    assert all(r["charged"] is None for r in answer["results"])
+    assert events(ops, click)["duplicates"] == 1
+    untouched = report(shop, campaign["id"])
+    assert (untouched["clicks"], untouched["spend"]) == (0, 0)
+    bad = ops.post("/v1/events", {"events": [{**click, "surface": "nowhere"}]})
+    assert bad.status_code == 422

@@ -28,7 +28,15 @@ from quanzhan.store import catalog
 from quanzhan.store.counters import SpendBoard, make_spend_board
 from quanzhan.store.database import Database
 from quanzhan.store.events import day_of
-from quanzhan.store.schema import campaign_days, campaigns, clicks, controllers, items, traffic
+from quanzhan.store.schema import (
+    campaign_days,
+    campaigns,
+    clicks,
+    controllers,
+    items,
+    organic_clicks,
+    traffic,
+)
 
 log = logging.getLogger("quanzhan.service")
 
@@ -171,14 +179,19 @@ class Runtime:
             )
 
     def _learn_clicks(self, connection: Any, snapshot: Snapshot, *, since: float) -> None:
-        rows = connection.execute(
-            select(clicks.c.user_id, clicks.c.item_id)
-            .where(clicks.c.time >= since)
-            .order_by(clicks.c.time.desc())
-            .limit(_PROFILE_CLICKS)
-        ).all()
+        """Fold the clicks since ``since`` into the shoppers' profiles: on ads and on the
+        platform's own results alike, the latest ``_PROFILE_CLICKS`` of them."""
+        found: list[Any] = []
+        for table in (clicks, organic_clicks):
+            found += connection.execute(
+                select(table.c.time, table.c.user_id, table.c.item_id)
+                .where(table.c.time >= since)
+                .order_by(table.c.time.desc())
+                .limit(_PROFILE_CLICKS)
+            ).all()
+        rows = sorted(found, key=lambda r: r[0], reverse=True)[:_PROFILE_CLICKS]
         if rows:
-            snapshot.learn_clicks([r[0] for r in rows], [int(r[1]) for r in rows])
+            snapshot.learn_clicks([r[1] for r in rows], [int(r[2]) for r in rows])
 
     def flush_traffic(self) -> None:
         counts = self.decider.take_traffic()

@@ -131,9 +131,21 @@ class OrderEventIn(_Request):
     amount: Money
 
 
+class OrganicClickEventIn(_Request):
+    """A click on one of the platform's own results: it teaches the shopper's profile."""
+
+    type: Literal["organic_click"]
+    id: ExternalId
+    item_id: Id
+    surface: SurfaceName
+    user_id: ExternalId | None = None
+
+
 class EventsIn(_Request):
     events: Annotated[
-        list[Annotated[AdEventIn | OrderEventIn, Field(discriminator="type")]],
+        list[
+            Annotated[AdEventIn | OrderEventIn | OrganicClickEventIn, Field(discriminator="type")]
+        ],
         Field(min_length=1, max_length=MAX_EVENTS),
     ]
 

@@ -12,7 +12,9 @@ caller acknowledges it only after the commit. Rules:
   budget, even with several processes charging one campaign: the campaign's day row is locked
   while it is charged;
 - an order is attributed to the shopper's last click on the item within the attribution window;
-  an order without one is organic and counts towards the item's full-site GMV.
+  an order without one is organic and counts towards the item's full-site GMV;
+- a click on one of the platform's own results (``organic_click``) charges nothing and is never
+  attributed an order: it teaches the shopper's profile.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from quanzhan.store.schema import campaign_days, campaigns, clicks, events, impressions, items
 from quanzhan.store.schema import ledger as ledger_rows
 from quanzhan.store.schema import orders as order_rows
+from quanzhan.store.schema import organic_clicks as organic_click_rows
 
 Status = Literal["accepted", "duplicate", "rejected"]
 _DUST = 1e-9
@@ -58,6 +61,19 @@ class OrderEvent:
     amount: float
 
 
+@dataclass(frozen=True, slots=True)
+class OrganicClickEvent:
+    """A click on one of the platform's own results (not an ad)."""
+
+    id: str
+    item_id: int
+    user_id: str | None
+    surface: str
+
+
+Event = AdEvent | OrderEvent | OrganicClickEvent
+
+
 @dataclass(slots=True)
 class EventResult:
     id: str
@@ -78,7 +94,7 @@ def hour_of(timestamp: float) -> str:
 
 def ingest(
     connection: Connection,
-    batch: list[AdEvent | OrderEvent],
+    batch: list[Event],
     *,
     now: float,
     attribution_window: float,
@@ -99,6 +115,8 @@ def ingest(
             continue
         if isinstance(event, OrderEvent):
             result = _order(connection, event, now=now, window=attribution_window)
+        elif isinstance(event, OrganicClickEvent):
+            result = _organic_click(connection, event, now=now)
         elif event.type == "impression":
             result = _impression(connection, event, now=now)
         else:
@@ -119,8 +137,12 @@ def ingest(
     return results
 
 
-def _type(event: AdEvent | OrderEvent) -> str:
-    return "order" if isinstance(event, OrderEvent) else event.type
+def _type(event: Event) -> str:
+    if isinstance(event, OrderEvent):
+        return "order"
+    if isinstance(event, OrganicClickEvent):
+        return "organic_click"
+    return event.type
 
 
 def _known_event_ids(connection: Connection, ids: list[str]) -> set[str]:
@@ -234,11 +256,28 @@ def _click(
     return EventResult(event.id, "accepted", charged=charge, campaign_id=event.campaign_id)
 
 
+def _item_known(connection: Connection, item_id: int) -> bool:
+    found = connection.execute(select(items.c.id).where(items.c.id == item_id))
+    return found.scalar_one_or_none() is not None
+
+
+def _organic_click(connection: Connection, event: OrganicClickEvent, *, now: float) -> EventResult:
+    if not _item_known(connection, event.item_id):
+        return EventResult(event.id, "rejected", f"unknown item {event.item_id}")
+    connection.execute(
+        insert(organic_click_rows).values(
+            event_id=event.id,
+            item_id=event.item_id,
+            user_id=event.user_id,
+            surface=event.surface,
+            time=now,
+        )
+    )
+    return EventResult(event.id, "accepted")
+
+
 def _order(connection: Connection, event: OrderEvent, *, now: float, window: float) -> EventResult:
-    item = connection.execute(
-        select(items.c.id).where(items.c.id == event.item_id)
-    ).scalar_one_or_none()
-    if item is None:
+    if not _item_known(connection, event.item_id):
         return EventResult(event.id, "rejected", f"unknown item {event.item_id}")
     click = None
     if event.user_id is not None:

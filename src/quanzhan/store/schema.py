@@ -133,6 +133,17 @@ clicks = Table(
     Index("ix_clicks_time", "time"),
 )
 
+organic_clicks = Table(
+    "organic_clicks",
+    metadata,
+    Column("event_id", String(128), primary_key=True),
+    Column("item_id", Integer, ForeignKey("items.id"), nullable=False),
+    Column("user_id", String(128), nullable=True),
+    Column("surface", String(20), nullable=False),
+    Column("time", Float, nullable=False),
+    Index("ix_organic_clicks_time", "time"),
+)
+
 ledger = Table(
     "ledger",
     metadata,

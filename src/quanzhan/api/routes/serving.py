@@ -21,10 +21,19 @@ from quanzhan.api.schemas import (
     EventsIn,
     EventsOut,
     OrderEventIn,
+    OrganicClickEventIn,
 )
 from quanzhan.api.tokens import TokenError
 from quanzhan.domain import Surface
-from quanzhan.store.events import AdEvent, EventResult, OrderEvent, day_of, ingest
+from quanzhan.store.events import (
+    AdEvent,
+    Event,
+    EventResult,
+    OrderEvent,
+    OrganicClickEvent,
+    day_of,
+    ingest,
+)
 
 router = APIRouter(prefix="/v1", tags=["platform"])
 _encode = json.JSONEncoder(separators=(",", ":")).encode
@@ -85,13 +94,22 @@ async def decide(request: Request) -> Response:
 
 @router.post("/events", response_model=EventsOut)
 def take_events(body: EventsIn, runtime: RuntimeDep, _: Operator) -> EventsOut:
-    """Impressions, clicks and orders, acknowledged only once committed. Each event id is taken
-    once (resending a batch is safe); a click is charged once, at its auction's price, within the
-    campaign's budget; a forged or expired token is rejected and charges nothing."""
+    """Impressions, clicks and orders, and clicks on the platform's own results, acknowledged
+    only once committed. Each event id is taken once (resending a batch is safe); a click is
+    charged once, at its auction's price, within the campaign's budget; a forged or expired
+    token is rejected and charges nothing."""
     now = runtime.clock()
     results: list[EventResult | None] = []
-    accepted: list[AdEvent | OrderEvent] = []
+    accepted: list[Event] = []
     for event in body.events:
+        if isinstance(event, OrganicClickEventIn):
+            accepted.append(
+                OrganicClickEvent(
+                    id=event.id, item_id=event.item_id, user_id=event.user_id, surface=event.surface
+                )
+            )
+            results.append(None)
+            continue
         if isinstance(event, OrderEventIn):
             accepted.append(
                 OrderEvent(
@@ -131,9 +149,7 @@ def take_events(body: EventsIn, runtime: RuntimeDep, _: Operator) -> EventsOut:
     )
 
 
-def _store(
-    runtime: RuntimeDep, batch: list[AdEvent | OrderEvent], *, now: float
-) -> list[EventResult]:
+def _store(runtime: RuntimeDep, batch: list[Event], *, now: float) -> list[EventResult]:
     """Ingest ``batch`` in one transaction. A concurrent request (a resent batch, say) may commit
     one of its event ids or ads between this transaction's check and its insert: the unique key
     refuses the insert, the whole transaction rolls back, and the next try reads them as

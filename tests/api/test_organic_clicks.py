@@ -1,0 +1,98 @@
+"""Clicks on the platform's own results: taken once, never charged, and folded into the
+shoppers' profiles at the service's next refresh, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Connection, func, select
+
+from quanzhan.api.control import new_controller
+from quanzhan.api.runtime import Runtime
+from quanzhan.api.settings import ServiceSettings
+from quanzhan.store import catalog
+from quanzhan.store.database import Database
+from quanzhan.store.events import EventResult, OrganicClickEvent, ingest
+from quanzhan.store.schema import events, ledger, organic_clicks
+
+# 2026-11-25 08:00 UTC.
+MORNING = 1_795_593_600.0 + 8 * 3600
+
+
+@pytest.fixture
+def runtime(database_url: str) -> Iterator[Runtime]:
+    settings = ServiceSettings(database_url=database_url, operator_key="k" * 32)
+    service = Runtime(settings, clock=lambda: MORNING)
+    service.database.migrate()
+    yield service
+    service.database.dispose()
+
+
+def _items(db: Database) -> list[int]:
+    """Two items, the first with a campaign (without one the service serves no engine)."""
+
+    def work(connection: Connection) -> list[int]:
+        merchant, _ = catalog.create_merchant(connection, name="m", now=MORNING)
+        found = [
+            int(catalog.create_item(connection, merchant_id=merchant, title=title, price=20.0,
+                                    category=category, now=MORNING)["id"])
+            for title, category in (("tea pot", "tea"), ("trail shoe", "shoes"))
+        ]  # fmt: skip
+        money = {"daily_budget": 50.0, "target_roi": 2.0, "roi_basis": "full_site"}
+        catalog.create_campaign(
+            connection, merchant_id=merchant, item_id=found[0], **money,
+            controller=new_controller(policy="dual", **money, now=MORNING), now=MORNING,
+        )  # fmt: skip
+        return found
+
+    return db.retrying(work)
+
+
+def _take(db: Database, batch: list[OrganicClickEvent]) -> list[EventResult]:
+    return db.retrying(lambda c: ingest(c, batch, now=MORNING, attribution_window=86_400.0))
+
+
+def _count(db: Database, table: object) -> int:
+    with db.read() as connection:
+        return int(connection.execute(select(func.count()).select_from(table)).scalar_one())  # type: ignore[arg-type]
+
+
+def test_organic_clicks_are_taken_once_and_charge_nothing(runtime: Runtime) -> None:
+    db = runtime.database
+    tea, shoe = _items(db)
+    batch = [
+        OrganicClickEvent(id="o1", item_id=tea, user_id="u-1", surface="home_feed"),
+        OrganicClickEvent(id="o2", item_id=shoe, user_id=None, surface="search"),
+        OrganicClickEvent(id="o3", item_id=999_999, user_id="u-1", surface="detail"),
+    ]
+    results = _take(db, batch)
+    assert [r.status for r in results] == ["accepted", "accepted", "rejected"]
+    assert results[2].reason == "unknown item 999999"
+    assert all(r.charged is None and r.campaign_id is None for r in results)
+    again = _take(db, batch[:1])
+    assert again[0].status == "duplicate"
+    assert _count(db, organic_clicks) == 2 and _count(db, events) == 2
+    assert _count(db, ledger) == 0
+
+
+def test_the_next_refresh_folds_them_into_the_profiles(runtime: Runtime) -> None:
+    db = runtime.database
+    tea, shoe = _items(db)
+    runtime.start_sync()
+    snapshot = runtime.decider.snapshot
+    assert snapshot is not None and snapshot.engine is not None
+    before = float(snapshot.engine.profiles.counts.sum())
+    clicked = [
+        OrganicClickEvent(id=f"t{k}", item_id=tea, user_id="u-7", surface="home_feed")
+        for k in range(3)
+    ]
+    _take(db, [*clicked, OrganicClickEvent(id="s", item_id=shoe, user_id=None, surface="search")])
+    runtime.clock = lambda: MORNING + 60.0
+    runtime.refresh()
+    engine = runtime.decider.snapshot.engine  # type: ignore[union-attr]
+    assert engine is not None
+    # Three clicks of a known shopper; a click without a shopper teaches no profile.
+    assert float(engine.profiles.counts.sum()) == before + 3
+    runtime.refresh()  # learned once
+    assert float(engine.profiles.counts.sum()) == before + 3
