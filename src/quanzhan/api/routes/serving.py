@@ -102,23 +102,7 @@ def take_events(body: EventsIn, runtime: RuntimeDep, _: Operator) -> EventsOut:
     results: list[EventResult | None] = []
     accepted: list[Event] = []
     for event in body.events:
-        if isinstance(event, OrganicClickEventIn):
-            accepted.append(
-                OrganicClickEvent(
-                    id=event.id, item_id=event.item_id, user_id=event.user_id, surface=event.surface
-                )
-            )
-            results.append(None)
-            continue
-        if isinstance(event, OrderEventIn):
-            accepted.append(
-                OrderEvent(
-                    id=event.id, item_id=event.item_id, user_id=event.user_id, amount=event.amount
-                )
-            )
-            results.append(None)
-            continue
-        parsed = _ad_event(runtime, event, now=now)
+        parsed = _event(runtime, event, now=now)
         if isinstance(parsed, EventResult):
             results.append(parsed)
         else:
@@ -163,6 +147,21 @@ def _store(runtime: RuntimeDep, batch: list[Event], *, now: float) -> list[Event
             if attempt == _RACE_RETRIES - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+def _event(
+    runtime: RuntimeDep, event: AdEventIn | OrderEventIn | OrganicClickEventIn, *, now: float
+) -> Event | EventResult:
+    """The event to store, or the result of one refused before it reaches the database."""
+    if isinstance(event, OrderEventIn):
+        return OrderEvent(
+            id=event.id, item_id=event.item_id, user_id=event.user_id, amount=event.amount
+        )
+    if isinstance(event, OrganicClickEventIn):
+        return OrganicClickEvent(
+            id=event.id, item_id=event.item_id, user_id=event.user_id, surface=event.surface
+        )
+    return _ad_event(runtime, event, now=now)
 
 
 def _ad_event(runtime: RuntimeDep, event: AdEventIn, *, now: float) -> AdEvent | EventResult:
