@@ -113,7 +113,6 @@ class Predictor:
         self._calibrated_until = 0.0
         self._cvr_calibrated_until = 0.0
         self.refreshes = 0
-        self._served_affinity: ServedAffinity | None = None
 
     @property
     def category(self) -> NDArray[np.int64]:
@@ -201,7 +200,6 @@ class Predictor:
         for the new ones."""
         if len(log) == 0:
             return
-        self._served_affinity = served_affinity
         impressions = log.impressions()
         if self.refreshes == 0:
             # A first refresh over a long log (training from a file) holds out its last
@@ -209,8 +207,8 @@ class Predictor:
             window = self.config.refresh_hours * 3600
             self._calibrated_until = now - window
             self._cvr_calibrated_until = now - window - self.config.conversion_maturity_hours * 3600
-        self._refresh_click(impressions)
-        self._refresh_purchase(impressions, *log.orders(), now)
+        self._refresh_click(impressions, served_affinity)
+        self._refresh_purchase(impressions, *log.orders(), now, served_affinity)
         self._calibrated_until = float(impressions.time.max())
         self._cvr_calibrated_until = now - self.config.conversion_maturity_hours * 3600
         self.refreshes += 1
@@ -219,7 +217,7 @@ class Predictor:
     # since: the new model's predictions there, set against what happened, calibrate it per
     # surface (``engine.calibration``), and it is served as fitted, without those rows.
 
-    def _refresh_click(self, imps: Impressions) -> None:
+    def _refresh_click(self, imps: Impressions, served_affinity: ServedAffinity | None) -> None:
         exposure = self.position_factor(imps.surface, imps.slot)
         rows = self._recent(len(imps))
         held = imps.time[rows] > self._calibrated_until
@@ -233,6 +231,7 @@ class Predictor:
         )  # fmt: skip
         if calibrate:
             test = imps.take(rows[held])
+            _serve_affinity(x_held, test, served_affinity)
             predicted = self.click.predict(test.surface, x_held, test.slot)
             self._click_evidence.add(surface=test.surface, predicted=predicted,
                                      outcome=test.clicked)  # fmt: skip
@@ -244,6 +243,7 @@ class Predictor:
         ordered: NDArray[np.int64],
         order_time: NDArray[np.float64],
         now: float,
+        served_affinity: ServedAffinity | None,
     ) -> None:
         """``ordered``: the clicks an order was attributed to, in order of id, placed at
         ``order_time`` (``nan`` where unknown)."""
@@ -273,6 +273,7 @@ class Predictor:
         )  # fmt: skip
         if calibrate:
             test = clicks.take(rows[held])
+            _serve_affinity(x_held, test, served_affinity)
             predicted = self.purchase.predict(test.surface, x_held) * arrived[rows[held]]
             self._purchase_evidence.add(surface=test.surface, predicted=predicted,
                                         outcome=label[rows[held]])  # fmt: skip
@@ -348,8 +349,6 @@ class Predictor:
         model.fit(surface=surface, x=x, slot=slot, label=label, weight=weight, l2=l2,
                   fit_position=fit_position)  # fmt: skip
         x_held = x_log[held_rows].copy()
-        if len(held_rows) and self._served_affinity is not None:
-            x_held[:, _AFFINITY] = self._served_affinity(log.take(held_rows))
         if len(held_rows):
             k = known_rows
             known_lift = self._lifts(campaign[k], outcome[k], expected[k])
@@ -450,6 +449,14 @@ class Predictor:
         index = np.flatnonzero(keep)
         weight = np.where(clicked[index], 1.0, 1.0 / rate)
         return index, weight
+
+
+def _serve_affinity(
+    x_held: NDArray[np.float32], rows: Impressions, served_affinity: ServedAffinity | None
+) -> None:
+    """Held-out rows' ``affinity`` as the affinity just learned would serve them, in place."""
+    if served_affinity is not None and len(rows):
+        x_held[:, _AFFINITY] = served_affinity(rows)
 
 
 def _enough(outcome: NDArray[np.bool_]) -> bool:
