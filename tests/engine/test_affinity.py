@@ -7,6 +7,7 @@ import pytest
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
+import quanzhan.engine.affinity as affinity_module
 from quanzhan.engine.affinity import CategoryAffinity
 from quanzhan.engine.profiles import UserProfiles
 
@@ -165,6 +166,27 @@ def test_organic_results_alone_teach_the_planted_structure() -> None:
     second = BLOCK == 1
     assert lift[np.ix_(second, second)].mean() > 0.3
     assert np.corrcoef(lift.ravel(), PLANTED.ravel())[0, 1] > 0.9
+
+
+def test_organic_evidence_worked_out_in_parts_is_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A day of organic results is worked out a part at a time, to bound memory; the rates
+    every part is measured against are still those of the whole call, so the lift is the
+    same as in one pass."""
+    counts, rows = _organic_market(seed=13)
+    whole = CategoryAffinity(n_categories=N_CATEGORIES, rank=4)
+    whole.observe_organic(counts=counts, **rows)  # type: ignore[arg-type]
+    monkeypatch.setattr(affinity_module, "ROWS_AT_ONCE", 997)
+    in_parts = CategoryAffinity(n_categories=N_CATEGORIES, rank=4)
+    in_parts.observe_organic(counts=counts, **rows)  # type: ignore[arg-type]
+    none = np.zeros(0, np.int64)
+    for model in (whole, in_parts):
+        model.fit(counts=counts, user=none.astype(np.int32), category=none, clicked=none > 0,
+                  exposure=np.zeros(0))  # fmt: skip
+    assert len(rows["user"]) > 100 * 997
+    np.testing.assert_allclose(in_parts.lift, whole.lift, rtol=1e-5, atol=1e-6)
+    assert np.abs(whole.lift).max() > 0.3  # the lift learned is not the untrained zero
 
 
 def test_organic_evidence_adds_to_the_ads() -> None:

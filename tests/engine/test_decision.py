@@ -20,7 +20,7 @@ from quanzhan.engine.batch import Decision, RequestBatch
 from quanzhan.engine.config import SurfaceRules
 from quanzhan.engine.decision import Engine
 from quanzhan.engine.log import Impressions
-from quanzhan.engine.organic import OrganicEvents
+from quanzhan.engine.organic import OrganicEvents, OrganicEvidence
 from quanzhan.sim.config import ScenarioConfig, load_scenario
 from quanzhan.sim.market import Market, MarketView
 
@@ -475,6 +475,46 @@ def test_organic_results_teach_tastes_and_nothing_else(world: World, money: Mone
     counted = taught.profiles.counts.sum()
     taught.refresh(now=now + 1.0)
     assert taught.profiles.counts.sum() == counted
+
+
+def test_organic_results_recorded_tick_by_tick_teach_what_one_record_does(world: World) -> None:
+    """The engine keeps only the evidence of organic results between refreshes (the item's
+    category, not the item); however they came in, a refresh learns the same from them."""
+    organic: list[OrganicEvents] = []
+    logged, now = _play(world, ticks=8, organic=organic)
+    at_once, by_tick = _engine(world), _engine(world)
+    for engine in (at_once, by_tick):
+        for imps in logged:
+            engine.record(imps)
+    at_once.record_organic(OrganicEvents.concat(organic))
+    for events in organic:
+        by_tick.record_organic(events)
+    assert len(organic) > 1
+    for engine in (at_once, by_tick):
+        engine.refresh(now=now)
+    assert (at_once.profiles.counts != by_tick.profiles.counts).nnz == 0
+    np.testing.assert_allclose(by_tick.affinity.lift, at_once.affinity.lift, atol=1e-6)
+    assert at_once.affinity.lift.any()
+
+
+def test_organic_evidence_reads_categories_and_caps_positions() -> None:
+    events = OrganicEvents(
+        time=np.zeros(3),
+        surface=np.array([0, 5, 2], np.int8),
+        user=np.array([4, -1, 0], np.int32),
+        item=np.array([2, 0, 1], np.int32),
+        position=np.array([0, 7, 1 << 40], np.int64),
+        clicked=np.array([True, False, True]),
+    )
+    evidence = OrganicEvidence.of(events, np.array([30, 10, 20], np.int32))
+    np.testing.assert_array_equal(evidence.category, [20, 30, 10])
+    np.testing.assert_array_equal(evidence.position, [0, 7, OrganicEvidence.MAX_POSITION])
+    np.testing.assert_array_equal(evidence.user, events.user)
+    np.testing.assert_array_equal(evidence.surface, events.surface)
+    np.testing.assert_array_equal(evidence.clicked, events.clicked)
+    both = OrganicEvidence.concat([evidence, evidence])
+    assert len(both) == 6 and both.position.dtype == np.int16
+    assert OrganicEvidence.concat([evidence]) is evidence
 
 
 def test_organic_results_alone_refresh_the_affinity(world: World) -> None:

@@ -20,7 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from quanzhan.domain import N_SURFACES
+from quanzhan.engine.organic import ROWS_AT_ONCE, OrganicClickRates, stratum_of
 from quanzhan.engine.profiles import UserProfiles
 
 # Pseudo-exposure behind each cell's lift, at the platform's average click rate.
@@ -29,8 +29,6 @@ _PSEUDO_EXPOSURE = 20.0
 _RANK = 24
 # Rows whose affinities ``of_rows`` works out together: bounds its memory on long logs.
 _ROWS_AT_ONCE = 1 << 17
-# Page positions told apart in the organic results' click rates; lower ones share the last.
-_POSITIONS = 64
 
 
 class CategoryAffinity:
@@ -50,8 +48,7 @@ class CategoryAffinity:
         # organic results shown and clicked per surface and page position.
         self._organic_clicks = np.zeros((n_categories, n_categories))
         self._organic_expected = np.zeros((n_categories, n_categories))
-        self._organic_shown = np.zeros(N_SURFACES * _POSITIONS)
-        self._organic_clicked = np.zeros(N_SURFACES * _POSITIONS)
+        self._organic_rates = OrganicClickRates()
 
     @property
     def lift(self) -> NDArray[np.float32]:
@@ -87,9 +84,9 @@ class CategoryAffinity:
         *,
         counts: sp.csr_matrix,
         user: NDArray[np.int32],
-        category: NDArray[np.int64],
+        category: NDArray[np.integer],
         surface: NDArray[np.int8],
-        position: NDArray[np.int64],
+        position: NDArray[np.integer],
         clicked: NDArray[np.bool_],
     ) -> None:
         """Keep the evidence of organic results shown (``engine.organic``): the shopper, the
@@ -97,18 +94,21 @@ class CategoryAffinity:
         as in ``fit``. Each result is expected to draw the click rate of its surface and
         position over every organic result seen so far, so cells compare clicks with what the
         page alone would have drawn. The evidence is kept and counts at every later ``fit``."""
-        if len(user) == 0:
-            return
-        stratum = surface.astype(np.int64) * _POSITIONS + np.minimum(position, _POSITIONS - 1)
-        size = N_SURFACES * _POSITIONS
-        self._organic_shown += np.bincount(stratum, minlength=size)
-        self._organic_clicked += np.bincount(stratum[clicked], minlength=size)
-        rate = self._organic_clicked / np.maximum(self._organic_shown, 1.0)
-        clicks, expected = self._cells(
-            counts=counts, user=user, category=category, clicked=clicked, expected=rate[stratum]
-        )
-        self._organic_clicks += clicks
-        self._organic_expected += expected
+        # The rates over all of them first, then each part's cells at those rates: in parts,
+        # so a day of results never takes a temporary per result.
+        self._organic_rates.add(surface=surface, position=position, clicked=clicked)
+        rate = self._organic_rates.rates().ravel()
+        for at in range(0, len(user), ROWS_AT_ONCE):
+            part = slice(at, at + ROWS_AT_ONCE)
+            clicks, expected = self._cells(
+                counts=counts,
+                user=user[part],
+                category=category[part],
+                clicked=clicked[part],
+                expected=rate[stratum_of(surface[part], position[part])],
+            )
+            self._organic_clicks += clicks
+            self._organic_expected += expected
 
     def fit(
         self,
@@ -133,7 +133,7 @@ class CategoryAffinity:
             # it is in expected clicks, as the organic evidence is.
             rate = clicks.sum() / exposed.sum()
         elif organic_clicks > 0:
-            rate = organic_clicks / float(self._organic_shown.sum())
+            rate = organic_clicks / float(self._organic_rates.shown.sum())
         else:
             return
         clicks = clicks + self._organic_clicks
@@ -147,7 +147,7 @@ class CategoryAffinity:
         *,
         counts: sp.csr_matrix,
         user: NDArray[np.int32],
-        category: NDArray[np.int64],
+        category: NDArray[np.integer],
         clicked: NDArray[np.bool_],
         expected: NDArray[np.float64],
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:

@@ -20,7 +20,7 @@ from quanzhan.engine.batch import Candidates, Decision, RequestBatch
 from quanzhan.engine.config import EngineConfig
 from quanzhan.engine.log import EventLog, Impressions, Landscape
 from quanzhan.engine.opportunity import Opportunities, slot_menus
-from quanzhan.engine.organic import OrganicEvents
+from quanzhan.engine.organic import OrganicEvents, OrganicEvidence
 from quanzhan.engine.popularity import history_popularity
 from quanzhan.engine.prediction import Predictor, ServedAffinity
 from quanzhan.engine.profiles import UserProfiles
@@ -99,7 +99,7 @@ class Engine:
         self._price = items.price[campaigns.item]
         self._manual = campaigns.mode == CampaignMode.MANUAL_CPC
         self._profiled_clicks = 0
-        self._organic: list[OrganicEvents] = []  # recorded since the last refresh
+        self._organic: list[OrganicEvidence] = []  # recorded since the last refresh
         # Evaluation only: pCTR (first slot) and pCVR from elsewhere, for ``(batch, (n, k)
         # campaigns)``; the simulator's oracle-predictions run puts the truth here.
         self.prediction_override: PredictionSource | None = None
@@ -315,9 +315,10 @@ class Engine:
 
     def record_organic(self, events: OrganicEvents) -> None:
         """Log the platform's own results shown and clicked (``engine.organic``); shoppers'
-        tastes are learned from them at the next ``refresh``."""
+        tastes are learned from them at the next ``refresh``, which reads only their
+        ``OrganicEvidence``."""
         if len(events):
-            self._organic.append(events)
+            self._organic.append(OrganicEvidence.of(events, self.items.category))
 
     def record_auctions(self, batch: RequestBatch, decision: Decision) -> None:
         """Log each auction's landscape, for the hindsight optimum."""
@@ -342,7 +343,7 @@ class Engine:
     def refresh(self, *, now: float) -> None:
         """Relearn profiles, the category affinity, rates and models from the log and the
         organic results recorded since the last refresh, then re-rank retrieval by quality."""
-        organic = OrganicEvents.concat(self._organic)
+        organic = OrganicEvidence.concat(self._organic)
         self._organic = []
         if len(self.log) == 0 and len(organic) == 0:
             return
@@ -355,23 +356,21 @@ class Engine:
         )
         self.retriever.update(self.predictor.value_model(self._price))
 
-    def _learn_tastes(self, organic: OrganicEvents) -> None:
+    def _learn_tastes(self, organic: OrganicEvidence) -> None:
         """Profiles count the clicks since the last refresh, on ads and organic results; the
         affinity keeps the organic evidence and refits on it and the latest logged ads."""
         impressions = self.log.impressions() if len(self.log) else Impressions.empty()
         new = np.flatnonzero(impressions.clicked[self._profiled_clicks :]) + self._profiled_clicks
         self._profiled_clicks = len(impressions)
         ad_category = self.predictor.category[impressions.campaign]
-        organic_category = self.items.category[organic.item].astype(np.int64)
         self.profiles.add(user=impressions.user[new], category=ad_category[new].astype(np.int32))
         self.profiles.add(
-            user=organic.user[organic.clicked],
-            category=organic_category[organic.clicked].astype(np.int32),
+            user=organic.user[organic.clicked], category=organic.category[organic.clicked]
         )
         self.affinity.observe_organic(
             counts=self.profiles.counts,
             user=organic.user,
-            category=organic_category,
+            category=organic.category,
             surface=organic.surface,
             position=organic.position,
             clicked=organic.clicked,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time as clock
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +116,9 @@ class Simulation:
             self.engine.record_organic(past.organic)
             self.engine.record_attributed_orders(past.ordered_clicks, past.ordered_time)
             self.engine.refresh(now=0.0)
+            # The run reads only the past's late orders from here on; its organic results
+            # (70 million on a `large` day) are not held for the length of the run.
+            self._past = replace(past, organic=OrganicEvents.empty())
         self.oracle_predictions = oracle_predictions
         if oracle_predictions:
             self.engine.prediction_override = self._true_predictions
