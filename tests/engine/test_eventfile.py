@@ -198,6 +198,17 @@ def _mutated(path: Path, tmp_path: Path, change: dict[str, Any], drop: str | Non
         ({}, "organic.clicked", "no 'organic.clicked' array"),
         ({"organic.time": np.zeros(2)}, None, "organic columns differ"),
         ({"organic.surface": lambda x: x + 9}, None, "the organic table is invalid"),
+        # Wider than the column: read as it stood, 258 would wrap to surface 2.
+        (
+            {"organic.surface": lambda x: x.astype(np.int64) + 256},
+            None,
+            "'organic.surface' holds values outside int8",
+        ),
+        (
+            {"organic.user": lambda x: x.astype(np.int64) + 2**32},
+            None,
+            "'organic.user' holds values outside int32",
+        ),
         ({"orders.time": np.zeros(2)}, None, "orders.click_id and orders.time differ in length"),
         ({}, "orders.time", "no 'orders.time' array"),
         ({}, "impressions.click_id", "no 'impressions.click_id' array"),

@@ -248,6 +248,11 @@ class _Reader:
             raise self.fail(f"{key!r} should have {ndim} dimension(s), not shape {value.shape}")
         if dtype is not None and value.size and not np.can_cast(value.dtype, dtype, "same_kind"):
             raise self.fail(f"{key!r} holds {value.dtype}, not {np.dtype(dtype)}")
+        if dtype is not None and value.size and np.issubdtype(value.dtype, np.integer):
+            # A narrower integer column would wrap a value it cannot hold into a valid-looking one.
+            bounds = np.iinfo(dtype) if np.issubdtype(dtype, np.integer) else None
+            if bounds is not None and (value.min() < bounds.min or value.max() > bounds.max):
+                raise self.fail(f"{key!r} holds values outside {np.dtype(dtype)}")
         return value.astype(dtype, copy=False) if dtype is not None else value
 
     def table(self, cls: type[_T], prefix: str) -> _T:
