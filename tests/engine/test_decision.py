@@ -19,8 +19,10 @@ from quanzhan.engine import decision as decision_module
 from quanzhan.engine.batch import Decision, RequestBatch
 from quanzhan.engine.config import SurfaceRules
 from quanzhan.engine.decision import Engine
-from quanzhan.engine.log import Impressions
+from quanzhan.engine.log import EventLog, Impressions
 from quanzhan.engine.organic import OrganicEvents, OrganicEvidence
+from quanzhan.engine.prediction import ServedAffinity
+from quanzhan.engine.profiles import UserProfiles
 from quanzhan.sim.config import ScenarioConfig, load_scenario
 from quanzhan.sim.market import Market, MarketView
 
@@ -512,9 +514,57 @@ def test_organic_evidence_reads_categories_and_caps_positions() -> None:
     np.testing.assert_array_equal(evidence.user, events.user)
     np.testing.assert_array_equal(evidence.surface, events.surface)
     np.testing.assert_array_equal(evidence.clicked, events.clicked)
+    assert evidence.time.dtype == np.float32
+    np.testing.assert_array_equal(evidence.time, events.time)
     both = OrganicEvidence.concat([evidence, evidence])
     assert len(both) == 6 and both.position.dtype == np.int16
     assert OrganicEvidence.concat([evidence]) is evidence
+
+
+def test_a_first_refresh_over_a_long_log_calibrates_on_the_profiles_then_served(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a first refresh over hours of log (a file, a platform's past) the rows held out to
+    calibrate the models are its last refresh interval, served with every click before it:
+    their affinity is read from those profiles, not from the history alone nor from the
+    clicks that came after them."""
+    organic: list[OrganicEvents] = []
+    logged, now = _play(world, ticks=16, organic=organic)
+    shown = OrganicEvents.concat(organic)
+    engine = _engine(world)
+    for imps in logged:
+        engine.record(imps)
+    engine.record_organic(shown)
+    captured: dict[str, ServedAffinity | None] = {}
+    fit = engine.predictor.refresh
+
+    def spy(*, log: EventLog, now: float, served_affinity: ServedAffinity | None = None) -> None:
+        captured["served"] = served_affinity
+        fit(log=log, now=now, served_affinity=served_affinity)
+
+    monkeypatch.setattr(engine.predictor, "refresh", spy)
+    engine.refresh(now=now)
+    served = captured["served"]
+    assert served is not None
+    cut = now - world.config.engine.refresh_hours * 3600
+    imps = engine.log.impressions()
+    category = engine.predictor.category[imps.campaign].astype(np.int32)
+    before_cut = _engine(world).profiles  # the history alone
+    ad = imps.clicked & (imps.click_time <= cut)
+    before_cut.add(user=imps.user[ad], category=category[ad])
+    hit = shown.clicked & (shown.time.astype(np.float32) <= cut)
+    before_cut.add(user=shown.user[hit], category=world.view.items.category[shown.item[hit]])
+    held_rows = np.flatnonzero(imps.time > cut)
+    assert 0 < len(held_rows) < len(imps) and ad.any() and hit.any()
+    held = imps.take(held_rows)
+
+    def affinity_from(profiles: UserProfiles) -> NDArray[np.float32]:
+        return engine.affinity.of_rows(profiles, user=held.user, category=category[held_rows])
+
+    got = served(held)
+    np.testing.assert_allclose(got, affinity_from(before_cut), atol=1e-6)
+    assert not np.allclose(got, affinity_from(_engine(world).profiles), atol=1e-3)
+    assert not np.allclose(got, affinity_from(engine.profiles), atol=1e-3)
 
 
 def test_organic_results_alone_refresh_the_affinity(world: World) -> None:

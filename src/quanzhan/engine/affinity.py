@@ -115,7 +115,7 @@ class CategoryAffinity:
         *,
         counts: sp.csr_matrix,
         user: NDArray[np.int32],
-        category: NDArray[np.int64],
+        category: NDArray[np.integer],
         clicked: NDArray[np.bool_],
         exposure: NDArray[np.float64],
     ) -> None:

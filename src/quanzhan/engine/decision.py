@@ -347,8 +347,13 @@ class Engine:
         self._organic = []
         if len(self.log) == 0 and len(organic) == 0:
             return
-        served = self.profiles.snapshot()  # as the rows logged since the last refresh saw them
-        self._learn_tastes(organic)
+        # The rows held out to calibrate the models (those since the last refresh) were served
+        # with the profiles before it. On a first refresh over a long log (a file, a platform's
+        # past) they are the log's last refresh interval (``Predictor.refresh``), served with
+        # every click before that interval.
+        first = self.predictor.refreshes == 0
+        served_until = now - self.config.refresh_hours * 3600 if first else -np.inf
+        served = self._learn_tastes(organic, served_until=served_until)
         if len(self.log) == 0:  # organic results before any ad was shown
             return
         self.predictor.refresh(
@@ -356,17 +361,25 @@ class Engine:
         )
         self.retriever.update(self.predictor.value_model(self._price))
 
-    def _learn_tastes(self, organic: OrganicEvidence) -> None:
+    def _learn_tastes(self, organic: OrganicEvidence, *, served_until: float) -> UserProfiles:
         """Profiles count the clicks since the last refresh, on ads and organic results; the
-        affinity keeps the organic evidence and refits on it and the latest logged ads."""
+        affinity keeps the organic evidence and refits on it and the latest logged ads. Returns
+        the profiles as they stood with the clicks up to ``served_until`` alone."""
         impressions = self.log.impressions() if len(self.log) else Impressions.empty()
         new = np.flatnonzero(impressions.clicked[self._profiled_clicks :]) + self._profiled_clicks
         self._profiled_clicks = len(impressions)
-        ad_category = self.predictor.category[impressions.campaign]
-        self.profiles.add(user=impressions.user[new], category=ad_category[new].astype(np.int32))
-        self.profiles.add(
-            user=organic.user[organic.clicked], category=organic.category[organic.clicked]
-        )
+        ad_category = self.predictor.category[impressions.campaign].astype(np.int32)
+        hit = np.flatnonzero(organic.clicked)
+        ad_early = impressions.click_time[new] <= served_until
+        organic_early = organic.time[hit] <= served_until
+
+        def count(ads: NDArray[np.intp], hits: NDArray[np.intp]) -> None:
+            self.profiles.add(user=impressions.user[ads], category=ad_category[ads])
+            self.profiles.add(user=organic.user[hits], category=organic.category[hits])
+
+        count(new[ad_early], hit[organic_early])
+        served = self.profiles.snapshot()
+        count(new[~ad_early], hit[~organic_early])
         self.affinity.observe_organic(
             counts=self.profiles.counts,
             user=organic.user,
@@ -385,6 +398,7 @@ class Engine:
                 impressions.surface[recent], impressions.slot[recent]
             ),
         )
+        return served
 
     def _affinity_as_served(self, served: UserProfiles) -> ServedAffinity:
         """Logged rows' affinity from the profiles ``served`` (as they stood since the last
