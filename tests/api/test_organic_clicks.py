@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 from sqlalchemy import Connection, func, select
 
@@ -49,8 +50,10 @@ def _items(db: Database) -> list[int]:
     return db.retrying(work)
 
 
-def _take(db: Database, batch: list[OrganicClickEvent]) -> list[EventResult]:
-    return db.retrying(lambda c: ingest(c, batch, now=MORNING, attribution_window=86_400.0))
+def _take(
+    db: Database, batch: list[OrganicClickEvent], *, now: float = MORNING
+) -> list[EventResult]:
+    return db.retrying(lambda c: ingest(c, batch, now=now, attribution_window=86_400.0))
 
 
 def _count(db: Database, table: object) -> int:
@@ -96,3 +99,46 @@ def test_the_next_refresh_folds_them_into_the_profiles(runtime: Runtime) -> None
     assert float(engine.profiles.counts.sum()) == before + 3
     runtime.refresh()  # learned once
     assert float(engine.profiles.counts.sum()) == before + 3
+
+
+def _by_category(runtime: Runtime) -> np.ndarray:
+    engine = runtime.decider.snapshot.engine  # type: ignore[union-attr]
+    assert engine is not None
+    return np.asarray(engine.profiles.counts.sum(axis=0)).ravel()
+
+
+def test_a_click_seen_after_the_refresh_that_passed_its_time_is_learned_once(
+    runtime: Runtime,
+) -> None:
+    """A click is stamped when its batch is taken and seen when the batch commits: one stamped
+    before a refresh but committed after it is learned at the next, and one stamped exactly
+    at a refresh's clock is not learned twice."""
+    db = runtime.database
+    tea, shoe = _items(db)
+    runtime.start_sync()
+    engine = runtime.decider.snapshot.engine  # type: ignore[union-attr]
+    assert engine is not None
+    tea_column, shoe_column = (
+        int(engine.items.category[runtime.decider.snapshot.item_rows[i]])  # type: ignore[union-attr]
+        for i in (tea, shoe)
+    )
+    start = _by_category(runtime)
+    refreshed = MORNING + 60.0
+    on_the_edge = OrganicClickEvent(id="edge", item_id=tea, user_id="u-1", surface="home_feed")
+    _take(db, [on_the_edge], now=refreshed)
+    runtime.clock = lambda: refreshed
+    runtime.refresh()
+    # Taken ten seconds before that refresh, committed after it.
+    late = [
+        OrganicClickEvent(id=f"late{k}", item_id=shoe, user_id="u-2", surface="search")
+        for k in range(2)
+    ]
+    _take(db, late, now=refreshed - 10.0)
+    runtime.clock = lambda: refreshed + 60.0
+    runtime.refresh()
+    runtime.clock = lambda: refreshed + 600.0
+    runtime.refresh()
+    added = _by_category(runtime) - start
+    assert added[tea_column] == 1.0
+    assert added[shoe_column] == 2.0
+    assert added.sum() == 3.0

@@ -45,6 +45,10 @@ _SPEND_POLL_SECONDS = 0.05
 # Shoppers' interest profiles are learned from this much recent click history at most.
 _PROFILE_DAYS = 30
 _PROFILE_CLICKS = 1_000_000
+# A click is stamped when its batch is taken (by whichever process took it, on that host's clock)
+# and seen when the batch commits, a moment later: each refresh reads this far behind the last
+# one's clock, and skips the clicks it has already learned.
+_LATE_CLICK_SECONDS = 120.0
 
 
 class Runtime:
@@ -79,6 +83,7 @@ class Runtime:
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._clicks_learned_until = 0.0
+        self._clicks_learned_lately: set[str] = set()  # event ids within the late window
         self.merchant_keys: dict[str, int] = {}
 
     def start_sync(self) -> None:
@@ -145,11 +150,21 @@ class Runtime:
                     campaign_rows_db=campaign_rows,
                     config=self.settings.engine,
                 )
-                self._learn_clicks(connection, snapshot, since=now - _PROFILE_DAYS * 86_400.0)
+                learned = self._learn_clicks(
+                    connection, snapshot, since=now - _PROFILE_DAYS * 86_400.0, known=set()
+                )
                 self.decider.snapshot = snapshot
             else:
-                self._learn_clicks(connection, snapshot, since=self._clicks_learned_until)
+                learned = self._learn_clicks(
+                    connection,
+                    snapshot,
+                    since=self._clicks_learned_until - _LATE_CLICK_SECONDS,
+                    known=self._clicks_learned_lately,
+                )
             self._clicks_learned_until = now
+            self._clicks_learned_lately = {
+                event_id for event_id, time in learned.items() if time >= now - _LATE_CLICK_SECONDS
+            }
             multiplier = dict(
                 connection.execute(
                     select(controllers.c.campaign_id, controllers.c.multiplier)
@@ -178,20 +193,26 @@ class Runtime:
                 multiplier=current.multiplier, spend={**current.spend, **moved}
             )
 
-    def _learn_clicks(self, connection: Any, snapshot: Snapshot, *, since: float) -> None:
-        """Fold the clicks since ``since`` into the shoppers' profiles: on ads and on the
-        platform's own results alike, the latest ``_PROFILE_CLICKS`` of them."""
+    def _learn_clicks(
+        self, connection: Any, snapshot: Snapshot, *, since: float, known: set[str]
+    ) -> dict[str, float]:
+        """Fold the clicks since ``since`` into the shoppers' profiles, on ads and on the
+        platform's own results alike, the latest ``_PROFILE_CLICKS`` of them, less those in
+        ``known`` (learned at an earlier refresh). Returns every click read, learned or known,
+        with its time."""
         found: list[Any] = []
         for table in (clicks, organic_clicks):
             found += connection.execute(
-                select(table.c.time, table.c.user_id, table.c.item_id)
+                select(table.c.time, table.c.event_id, table.c.user_id, table.c.item_id)
                 .where(table.c.time >= since)
                 .order_by(table.c.time.desc())
                 .limit(_PROFILE_CLICKS)
             ).all()
         rows = sorted(found, key=lambda r: r[0], reverse=True)[:_PROFILE_CLICKS]
-        if rows:
-            snapshot.learn_clicks([r[1] for r in rows], [int(r[2]) for r in rows])
+        new = [r for r in rows if r[1] not in known]
+        if new:
+            snapshot.learn_clicks([r[2] for r in new], [int(r[3]) for r in new])
+        return {r[1]: float(r[0]) for r in rows}
 
     def flush_traffic(self) -> None:
         counts = self.decider.take_traffic()
