@@ -142,3 +142,27 @@ def test_a_click_seen_after_the_refresh_that_passed_its_time_is_learned_once(
     assert added[tea_column] == 1.0
     assert added[shoe_column] == 2.0
     assert added.sum() == 3.0
+
+
+def test_between_reaches_back_a_refresh_reads_only_since_the_last(runtime: Runtime) -> None:
+    """Refreshes come every half second, so most read only the clicks since the last one; a
+    late click waits for the next that reaches back, and is learned there once."""
+    db = runtime.database
+    tea, shoe = _items(db)
+    runtime.start_sync()  # reaches back (a full read) at MORNING
+    start = _by_category(runtime)
+    on_time = OrganicClickEvent(id="now", item_id=tea, user_id="u-3", surface="home_feed")
+    _take(db, [on_time], now=MORNING + 5.0)
+    runtime.clock = lambda: MORNING + 10.0
+    runtime.refresh()
+    assert (_by_category(runtime) - start).sum() == 1.0
+    late = OrganicClickEvent(id="late", item_id=shoe, user_id="u-3", surface="search")
+    _take(db, [late], now=MORNING + 8.0)  # stamped before that refresh, committed after it
+    runtime.clock = lambda: MORNING + 20.0
+    runtime.refresh()
+    assert (_by_category(runtime) - start).sum() == 1.0  # not yet: this one reads from +10 s
+    runtime.clock = lambda: MORNING + 31.0
+    runtime.refresh()
+    runtime.clock = lambda: MORNING + 70.0
+    runtime.refresh()
+    assert (_by_category(runtime) - start).sum() == 2.0

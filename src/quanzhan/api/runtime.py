@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -46,9 +47,11 @@ _SPEND_POLL_SECONDS = 0.05
 _PROFILE_DAYS = 30
 _PROFILE_CLICKS = 1_000_000
 # A click is stamped when its batch is taken (by whichever process took it, on that host's clock)
-# and seen when the batch commits, a moment later: each refresh reads this far behind the last
-# one's clock, and skips the clicks it has already learned.
+# and seen when the batch commits, a moment later. Each refresh reads the clicks since the last
+# one's clock; every ``_LATE_READ_EVERY_SECONDS`` one reads this far further back instead, and
+# each skips the clicks already learned.
 _LATE_CLICK_SECONDS = 120.0
+_LATE_READ_EVERY_SECONDS = 30.0
 
 
 class Runtime:
@@ -83,7 +86,8 @@ class Runtime:
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._clicks_learned_until = 0.0
-        self._clicks_learned_lately: set[str] = set()  # event ids within the late window
+        self._clicks_learned_lately: dict[str, float] = {}  # event id -> time, late window
+        self._late_clicks_read_at = -np.inf
         self.merchant_keys: dict[str, int] = {}
 
     def start_sync(self) -> None:
@@ -150,21 +154,29 @@ class Runtime:
                     campaign_rows_db=campaign_rows,
                     config=self.settings.engine,
                 )
-                learned = self._learn_clicks(
-                    connection, snapshot, since=now - _PROFILE_DAYS * 86_400.0, known=set()
-                )
-                self.decider.snapshot = snapshot
+                rebuilt, reach_back = True, True
+                self._clicks_learned_lately = {}
+                since = now - _PROFILE_DAYS * 86_400.0
             else:
-                learned = self._learn_clicks(
-                    connection,
-                    snapshot,
-                    since=self._clicks_learned_until - _LATE_CLICK_SECONDS,
-                    known=self._clicks_learned_lately,
-                )
-            self._clicks_learned_until = now
-            self._clicks_learned_lately = {
-                event_id for event_id, time in learned.items() if time >= now - _LATE_CLICK_SECONDS
-            }
+                rebuilt = False
+                reach_back = now - self._late_clicks_read_at >= _LATE_READ_EVERY_SECONDS
+                since = self._clicks_learned_until - (_LATE_CLICK_SECONDS if reach_back else 0.0)
+            learned = self._learn_clicks(
+                connection, snapshot, since=since, known=self._clicks_learned_lately
+            )
+            if rebuilt:
+                self.decider.snapshot = snapshot
+            # A clock stepped back must not reopen what was read.
+            self._clicks_learned_until = max(self._clicks_learned_until, now)
+            self._clicks_learned_lately.update(learned)
+            if reach_back:  # and forget what no read reaches any more
+                self._late_clicks_read_at = now
+                edge = self._clicks_learned_until - _LATE_CLICK_SECONDS
+                self._clicks_learned_lately = {
+                    event_id: time
+                    for event_id, time in self._clicks_learned_lately.items()
+                    if time >= edge
+                }
             multiplier = dict(
                 connection.execute(
                     select(controllers.c.campaign_id, controllers.c.multiplier)
@@ -194,7 +206,7 @@ class Runtime:
             )
 
     def _learn_clicks(
-        self, connection: Any, snapshot: Snapshot, *, since: float, known: set[str]
+        self, connection: Any, snapshot: Snapshot, *, since: float, known: dict[str, float]
     ) -> dict[str, float]:
         """Fold the clicks since ``since`` into the shoppers' profiles, on ads and on the
         platform's own results alike, the latest ``_PROFILE_CLICKS`` of them, less those in

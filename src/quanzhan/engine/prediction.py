@@ -191,33 +191,42 @@ class Predictor:
         return out
 
     def refresh(
-        self, *, log: EventLog, now: float, served_affinity: ServedAffinity | None = None
+        self,
+        *,
+        log: EventLog,
+        now: float,
+        served_affinity: ServedAffinity | None = None,
+        served_by_model: bool = True,
     ) -> None:
         """Relearn rates and both models from everything logged up to ``now``.
         ``served_affinity`` gives logged rows' ``affinity`` feature as the category affinity
         learned at this refresh would have served them: the held-out clicks that calibrate the
         purchase model take it in place of the value logged with them. The affinity keeps
         learning (from organic results above all), and a calibration read on the old values
-        would not hold for the new ones."""
+        would not hold for the new ones. ``served_by_model``: whether the pCTR logged since the
+        last refresh is this predictor's (not an evaluation's oracle): only then does it
+        calibrate the click model."""
         if len(log) == 0:
             return
         impressions = log.impressions()
         if self.refreshes == 0:
             # A first refresh over a long log (training from a file) holds out its last
-            # refresh interval; over the first hour of a run there is too little to hold out.
+            # refresh interval for the purchase model; over the first hour of a run there is
+            # too little to hold out. No ad of the log was served by a fitted model, so the
+            # click model is served without a shift until one has been.
             window = self.config.refresh_hours * 3600
             self._cvr_calibrated_until = now - window - self.config.conversion_maturity_hours * 3600
-        self._refresh_click(impressions)
+        self._refresh_click(impressions, served_by_model=served_by_model)
         self._refresh_purchase(impressions, *log.orders(), now, served_affinity)
         self._seen_until = float(impressions.time.max())
         self._cvr_calibrated_until = now - self.config.conversion_maturity_hours * 3600
         self.refreshes += 1
 
-    def _refresh_click(self, imps: Impressions) -> None:
+    def _refresh_click(self, imps: Impressions, *, served_by_model: bool) -> None:
         """Calibrate the click model on the ads it served since the last refresh, then refit it
         on every recent row."""
         exposure = self.position_factor(imps.surface, imps.slot)
-        if self.refreshes > 0:
+        if self.refreshes > 0 and served_by_model:
             self._add_served_clicks(imps, exposure)
         rows = self._recent(len(imps))
         keep, weight = self._downsample(imps.clicked[rows])
@@ -232,6 +241,8 @@ class Predictor:
         served less the shift they were served with: the click model's miss on what it picks
         (``engine.calibration``). ``exposure``: the position factors they were served with."""
         served = imps.time > self._seen_until
+        if not served.any():
+            return  # nothing new to read: the shift stands
         surface = imps.surface[served]
         position = exposure[served]
         at_top = np.clip(imps.pctr[served] / position, 1e-9, 1.0 - 1e-9)
@@ -382,6 +393,8 @@ class Predictor:
         self.cvr_item, self.cvr_category = state["cvr_item"].copy(), state["cvr_category"].copy()
         self.ctr_shift, self.cvr_shift = state["ctr_shift"].copy(), state["cvr_shift"].copy()
         self.refreshes = int(state["refreshes"][0])
+        # Every ad logged from here on is served by this state: it calibrates the click model.
+        self._seen_until = -np.inf
         for name, model in (("click", self.click), ("purchase", self.purchase)):
             for part in ("bias", "shared", "deviation", "position"):
                 setattr(model, part, state[f"{name}.{part}"].astype(np.float64).copy())
