@@ -7,7 +7,6 @@ expectation comes from the engine's contract (DESIGN.md §5, ``engine.auction``)
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import Any
 
 import numpy as np
 import pytest
@@ -20,7 +19,7 @@ from quanzhan.engine import decision as decision_module
 from quanzhan.engine.batch import Decision, RequestBatch
 from quanzhan.engine.config import SurfaceRules
 from quanzhan.engine.decision import Engine
-from quanzhan.engine.log import Impressions
+from quanzhan.engine.log import EventLog, Impressions
 from quanzhan.engine.organic import OrganicEvents, OrganicEvidence
 from quanzhan.engine.prediction import ServedAffinity
 from quanzhan.engine.profiles import UserProfiles
@@ -539,9 +538,9 @@ def test_a_first_refresh_over_a_long_log_calibrates_on_the_profiles_then_served(
     captured: dict[str, ServedAffinity | None] = {}
     fit = engine.predictor.refresh
 
-    def spy(*, served_affinity: ServedAffinity | None = None, **rest: Any) -> None:
+    def spy(*, log: EventLog, now: float, served_affinity: ServedAffinity | None = None) -> None:
         captured["served"] = served_affinity
-        fit(served_affinity=served_affinity, **rest)
+        fit(log=log, now=now, served_affinity=served_affinity)
 
     monkeypatch.setattr(engine.predictor, "refresh", spy)
     engine.refresh(now=now)

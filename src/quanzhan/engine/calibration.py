@@ -1,23 +1,17 @@
-"""Per-surface calibration of served predictions, read off evidence kept refresh after refresh.
+"""Per-surface calibration of served predictions, read off held-out rows refresh after refresh.
 
 A model fitted on the ads it showed is calibrated on those rows, yet overpredicts the ads it
 picks next: the auction favours whatever it overrates (the winner's curse), and retrieval brings
-in items the model knows little of. Two kinds of evidence measure that miss, interval by
-interval, each as outcomes and predictions per surface:
+in items the model knows little of. So each refresh fits on what was logged before the previous
+refresh and scores what came since with the new model, which had not seen it; per surface, the
+logit shift that makes those predictions sum to what happened calibrates the model.
 
-- the click model is set against the ads it served: each refresh adds the clicks on the ads
-  served since the last one and their predictions as served, less the shift they were served
-  with. That is the miss where it is made, on the ads the model picked; the shift assumes the
-  next model, fitted the same way on a little more data, misses the same way.
-- the purchase model, whose orders are too few to give a surface's ratio over served clicks
-  alone, is fitted on what was logged before the previous refresh and scores the clicks since,
-  which it had not seen.
-
-One refresh interval may hold too few outcomes: a market of a few hundred orders a day holds a
-few dozen between two refreshes, and a thin surface none. So every interval's evidence is kept,
-and the shift reads the most recent intervals that together hold ``enough`` outcomes: a busy
-market calibrates on its latest intervals alone, a quiet one on the last several, and none is
-left with a shift measured once on a handful of outcomes and never again.
+One refresh interval may hold too few outcomes to measure that: a market of a few hundred orders
+a day holds a few dozen between two refreshes, and a thin surface none. So every interval's
+evidence is kept (outcomes and predictions per surface), and the shift reads the most recent
+intervals that together hold ``enough`` outcomes: a busy market calibrates on its latest
+interval alone, a quiet one on the last several, and none is left with a shift measured once on
+a handful of orders and never again.
 """
 
 from __future__ import annotations
@@ -34,8 +28,8 @@ _PSEUDO = 20.0
 _MAX_SHIFT = 2.0
 
 
-class CalibrationEvidence:
-    """Outcomes and predictions per surface, interval by interval, newest last."""
+class HeldOutCalibration:
+    """Held-out outcomes and predictions per surface, interval by interval, newest last."""
 
     def __init__(self, *, enough: float) -> None:
         if not enough > 0:
@@ -55,8 +49,8 @@ class CalibrationEvidence:
         predicted: NDArray[np.float64],
         outcome: NDArray[np.bool_],
     ) -> None:
-        """One interval's rows: their surface, their prediction before any shift, and what
-        happened."""
+        """One interval's held-out rows: their surface, the prediction of a model that had not
+        seen them (before any shift) and what happened."""
         if not (len(surface) == len(predicted) == len(outcome)):
             raise ValueError("surface, predicted and outcome need one entry per row")
         if len(predicted) and not np.all(np.isfinite(predicted) & (predicted >= 0)):

@@ -347,20 +347,17 @@ class Engine:
         self._organic = []
         if len(self.log) == 0 and len(organic) == 0:
             return
-        # The clicks held out to calibrate the purchase model (those since the last refresh)
-        # were served with the profiles before it. On a first refresh over a long log (a file,
-        # a platform's past) they are the log's last refresh interval (``Predictor.refresh``),
-        # served with every click before that interval.
+        # The rows held out to calibrate the models (those since the last refresh) were served
+        # with the profiles before it. On a first refresh over a long log (a file, a platform's
+        # past) they are the log's last refresh interval (``Predictor.refresh``), served with
+        # every click before that interval.
         first = self.predictor.refreshes == 0
         served_until = now - self.config.refresh_hours * 3600 if first else -np.inf
         served = self._learn_tastes(organic, served_until=served_until)
         if len(self.log) == 0:  # organic results before any ad was shown
             return
         self.predictor.refresh(
-            log=self.log,
-            now=now,
-            served_affinity=self._affinity_as_served(served),
-            served_by_model=self.prediction_override is None,
+            log=self.log, now=now, served_affinity=self._affinity_as_served(served)
         )
         self.retriever.update(self.predictor.value_model(self._price))
 

@@ -38,11 +38,11 @@ from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import expit, logit
+from scipy.special import logit
 
 from quanzhan.bidding.delay import DelayModel
 from quanzhan.domain import N_SURFACES, ItemTable
-from quanzhan.engine.calibration import CalibrationEvidence
+from quanzhan.engine.calibration import HeldOutCalibration
 from quanzhan.engine.config import EngineConfig
 from quanzhan.engine.log import EventLog, Impressions
 from quanzhan.engine.logistic import LogisticModel
@@ -59,11 +59,10 @@ _AFFINITY = FEATURES.index("affinity")
 _CATEGORY_STRENGTH = 300.0  # pseudo-trials of the global rate behind each category rate
 _NEGATIVES_PER_CLICK = 3.0  # negative down-sampling for the click model, re-weighted
 _MIN_ORDERS = 100  # below this many labelled orders the purchase model keeps its prior
-# Outcomes each calibration reads, over as many recent refresh intervals as it takes
-# (``engine.calibration``): clicks on the ads served, enough that the thinnest surface (off-site,
-# about 1% of them) holds a couple of hundred; held-out orders, a ratio within a few percent on
-# the busy surfaces.
-_CLICKS_TO_CALIBRATE = 20_000.0
+_MIN_OUTCOMES = 50  # clicks below which rows are too thin to fit on or calibrate against
+# Held-out outcomes each calibration reads, over as many recent refresh intervals as it takes
+# (``engine.calibration``): per surface, a ratio within a few percent on the busy surfaces.
+_CLICKS_TO_CALIBRATE = 2_000.0
 _ORDERS_TO_CALIBRATE = 400.0
 _DELAYS_TO_FIT = 20_000  # the latest orders whose delays the delay distribution is fitted to
 
@@ -108,10 +107,10 @@ class Predictor:
         # Per-surface logit shifts that calibrate served predictions (``engine.calibration``).
         self.ctr_shift = np.zeros(N_SURFACES)
         self.cvr_shift = np.zeros(N_SURFACES)
-        self._click_evidence = CalibrationEvidence(enough=_CLICKS_TO_CALIBRATE)
-        self._purchase_evidence = CalibrationEvidence(enough=_ORDERS_TO_CALIBRATE)
+        self._click_evidence = HeldOutCalibration(enough=_CLICKS_TO_CALIBRATE)
+        self._purchase_evidence = HeldOutCalibration(enough=_ORDERS_TO_CALIBRATE)
         self.delay = DelayModel(window_seconds=config.attribution_window_hours * 3600)
-        self._seen_until = 0.0  # the latest impression at the last refresh
+        self._calibrated_until = 0.0
         self._cvr_calibrated_until = 0.0
         self.refreshes = 0
 
@@ -191,64 +190,52 @@ class Predictor:
         return out
 
     def refresh(
-        self,
-        *,
-        log: EventLog,
-        now: float,
-        served_affinity: ServedAffinity | None = None,
-        served_by_model: bool = True,
+        self, *, log: EventLog, now: float, served_affinity: ServedAffinity | None = None
     ) -> None:
         """Relearn rates and both models from everything logged up to ``now``.
         ``served_affinity`` gives logged rows' ``affinity`` feature as the category affinity
-        learned at this refresh would have served them: the held-out clicks that calibrate the
-        purchase model take it in place of the value logged with them. The affinity keeps
-        learning (from organic results above all), and a calibration read on the old values
-        would not hold for the new ones. ``served_by_model``: whether the pCTR logged since the
-        last refresh is this predictor's (not an evaluation's oracle): only then does it
-        calibrate the click model."""
+        learned at this refresh would have served them: the held-out rows that calibrate the
+        models take it in place of the value logged with them. The affinity keeps learning (from
+        organic results above all), and a calibration read on the old values would not hold
+        for the new ones."""
         if len(log) == 0:
             return
         impressions = log.impressions()
         if self.refreshes == 0:
             # A first refresh over a long log (training from a file) holds out its last
-            # refresh interval for the purchase model; over the first hour of a run there is
-            # too little to hold out. No ad of the log was served by a fitted model, so the
-            # click model is served without a shift until one has been.
+            # refresh interval; over the first hour of a run there is too little to hold out.
             window = self.config.refresh_hours * 3600
+            self._calibrated_until = now - window
             self._cvr_calibrated_until = now - window - self.config.conversion_maturity_hours * 3600
-        self._refresh_click(impressions, served_by_model=served_by_model)
+        self._refresh_click(impressions, served_affinity)
         self._refresh_purchase(impressions, *log.orders(), now, served_affinity)
-        self._seen_until = float(impressions.time.max())
+        self._calibrated_until = float(impressions.time.max())
         self._cvr_calibrated_until = now - self.config.conversion_maturity_hours * 3600
         self.refreshes += 1
 
-    def _refresh_click(self, imps: Impressions, *, served_by_model: bool) -> None:
-        """Calibrate the click model on the ads it served since the last refresh, then refit it
-        on every recent row."""
-        exposure = self.position_factor(imps.surface, imps.slot)
-        if self.refreshes > 0 and served_by_model:
-            self._add_served_clicks(imps, exposure)
-        rows = self._recent(len(imps))
-        keep, weight = self._downsample(imps.clicked[rows])
-        self.ctr_item, self.ctr_category, _ = self._fit_with_lift(
-            self.click, log=imps, x_log=imps.x_ctr, outcome=imps.clicked.astype(np.float64),
-            trials=exposure, prior=self.config.prior_ctr, fit_rows=rows[keep], weight=weight,
-            fit_position=True, known_rows=rows, held_rows=rows[:0],
-        )  # fmt: skip
+    # Each refresh fits on what was logged before the previous refresh and holds out what came
+    # since: the new model's predictions there, set against what happened, calibrate it per
+    # surface (``engine.calibration``), and it is served as fitted, without those rows.
 
-    def _add_served_clicks(self, imps: Impressions, exposure: NDArray[np.float64]) -> None:
-        """The ads served since the last refresh, their clicks set against their predictions as
-        served less the shift they were served with: the click model's miss on what it picks
-        (``engine.calibration``). ``exposure``: the position factors they were served with."""
-        served = imps.time > self._seen_until
-        if not served.any():
-            return  # nothing new to read: the shift stands
-        surface = imps.surface[served]
-        position = exposure[served]
-        at_top = np.clip(imps.pctr[served] / position, 1e-9, 1.0 - 1e-9)
-        unshifted = expit(logit(at_top) - self.ctr_shift[surface]) * position
-        self._click_evidence.add(surface=surface, predicted=unshifted, outcome=imps.clicked[served])
-        self.ctr_shift = self._click_evidence.shift()
+    def _refresh_click(self, imps: Impressions, served_affinity: ServedAffinity | None) -> None:
+        exposure = self.position_factor(imps.surface, imps.slot)
+        rows = self._recent(len(imps))
+        held = imps.time[rows] > self._calibrated_until
+        calibrate = _enough(imps.clicked[rows][~held]) and bool(held.any())
+        fit_rows = rows[~held] if calibrate else rows
+        keep, weight = self._downsample(imps.clicked[fit_rows])
+        self.ctr_item, self.ctr_category, x_held = self._fit_with_lift(
+            self.click, log=imps, x_log=imps.x_ctr, outcome=imps.clicked.astype(np.float64),
+            trials=exposure, prior=self.config.prior_ctr, fit_rows=fit_rows[keep],
+            weight=weight, fit_position=True, known_rows=fit_rows, held_rows=rows[held],
+        )  # fmt: skip
+        if calibrate:
+            test = imps.take(rows[held])
+            _serve_affinity(x_held, test, served_affinity)
+            predicted = self.click.predict(test.surface, x_held, test.slot)
+            self._click_evidence.add(surface=test.surface, predicted=predicted,
+                                     outcome=test.clicked)  # fmt: skip
+            self.ctr_shift = self._click_evidence.shift()
 
     def _refresh_purchase(
         self,
@@ -393,8 +380,6 @@ class Predictor:
         self.cvr_item, self.cvr_category = state["cvr_item"].copy(), state["cvr_category"].copy()
         self.ctr_shift, self.cvr_shift = state["ctr_shift"].copy(), state["cvr_shift"].copy()
         self.refreshes = int(state["refreshes"][0])
-        # Every ad logged from here on is served by this state: it calibrates the click model.
-        self._seen_until = -np.inf
         for name, model in (("click", self.click), ("purchase", self.purchase)):
             for part in ("bias", "shared", "deviation", "position"):
                 setattr(model, part, state[f"{name}.{part}"].astype(np.float64).copy())
@@ -472,6 +457,11 @@ def _serve_affinity(
     """Held-out rows' ``affinity`` as the affinity just learned would serve them, in place."""
     if served_affinity is not None and len(rows):
         x_held[:, _AFFINITY] = served_affinity(rows)
+
+
+def _enough(outcome: NDArray[np.bool_]) -> bool:
+    """Whether rows hold outcomes enough to fit on or to calibrate against."""
+    return int(outcome.sum()) >= _MIN_OUTCOMES
 
 
 def _relative_price(items: ItemTable, campaign_item: NDArray[np.int32]) -> NDArray[np.float64]:
