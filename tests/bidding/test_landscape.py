@@ -51,23 +51,27 @@ def _run(
     orders_per_value: float = 1.0,
     order_delay_ticks: int = 0,
     recalled: bool = False,
+    recalled_prices: float = 1.0,
 ) -> list[list[Day]]:
     """Three days; ``truth`` is each campaign's true value over its predicted value, which the
     orders reveal (``orders_realized``, ``orders_per_value`` of them per unit of value, each
     ``order_delay_ticks`` after its click, due as late as it arrives) and the policy must learn;
     ``rows(day, tick)`` is how many auctions each campaign meets in a tick; ``recalled``: the
-    policy is handed a day of the platform's past on the same market before the first."""
+    policy is handed a day of the platform's past on the same market before the first, its
+    prices ``recalled_prices`` times today's (the auctions' order in it says their hours)."""
     n = len(spec)
     policy = LandscapePacing()
     policy.reset(campaigns=spec, seed=0)
     if recalled:
         before = [np.random.default_rng([6, c]) for c in range(n)]
         past = [_tick_menus(before[c], c) for _ in range(TICKS) for c in range(n)]
+        hour = np.repeat(np.arange(TICKS), n * ROWS)
         policy.recall_day(
             MenuView(
                 campaign=np.concatenate([m.campaign for m in past]),
                 value=np.concatenate([m.value for m in past]),
-                cost=np.concatenate([m.cost for m in past]),
+                cost=np.concatenate([m.cost for m in past]) * recalled_prices,
+                day_fraction=(hour + 0.5) / TICKS,
             )
         )
     rngs = [np.random.default_rng([5, c]) for c in range(n)]
@@ -198,6 +202,27 @@ def test_a_day_recalled_from_the_platforms_past_serves_the_first_day_as_a_yester
         assert first.spent_out_at >= TICKS - 3
 
 
+@pytest.mark.parametrize(
+    ("budget", "target", "prices"),
+    [(40.0, 1.0, 0.3), (40.0, 1.0, 2.0), (1e6, 3.0, 0.3), (1e6, 3.0, 0.5)],
+)
+def test_a_recalled_day_whose_prices_were_not_todays_is_moved_to_todays(
+    budget: float, target: float, prices: float
+) -> None:
+    """The platform's last day was steered by another policy, whose campaigns bid otherwise:
+    its auctions cost a fraction or a multiple of what today's do at the same bid. Held
+    against today's auctions of the same hours, the recalled day is moved to today's prices
+    within hours: a budget-bound campaign still spreads its budget over the day, a ROI-bound
+    one still meets its target, and both buy near the best."""
+    (first,) = _run(
+        _spec([budget], [target]), truth=np.ones(1), recalled=True, recalled_prices=prices
+    )[0]
+    assert first.value >= 0.9 * first.best_value
+    assert first.value >= ROI_MET_TOLERANCE * target * first.spend
+    if budget < 1e6:
+        assert first.spent_out_at >= TICKS - 3
+
+
 def test_a_recalled_day_that_does_not_fit_the_policys_campaigns_changes_nothing() -> None:
     policy = LandscapePacing()
     policy.reset(campaigns=_spec([40.0], [1.0]), seed=0)
@@ -210,6 +235,15 @@ def test_a_recalled_day_that_does_not_fit_the_policys_campaigns_changes_nothing(
     )
     with pytest.raises(ValueError, match="weight"):
         policy.recall_day(unweighed)
+    for fraction, problem in (([0.5, 0.5], "one day fraction per row"), ([1.5], "0..1")):
+        untimely = MenuView(
+            campaign=np.array([0]),
+            value=np.ones((1, 2)),
+            cost=np.ones((1, 2)),
+            day_fraction=np.array(fraction),
+        )
+        with pytest.raises(ValueError, match=problem):
+            policy.recall_day(untimely)
     np.testing.assert_array_equal(policy.multipliers(), before)
     assert policy._yesterday_rows is None
 

@@ -162,6 +162,24 @@ def test_menus_are_handed_over_once_at_the_next_tick() -> None:
     later = _observe(observer, 300.0).menus
     assert later is not None
     np.testing.assert_array_equal(later.campaign, [1])
+    assert later.day_fraction is None  # menus that do not say when, say so
+
+
+def test_menus_that_say_when_their_auctions_ran_are_handed_over_with_the_time() -> None:
+    observer = TickObserver(n_campaigns=2)
+    for fraction in ([0.25, 0.5], [0.75]):
+        m = len(fraction)
+        observer.add_menus(
+            MenuView(
+                campaign=np.arange(m),
+                value=np.ones((m, 2)),
+                cost=np.ones((m, 2)),
+                day_fraction=np.array(fraction),
+            )
+        )
+    menus = _observe(observer, 100.0).menus
+    assert menus is not None and menus.day_fraction is not None
+    np.testing.assert_array_equal(menus.day_fraction, [0.25, 0.5, 0.75])
 
 
 def test_learning_delays_from_the_orders_seen() -> None:

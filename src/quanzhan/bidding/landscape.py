@@ -62,6 +62,8 @@ _MIN_SHARE = 0.01  # of the day, past and to come, planned for at least
 _FIRST_SHARE = 1e-3  # today's auctions never stand for more than a thousand times as many
 _RECENT_SHARE = 0.05  # of the day's traffic: the latest ticks that stand for the rest of it
 _BOUNDS = (1e-3, 100.0)
+_LEVEL_PRIOR_SHARE = 0.1  # of the recalled day: pseudo-evidence behind its level against today
+_LEVEL_BOUNDS = (0.25, 4.0)  # most today's auctions are taken to differ from a recalled day's
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,10 +72,16 @@ class _Rows:
     value: NDArray[np.float64]
     cost: NDArray[np.float64]
     weight: NDArray[np.float64]
+    fraction: NDArray[np.float64]  # when in its day the auction ran; nan where not known
 
     @staticmethod
     def empty() -> _Rows:
-        return _Rows(np.zeros(0, np.int64), np.zeros((0, 1)), np.zeros((0, 1)), np.zeros(0))
+        none = np.zeros(0)
+        return _Rows(np.zeros(0, np.int64), np.zeros((0, 1)), np.zeros((0, 1)), none, none)
+
+    def scaled(self, weight: NDArray[np.float64] | float) -> _Rows:
+        """The same rows, each standing for ``weight`` times as many auctions."""
+        return _Rows(self.campaign, self.value, self.cost, self.weight * weight, self.fraction)
 
 
 class MenuSample:
@@ -85,9 +93,10 @@ class MenuSample:
         self.per_tick = per_tick
         self._parts: list[_Rows] = []
 
-    def add(self, menus: MenuView) -> _Rows:
+    def add(self, menus: MenuView, at: float = np.nan) -> _Rows:
         """Keep a sample of ``menus``; the rows kept. Rows that are a sample already
-        (``weight``) keep standing for theirs, times the rows each kept one stands for."""
+        (``weight``) keep standing for theirs, times the rows each kept one stands for; rows
+        whose time of day the menus do not say are taken to have run at ``at``."""
         if len(menus.campaign) == 0:
             return _Rows.empty()
         keep, weight = even_sample(menus.campaign, self.n, self.per_tick)
@@ -97,6 +106,9 @@ class MenuSample:
             value=menus.value[keep],
             cost=menus.cost[keep],
             weight=weight[menus.campaign[keep]] * given,
+            fraction=np.full(len(keep), at)
+            if menus.day_fraction is None
+            else np.asarray(menus.day_fraction, np.float64)[keep],
         )
         self._parts.append(kept)
         return kept
@@ -114,15 +126,31 @@ class MenuSample:
             raise ValueError(f"menu campaigns must lie in 0..{self.n - 1}")
         if not np.all(np.isfinite(weight) & (weight >= 0)):
             raise ValueError("menu weights must be finite and non-negative")
+        fraction = (
+            np.full(m, np.nan)
+            if menus.day_fraction is None
+            else np.asarray(menus.day_fraction, np.float64)
+        )
+        if fraction.shape != (m,):
+            raise ValueError("menus need one day fraction per row")
+        known = fraction[~np.isnan(fraction)]
+        if np.any((known < 0) | (known > 1)):
+            raise ValueError("menu day fractions must lie in 0..1")
         if m:
             self._parts.append(
-                _Rows(menus.campaign.astype(np.int64), menus.value, menus.cost, weight.copy())
+                _Rows(
+                    menus.campaign.astype(np.int64),
+                    menus.value,
+                    menus.cost,
+                    weight.copy(),
+                    fraction.copy(),
+                )
             )
 
     def view(self) -> MenuView:
         """Every row kept so far, each with how many auctions it stands for."""
         rows = self.rows()
-        return MenuView(rows.campaign, rows.value, rows.cost, rows.weight)
+        return MenuView(rows.campaign, rows.value, rows.cost, rows.weight, rows.fraction)
 
     def rows(self, scale: float = 1.0) -> _Rows:
         """Every row kept so far, weights times ``scale``."""
@@ -130,8 +158,7 @@ class MenuSample:
             return _Rows.empty()
         if len(self._parts) > 1:
             self._parts = [_join(self._parts)]
-        rows = self._parts[0]
-        return _Rows(rows.campaign, rows.value, rows.cost, rows.weight * scale)
+        return self._parts[0].scaled(scale)
 
     def __len__(self) -> int:
         return sum(len(p.campaign) for p in self._parts)
@@ -160,6 +187,7 @@ def _join(parts: list[_Rows]) -> _Rows:
         value=np.concatenate([_widen(p.value, width) for p in parts]),
         cost=np.concatenate([_widen(p.cost, width) for p in parts]),
         weight=np.concatenate([p.weight for p in parts]),
+        fraction=np.concatenate([p.fraction for p in parts]),
     )
 
 
@@ -196,6 +224,30 @@ class LandscapePacing:
         self._organic_past, self._days = np.zeros(n), 0
         self._carry = np.zeros(n)
         self._value_prior = NO_ERROR
+        self._start_level_tracking(recalled=False)
+
+    def _start_level_tracking(self, *, recalled: bool) -> None:
+        """Today's auctions against the recalled day's of the same hours (``recalled``: the
+        day to plan on is a recalled one): nothing compared yet."""
+        n = len(self._require())
+        self._met_value, self._met_cost = np.zeros(n), np.zeros(n)
+        self._told_value, self._told_cost = np.zeros(n), np.zeros(n)
+        self._whole_value, self._whole_cost = np.zeros(n), np.zeros(n)
+        self._last_fraction = 0.0
+        rows = (
+            self._yesterday_rows.rows()
+            if recalled and self._yesterday_rows is not None and len(self._yesterday_rows)
+            else _Rows.empty()
+        )
+        timed = np.flatnonzero(~np.isnan(rows.fraction))
+        order = timed[np.argsort(rows.fraction[timed], kind="stable")]
+        self._recalled_by_time = _Rows(
+            rows.campaign[order],
+            rows.value[order],
+            rows.cost[order],
+            rows.weight[order],
+            rows.fraction[order],
+        )
 
     def multipliers(self) -> NDArray[np.float64]:
         return self._k.copy()
@@ -289,6 +341,7 @@ class LandscapePacing:
         self._today = None
         self._done_cost, self._done_value = np.zeros(len(spec)), np.zeros(len(spec))
         self._last_spend = np.zeros(len(spec))
+        self._start_level_tracking(recalled=False)
         # The last tick planned for a few minutes of budget; midnight opens a whole day.
         self._plan_whole_day()
 
@@ -300,6 +353,7 @@ class LandscapePacing:
         sample.keep(menus)
         if len(sample):
             self._yesterday_rows = sample
+            self._start_level_tracking(recalled=True)
             self._plan_whole_day()
 
     def _plan_whole_day(self) -> None:
@@ -337,12 +391,66 @@ class LandscapePacing:
             self._done_cost += np.where(bidding, cost_by, 0.0)
             self._done_value += np.where(bidding, value_by, 0.0)
             self._spend_expected += np.where(bidding, cost_by, 0.0)
-            kept = self._today_rows.add(menus)
+            kept = self._today_rows.add(menus, at=observation.day_fraction)
+        self._compare_with_recalled(observation.day_fraction, bidding, menus)
         self._remember(kept, observation.planned_share - self._last_share)
         self._last_share = max(self._last_share, observation.planned_share)
         charged = observation.spend - self._last_spend
         self._spend_charged += np.where(bidding, charged, 0.0)
         self._last_spend = observation.spend.copy()
+
+    def _compare_with_recalled(
+        self, now: float, bidding: NDArray[np.bool_], menus: MenuView | None
+    ) -> None:
+        """Add the tick's auctions, at the multipliers used, and the recalled day's of the same
+        hours at the same multipliers, to the day's comparison (``recalled_level``)."""
+        n = len(self._require())
+        past = self._recalled_by_time
+        low, high = np.searchsorted(past.fraction, [self._last_fraction, now], side="right")
+        self._last_fraction = max(self._last_fraction, now)
+        if high <= low:
+            return
+        # What the recalled day would have brought at these multipliers: the scale of the
+        # comparison's prior.
+        cost, value = taken_slot(self._k[past.campaign], past.value, past.cost)
+        self._whole_cost = _per_campaign(past.campaign, cost * past.weight, n)
+        self._whole_value = _per_campaign(past.campaign, value * past.weight, n)
+        window = slice(int(low), int(high))
+        campaign, weight = past.campaign[window], past.weight[window]
+        # Only campaigns that met auctions then at these hours compare; only while bidding.
+        compared = bidding & (np.bincount(campaign, minlength=n) > 0)
+        self._told_cost += np.where(compared, _per_campaign(campaign, cost[window] * weight, n), 0)
+        self._told_value += np.where(
+            compared, _per_campaign(campaign, value[window] * weight, n), 0
+        )
+        if menus is not None and len(menus.campaign):
+            cost, value = taken_slot(self._k[menus.campaign], menus.value, menus.cost)
+            self._met_cost += np.where(compared, _per_campaign(menus.campaign, cost, n), 0.0)
+            self._met_value += np.where(compared, _per_campaign(menus.campaign, value, n), 0.0)
+
+    def recalled_level(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """On a first day planned on a recalled day (``recall_day``): how today's auctions
+        stand against the recalled day's of the same hours, per campaign. The value and the
+        cost they brought at the multipliers used, over what the recalled day's would have,
+        each shrunk to 1 by a tenth of what the whole recalled day would have brought at the
+        latest multiplier (equal landscapes read 1, and so does a campaign the recalled day
+        would have sold nothing, or any day but a recalled one).
+
+        Another policy steered that day's bids, and the engine's models valued it as they
+        stood then: on ``steady`` its auctions cost 0.6 of today's at the same multipliers
+        (median over budget-bound campaigns), and a budget planned on it went on the morning.
+        The comparison shows that within hours, and the rest of the day is planned on the
+        recalled day moved by as much. A yesterday this policy steered itself is trusted as
+        it is: compared the same way, it only added noise."""
+        levels = []
+        for met, told, whole in (
+            (self._met_value, self._told_value, self._whole_value),
+            (self._met_cost, self._told_cost, self._whole_cost),
+        ):
+            prior = _LEVEL_PRIOR_SHARE * whole
+            level = np.where(prior > 0, (met + prior) / np.where(prior > 0, told + prior, 1.0), 1.0)
+            levels.append(np.clip(level, *_LEVEL_BOUNDS))
+        return levels[0], levels[1]
 
     def _remember(self, kept: _Rows, share: float) -> None:
         """Keep the latest ticks' rows until they cover ``_RECENT_SHARE`` of the day."""
@@ -366,7 +474,16 @@ class LandscapePacing:
         if self._yesterday_rows is not None and len(self._yesterday_rows):
             yesterday = self._yesterday_rows.rows(scale=rest)
             has_yesterday[yesterday.campaign] = True
-            parts.append(yesterday)
+            value_level, cost_level = self.recalled_level()
+            parts.append(
+                _Rows(
+                    yesterday.campaign,
+                    yesterday.value * value_level[yesterday.campaign][:, None],
+                    yesterday.cost * cost_level[yesterday.campaign][:, None],
+                    yesterday.weight,
+                    yesterday.fraction,
+                )
+            )
         recent_share = sum(s for _, s in self._recent)
         has_recent = np.zeros(n, dtype=bool)
         if self._recent and recent_share > 0 and rest > 0:
@@ -380,11 +497,12 @@ class LandscapePacing:
                     recent.value[latest],
                     recent.cost[latest],
                     recent.weight[latest] * ahead,
+                    recent.fraction[latest],
                 )
             )
         alone = ~has_yesterday[today.campaign] & ~has_recent[today.campaign]
         scale = np.where(alone, 1.0 / max(share, _FIRST_SHARE), 1.0)
-        parts[0] = _Rows(today.campaign, today.value, today.cost, today.weight * scale)
+        parts[0] = today.scaled(scale)
         return _join(parts) if len(parts) > 1 else parts[0]
 
     def _organic_expected(self, so_far: NDArray[np.float64], share: float) -> NDArray[np.float64]:
@@ -399,6 +517,13 @@ class LandscapePacing:
         if self._spec is None:
             raise RuntimeError("call reset() before using the policy")
         return self._spec
+
+
+def _per_campaign(
+    campaign: NDArray[np.int64], amount: NDArray[np.float64], n: int
+) -> NDArray[np.float64]:
+    out: NDArray[np.float64] = np.bincount(campaign, weights=amount, minlength=n).astype(np.float64)
+    return out
 
 
 def _inside(low: NDArray[np.float64], high: NDArray[np.float64]) -> NDArray[np.float64]:

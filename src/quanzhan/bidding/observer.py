@@ -208,10 +208,12 @@ class TickObserver:
         if not self._menus:
             return None
         parts, self._menus = self._menus, []
+        timed = all(m.day_fraction is not None for m in parts)
         return MenuView(
             campaign=np.concatenate([m.campaign for m in parts]),
             value=np.concatenate([m.value for m in parts]),
             cost=np.concatenate([m.cost for m in parts]),
+            day_fraction=np.concatenate([m.day_fraction for m in parts]) if timed else None,
         )
 
 

@@ -22,10 +22,10 @@ Contract, checked for every registered policy by ``tests/bidding/test_policy_con
 
 A policy may also define ``recall_day(menus: MenuView)``. Where the platform ran before the
 policy took over, the driver then hands it, after ``reset``, the slot menus of the platform's
-last day before (a sample, ``MenuView.weight`` saying how many auctions each row stands for),
-valued by the engine's models as they were then, whatever steered the bids: a landscape policy
-plans its first day on them instead of on the first hours alone. A campaign that did not run
-then has no rows.
+last day before (a sample, ``MenuView.weight`` saying how many auctions each row stands for,
+``MenuView.day_fraction`` when in the day each ran), valued by the engine's models as they
+were then, whatever steered the bids: a landscape policy plans its first day on them instead
+of on the first hours alone. A campaign that did not run then has no rows.
 
 Budgets are enforced by the ledger whatever a policy does; a policy's job is to spend well.
 To plug in your own, implement the four methods and pass an instance where a policy is asked
@@ -67,12 +67,15 @@ class MenuView:
     """Slot menus in the engine's own predicted terms: row ``a`` is one auction
     a campaign took part in, ``value``/``cost`` ``(m, s)`` what each slot would have brought and
     cost (``nan`` where absent), ``campaign`` ``(m,)`` whose menu it is; ``weight`` ``(m,)``,
-    where the rows are a sample, how many auctions each stands for (``None``: one each)."""
+    where the rows are a sample, how many auctions each stands for (``None``: one each);
+    ``day_fraction`` ``(m,)``, when in its day each auction ran, 0 at midnight to 1 (``None``,
+    or ``nan`` in a row: not known)."""
 
     campaign: NDArray[np.int64]
     value: NDArray[np.float64]
     cost: NDArray[np.float64]
     weight: NDArray[np.float64] | None = None
+    day_fraction: NDArray[np.float64] | None = None
 
 
 @dataclass(frozen=True, slots=True)

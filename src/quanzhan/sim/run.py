@@ -311,6 +311,7 @@ class Simulation:
             campaign=menus.campaign.astype(np.int64),
             value=clicks * (menus.pcvr * price)[:, None],
             cost=clicks * menus.price,
+            day_fraction=np.mod(batch.time[menus.row], DAY_SECONDS) / DAY_SECONDS,
         )
         if self.policy.needs_menus:
             self.observer.add_menus(predicted)
