@@ -174,3 +174,38 @@ def test_bad_shapes_are_refused() -> None:
                 base_gmv=np.ones(2),
             )
         )
+
+
+def _bought_at(
+    k: float, threshold: NDArray[np.float64], value: NDArray[np.float64], cost: NDArray[np.float64]
+) -> tuple[float, float]:
+    """Spend and value at ``k`` where each slot is taken at its own ``threshold``."""
+    spend = bought = 0.0
+    for t_row, v_row, c_row in zip(threshold, value, cost, strict=True):
+        for t, v, c in zip(t_row, v_row, c_row, strict=True):  # top slot first
+            if np.isfinite(v) and np.isfinite(c) and v > 0 and np.isfinite(t) and k >= t:
+                spend, bought = spend + c, bought + v
+                break
+    return spend, bought
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), slots=st.integers(1, 4))
+def test_steps_at_a_models_thresholds_add_up_to_what_its_bids_buy(seed: int, slots: int) -> None:
+    """The engine bids on its predicted value per click, which is off by a factor per auction:
+    each slot is taken at its price over the predicted value, and brings what it truly does."""
+    rng = np.random.default_rng(seed)
+    value, cost = _menus(rng, 12, slots)
+    error = rng.lognormal(0.0, 0.7, len(value))[:, None]
+    threshold = cost / value / error
+    steps = response_steps(value, cost, threshold)
+    for k in np.concatenate([steps.at * (1 + 1e-9), rng.uniform(0.0, 3.0, 5)]):
+        below = steps.at <= k
+        spend, bought = _bought_at(float(k), threshold, value, cost)
+        assert steps.d_cost[below].sum() == pytest.approx(spend, rel=1e-9, abs=1e-12)
+        assert steps.d_value[below].sum() == pytest.approx(bought, rel=1e-9, abs=1e-12)
+    # Without an error the model's thresholds are the truth's own.
+    exact = response_steps(value, cost, cost / value)
+    plain = response_steps(value, cost)
+    np.testing.assert_array_equal(exact.at, plain.at)
+    np.testing.assert_array_equal(exact.d_value, plain.d_value)

@@ -8,12 +8,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from quanzhan.bidding.menu_lp import MenuProblem, solve_menus
+from quanzhan.bidding.response import solve_response
 from quanzhan.domain import CampaignMode
 from quanzhan.errors import ConfigError
 from quanzhan.sim import bench
 from quanzhan.sim.bench import bench_bidding
 from quanzhan.sim.config import ScenarioConfig, load_scenario
+from quanzhan.sim.oracle import TrueMenus
 
 
 def test_manual_cpc_outcomes_do_not_depend_on_the_idle_policy(
@@ -107,6 +112,7 @@ def test_within_target_efficiency_credits_nothing_past_the_target_or_the_optimum
         achieved=np.array([0.2, 0.5, 1.5, 0.9, 0.4]),
         optimum=np.ones(k),
         bid_optimum=np.ones(k),
+        learned_optimum=np.ones(k),
         roi_expected=np.array([2.0, 1.0, 1.0, 2.0, np.inf]),
         target_roi=np.full(k, 1.5),
         spend=np.ones(k),
@@ -122,3 +128,77 @@ def test_within_target_efficiency_credits_nothing_past_the_target_or_the_optimum
     assert figures["roi_met_share"] == pytest.approx(0.6)
     # Within target: 0.2, 0, 0, 0.9, 0.4 (the 1.5 would have been capped at 1, but it missed).
     assert figures["efficiency_within_target_median"] == pytest.approx(0.2)
+
+
+def _true_menus(
+    rng: np.random.Generator, rows: int, *, error: float
+) -> tuple[TrueMenus, MenuProblem]:
+    """Two campaigns over two days; the engine's value per click is off by a lognormal
+    ``error`` per auction."""
+    clicks = np.sort(rng.uniform(0.1, 1.0, (rows, 3)), axis=1)[:, ::-1]
+    click_value = rng.lognormal(0.0, 0.5, rows)
+    price = np.sort(rng.uniform(0.05, 2.0, (rows, 3)), axis=1)[:, ::-1] * click_value[:, None]
+    campaign, day = rng.integers(0, 2, rows), rng.integers(0, 2, rows)
+    menus = TrueMenus(
+        campaign=campaign,
+        day=day,
+        value=clicks * click_value[:, None],
+        cost=clicks * price,
+        click_value=click_value,
+        bid_value=click_value * rng.lognormal(0.0, error, rows),
+    )
+    spend = np.bincount(campaign * 2 + day, weights=menus.cost[:, 0], minlength=4)
+    problem = MenuProblem(
+        group=campaign * 2 + day,
+        value=menus.value,
+        cost=menus.cost,
+        budget=spend * rng.uniform(0.1, 1.2, 4),
+        target_roi=rng.uniform(0.3, 1.5, 4),
+        base_gmv=np.zeros(4),
+    )
+    return menus, problem
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_the_learned_ceiling_is_the_bid_ceiling_on_exact_predictions_and_never_past_the_lp(
+    seed: int,
+) -> None:
+    rng = np.random.default_rng(seed)
+    exact, problem = _true_menus(rng, 40, error=0.0)
+    np.testing.assert_allclose(
+        bench.learned_ceiling(exact, problem), solve_response(problem).value, rtol=1e-9
+    )
+    noisy, problem = _true_menus(np.random.default_rng(seed), 40, error=0.8)
+    learned = bench.learned_ceiling(noisy, problem)
+    optimum = solve_menus(problem).value
+    # Whatever the bids, what they take is a feasible plan of the LP.
+    assert np.all(learned <= optimum * (1 + 1e-9) + 1e-12)
+
+
+def test_a_model_that_overrates_a_poor_auction_lowers_the_learned_ceiling() -> None:
+    """Two auctions of one slot, one campaign-day, budget for one: the truth buys the good
+    one; a model that rates the poor one higher buys the poor one at any multiplier that
+    buys one."""
+    value, cost = np.array([[4.0], [1.0]]), np.array([[1.0], [1.0]])
+    problem = MenuProblem(
+        group=np.zeros(2, np.int64),
+        value=value,
+        cost=cost,
+        budget=np.array([1.0]),
+        target_roi=np.array([0.5]),
+        base_gmv=np.zeros(1),
+    )
+
+    def menus(bid_value: list[float]) -> TrueMenus:
+        return TrueMenus(
+            campaign=np.zeros(2, np.int64),
+            day=np.zeros(2, np.int64),
+            value=value,
+            cost=cost,
+            click_value=np.array([4.0, 1.0]),
+            bid_value=np.array(bid_value),
+        )
+
+    assert bench.learned_ceiling(menus([4.0, 1.0]), problem)[0] == pytest.approx(4.0)
+    assert bench.learned_ceiling(menus([1.0, 4.0]), problem)[0] == pytest.approx(1.0)

@@ -60,10 +60,23 @@ def _thresholds(
     return usable, threshold
 
 
-def response_steps(value: NDArray[np.float64], cost: NDArray[np.float64]) -> Steps:
-    """The steps of each ``(m, s)`` menu row (slot 0 on top; ``nan`` where absent)."""
+def response_steps(
+    value: NDArray[np.float64],
+    cost: NDArray[np.float64],
+    threshold: NDArray[np.float64] | None = None,
+) -> Steps:
+    """The steps of each ``(m, s)`` menu row (slot 0 on top; ``nan`` where absent).
+
+    ``threshold`` ``(m, s)``: the multiplier each slot is taken at, where the bid is not
+    ``k x value per click`` itself (the engine bids on its predicted value, and the truth says
+    what the slots it takes bring); by default ``cost / value``."""
     m, s = value.shape
-    usable, threshold = _thresholds(value, cost)
+    usable, own = _thresholds(value, cost)
+    if threshold is None:
+        threshold = own
+    else:
+        usable &= np.isfinite(threshold) & (threshold >= 0)
+        threshold = np.where(usable, threshold, np.inf)
     # A slot is ever taken only if every slot above it costs more per unit of value.
     above = np.full(m, np.inf)
     reachable = np.zeros((m, s), dtype=bool)
@@ -187,9 +200,11 @@ class ResponseCurve:
         value: NDArray[np.float64],
         cost: NDArray[np.float64],
         n: int,
+        threshold: NDArray[np.float64] | None = None,
     ) -> ResponseCurve:
-        """The curves of ``n`` campaigns over menu rows ``(m, s)`` owned by ``group``."""
-        steps = response_steps(value, cost)
+        """The curves of ``n`` campaigns over menu rows ``(m, s)`` owned by ``group``, each
+        slot taken at ``threshold`` where given (``response_steps``)."""
+        steps = response_steps(value, cost, threshold)
         owner = group[steps.row]
         order = grouped_order(steps.at, owner, n)
         owner = owner[order]

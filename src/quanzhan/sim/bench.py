@@ -13,6 +13,11 @@ policy:
   (``bidding.response``) over the hindsight optimum, the LP, which may take a lower slot where
   the step up is dear and no bid can; ``efficiency_vs_bid_median`` holds the achieved GMV
   against that attainable optimum instead;
+- ``learned_ceiling_median``: the same on the engine's own bids: the most a uniform multiplier
+  on its predicted value per click (the auctions it takes are those its predictions win, what
+  they bring is the truth's) could have bought each day, over the LP; what the models' errors
+  leave of the optimum. ``efficiency_vs_learned_median`` holds the achieved GMV against it:
+  what the policy reaches of what the models allow;
 - ``roi_met_share``: share of campaigns whose expected ROI (on their basis) is at least 98% of
   target (a campaign that spent nothing has not broken its target);
 - ``budget_utilisation_median``: spend / budget over the run; ``overspend_campaigns``: campaigns
@@ -36,10 +41,11 @@ from threadpoolctl import threadpool_limits
 
 from quanzhan.bidding.menu_lp import MenuProblem, solve_menus
 from quanzhan.bidding.registry import DEFAULT_POLICY, POLICIES, make_policy
-from quanzhan.bidding.response import solve_response
+from quanzhan.bidding.response import ResponseCurve, solve_response
 from quanzhan.domain import CampaignMode, RoiBasis
 from quanzhan.errors import ConfigError, OutputError
 from quanzhan.sim.config import ScenarioConfig
+from quanzhan.sim.oracle import TrueMenus
 from quanzhan.sim.past import PlatformPast, play_past
 from quanzhan.sim.run import Simulation, SimulationResult
 from quanzhan.sim.summary import ROI_MET_TOLERANCE
@@ -67,6 +73,7 @@ class CampaignOutcomes:
     achieved: NDArray[np.float64]
     optimum: NDArray[np.float64]
     bid_optimum: NDArray[np.float64]
+    learned_optimum: NDArray[np.float64]
     roi_expected: NDArray[np.float64]
     target_roi: NDArray[np.float64]
     spend: NDArray[np.float64]
@@ -142,6 +149,7 @@ def outcomes(result: SimulationResult, *, steered: NDArray[np.bool_]) -> Campaig
         solver(problem).value.reshape(len(table), days) for solver in (solve_menus, solve_response)
     )
     optimum, bid_optimum = optimum_daily.sum(axis=1), bid_optimum_daily.sum(axis=1)
+    learned_optimum = learned_ceiling(oracle.menus(), problem).reshape(len(table), days).sum(axis=1)
     achieved = oracle.value.sum(axis=1)
     roi, roi_daily = (
         _roi(gmv, base, spend)
@@ -158,6 +166,7 @@ def outcomes(result: SimulationResult, *, steered: NDArray[np.bool_]) -> Campaig
         achieved=achieved[index],
         optimum=optimum[index],
         bid_optimum=bid_optimum[index],
+        learned_optimum=learned_optimum[index],
         roi_expected=roi[index],
         target_roi=table.target_roi[index],
         spend=daily_spend.sum(axis=1)[index],
@@ -192,6 +201,27 @@ def hindsight_problem(result: SimulationResult) -> MenuProblem:
     )  # fmt: skip
 
 
+def learned_ceiling(menus: TrueMenus, problem: MenuProblem) -> NDArray[np.float64]:
+    """Per campaign-day (``problem``, over the same ``menus``): the most a uniform multiplier
+    on the engine's bids could have bought, within the day's budget and the true ROI target.
+    Solved one day at a time: the steps of a whole run's menus would hold gigabytes at once."""
+    bought = np.zeros(len(problem.budget))
+    for day in np.unique(menus.day):
+        rows = menus.day == day
+        curve = ResponseCurve.of(
+            problem.group[rows],
+            menus.value[rows],
+            menus.cost[rows],
+            len(problem.budget),
+            threshold=menus.bid_thresholds(rows),
+        )
+        # Campaign-days of other days have no steps here, and buy nothing.
+        bought += curve.answer(
+            budget=problem.budget, target_roi=problem.target_roi, base_gmv=problem.base_gmv
+        ).value
+    return bought
+
+
 def _daily_spend(result: SimulationResult, days: int) -> NDArray[np.float64]:
     rows = result.ledger.rows()
     n = len(result.view.campaigns)
@@ -211,6 +241,9 @@ def policy_figures(found: CampaignOutcomes, result: SimulationResult) -> dict[st
     ceiling = found.bid_optimum[found.optimum > 0] / found.optimum[found.optimum > 0]
     reachable = found.bid_optimum > 0
     versus_bid = found.achieved[reachable] / found.bid_optimum[reachable]
+    learned = found.learned_optimum[found.optimum > 0] / found.optimum[found.optimum > 0]
+    allowed = found.learned_optimum > 0
+    versus_learned = found.achieved[allowed] / found.learned_optimum[allowed]
     # GMV bought while breaking the target is not what the merchant asked for: within target, a
     # campaign that missed it counts 0, and none counts past its optimum.
     scored_met = met[found.optimum > 0]
@@ -221,6 +254,10 @@ def policy_figures(found: CampaignOutcomes, result: SimulationResult) -> dict[st
         "efficiency_within_target_median": _round(np.median(within)) if len(within) else None,
         "efficiency_vs_bid_median": _round(np.median(versus_bid)) if len(versus_bid) else None,
         "bid_ceiling_median": _round(np.median(ceiling)) if len(ceiling) else None,
+        "learned_ceiling_median": _round(np.median(learned)) if len(learned) else None,
+        "efficiency_vs_learned_median": _round(np.median(versus_learned))
+        if len(versus_learned)
+        else None,
         "roi_met_share": _round(float(np.mean(met))) if len(met) else None,
         "budget_utilisation_median": _round(float(np.median(found.spend / found.budget)))
         if len(found.spend)
@@ -273,6 +310,8 @@ def dump_run(directory: Path, *, policy: str, result: SimulationResult) -> Path:
             menu_day=menus.day,
             menu_value=menus.value,
             menu_cost=menus.cost,
+            menu_click_value=menus.click_value,
+            menu_bid_value=menus.bid_value,
             budget=table.budget,
             target_roi=table.target_roi,
             roi_basis=table.roi_basis,

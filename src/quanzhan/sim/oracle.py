@@ -12,7 +12,7 @@ traffic, competitors' bids fixed, under its budget and target ROI.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 from numpy.typing import NDArray
@@ -25,12 +25,28 @@ from quanzhan.sim.market import Feedback, Market
 
 @dataclass(frozen=True, slots=True)
 class TrueMenus:
-    """Slot menus in truth: ``(m, s)`` expected GMV and spend per slot, ``nan`` where absent."""
+    """Slot menus in truth: ``(m, s)`` expected GMV and spend per slot, ``nan`` where absent.
+    ``(m,)`` per auction: ``click_value``, the true value of a click (true pCVR x price), and
+    ``bid_value``, the value per click the engine bid on (its pCVR x price): a multiplier ``k``
+    takes slot ``j`` where ``k x bid_value`` reaches the slot's price per click."""
 
     campaign: NDArray[np.int64]
     day: NDArray[np.int64]
     value: NDArray[np.float64]
     cost: NDArray[np.float64]
+    click_value: NDArray[np.float64]
+    bid_value: NDArray[np.float64]
+
+    def bid_thresholds(self, rows: slice | NDArray[np.bool_] = slice(None)) -> NDArray[np.float64]:
+        """The multiplier each slot of ``rows`` is taken at on the engine's bids: its price
+        per click, ``cost / value x click_value``, over ``bid_value`` (``inf`` where the slot
+        is absent or the bid is worth nothing)."""
+        value, cost = self.value[rows], self.cost[rows]
+        ratio = self.click_value[rows] / self.bid_value[rows]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = cost / value * ratio[:, None]
+        result: NDArray[np.float64] = np.where(np.isfinite(out) & (out >= 0), out, np.inf)
+        return result
 
 
 class Oracle:
@@ -85,18 +101,20 @@ class Oracle:
                 day=self._day(batch.time[menus.row]),
                 value=np.where(np.isnan(menus.price), np.nan, clicks * (cvr * price)[:, None]),
                 cost=clicks * menus.price,
+                click_value=cvr * price,
+                bid_value=menus.pcvr * price,
             )
         )
 
     def menus(self) -> TrueMenus:
         if not self._menus:
-            empty = np.zeros((0, self.market.max_ad_slots))
-            return TrueMenus(np.zeros(0, np.int64), np.zeros(0, np.int64), empty, empty)
+            empty, none = np.zeros((0, self.market.max_ad_slots)), np.zeros(0)
+            return TrueMenus(np.zeros(0, np.int64), np.zeros(0, np.int64), empty, empty, none, none)
         merged = TrueMenus(
-            campaign=np.concatenate([m.campaign for m in self._menus]),
-            day=np.concatenate([m.day for m in self._menus]),
-            value=np.concatenate([m.value for m in self._menus]),
-            cost=np.concatenate([m.cost for m in self._menus]),
+            **{
+                f.name: np.concatenate([getattr(m, f.name) for m in self._menus])
+                for f in fields(TrueMenus)
+            }
         )
         self._menus = [merged]
         return merged
