@@ -252,7 +252,10 @@ def _print_bench(summary: dict[str, Any], *, name: str, oracle: bool) -> None:
     if oracle:
         title += ", oracle predictions (evaluation only)"
     table = Table(title=title, title_justify="left")
-    columns = ("policy", "efficiency median", "p10", "ROI met", "budget use", "overspend", "GMV")
+    columns = (
+        "policy", "efficiency median", "p10", "of learned ceiling", "ROI met", "budget use",
+        "overspend", "GMV",
+    )  # fmt: skip
     for column in (*columns, "CMR"):
         table.add_column(column, justify="left" if column == "policy" else "right")
 
@@ -271,7 +274,8 @@ def _print_bench(summary: dict[str, Any], *, name: str, oracle: bool) -> None:
         table.add_row(
             policy + (" (default)" if policy == summary["default_policy"] else ""),
             *(cell(policy, f) for f in (
-                "efficiency_median", "efficiency_p10", "roi_met_share",
+                "efficiency_median", "efficiency_p10", "efficiency_vs_learned_median",
+                "roi_met_share",
                 "budget_utilisation_median", "overspend_campaigns", "gmv", "cmr",
             )),
         )  # fmt: skip
