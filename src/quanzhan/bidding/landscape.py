@@ -79,6 +79,13 @@ class _Rows:
         none = np.zeros(0)
         return _Rows(np.zeros(0, np.int64), np.zeros((0, 1)), np.zeros((0, 1)), none, none)
 
+    def take(self, rows: NDArray[np.int64] | NDArray[np.bool_]) -> _Rows:
+        """Just ``rows``, in their order."""
+        return _Rows(
+            self.campaign[rows], self.value[rows], self.cost[rows], self.weight[rows],
+            self.fraction[rows],
+        )  # fmt: skip
+
     def scaled(self, weight: NDArray[np.float64] | float) -> _Rows:
         """The same rows, each standing for ``weight`` times as many auctions."""
         return _Rows(self.campaign, self.value, self.cost, self.weight * weight, self.fraction)
@@ -93,10 +100,9 @@ class MenuSample:
         self.per_tick = per_tick
         self._parts: list[_Rows] = []
 
-    def add(self, menus: MenuView, at: float = np.nan) -> _Rows:
+    def add(self, menus: MenuView) -> _Rows:
         """Keep a sample of ``menus``; the rows kept. Rows that are a sample already
-        (``weight``) keep standing for theirs, times the rows each kept one stands for; rows
-        whose time of day the menus do not say are taken to have run at ``at``."""
+        (``weight``) keep standing for theirs, times the rows each kept one stands for."""
         if len(menus.campaign) == 0:
             return _Rows.empty()
         keep, weight = even_sample(menus.campaign, self.n, self.per_tick)
@@ -106,7 +112,7 @@ class MenuSample:
             value=menus.value[keep],
             cost=menus.cost[keep],
             weight=weight[menus.campaign[keep]] * given,
-            fraction=np.full(len(keep), at)
+            fraction=np.full(len(keep), np.nan)
             if menus.day_fraction is None
             else np.asarray(menus.day_fraction, np.float64)[keep],
         )
@@ -241,13 +247,7 @@ class LandscapePacing:
         )
         timed = np.flatnonzero(~np.isnan(rows.fraction))
         order = timed[np.argsort(rows.fraction[timed], kind="stable")]
-        self._recalled_by_time = _Rows(
-            rows.campaign[order],
-            rows.value[order],
-            rows.cost[order],
-            rows.weight[order],
-            rows.fraction[order],
-        )
+        self._recalled_by_time = rows.take(order)
 
     def multipliers(self) -> NDArray[np.float64]:
         return self._k.copy()
@@ -391,7 +391,7 @@ class LandscapePacing:
             self._done_cost += np.where(bidding, cost_by, 0.0)
             self._done_value += np.where(bidding, value_by, 0.0)
             self._spend_expected += np.where(bidding, cost_by, 0.0)
-            kept = self._today_rows.add(menus, at=observation.day_fraction)
+            kept = self._today_rows.add(menus)
         self._compare_with_recalled(observation.day_fraction, bidding, menus)
         self._remember(kept, observation.planned_share - self._last_share)
         self._last_share = max(self._last_share, observation.planned_share)
@@ -491,15 +491,7 @@ class LandscapePacing:
             latest = ~has_yesterday[recent.campaign]
             has_recent[recent.campaign[latest]] = True
             ahead = rest / max(recent_share, _FIRST_SHARE)
-            parts.append(
-                _Rows(
-                    recent.campaign[latest],
-                    recent.value[latest],
-                    recent.cost[latest],
-                    recent.weight[latest] * ahead,
-                    recent.fraction[latest],
-                )
-            )
+            parts.append(recent.take(latest).scaled(ahead))
         alone = ~has_yesterday[today.campaign] & ~has_recent[today.campaign]
         scale = np.where(alone, 1.0 / max(share, _FIRST_SHARE), 1.0)
         parts[0] = today.scaled(scale)
