@@ -42,8 +42,8 @@ class TrueMenus:
         per click, ``cost / value x click_value``, over ``bid_value`` (``inf`` where the slot
         is absent or the bid is worth nothing)."""
         value, cost = self.value[rows], self.cost[rows]
-        ratio = self.click_value[rows] / self.bid_value[rows]
         with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = self.click_value[rows] / self.bid_value[rows]
             out = cost / value * ratio[:, None]
         result: NDArray[np.float64] = np.where(np.isfinite(out) & (out >= 0), out, np.inf)
         return result
