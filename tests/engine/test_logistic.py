@@ -53,7 +53,12 @@ def _draw(m: int, seed: int, surfaces: int = N_SURFACES) -> Data:
 
 
 def _fit(
-    data: Data, *, l2: float, weight: NDArray[np.float64] | None = None, position: bool = True
+    data: Data,
+    *,
+    l2: float,
+    weight: NDArray[np.float64] | None = None,
+    position: bool = True,
+    deviation_l2: float | None = None,
 ) -> LogisticModel:
     model = LogisticModel.prior(rate=0.1, n_features=len(WEIGHT), n_positions=N_POSITIONS)
     model.fit(
@@ -64,6 +69,7 @@ def _fit(
         weight=np.ones(len(data.label)) if weight is None else weight,
         l2=l2,
         fit_position=position,
+        deviation_l2=deviation_l2,
     )
     return model
 
@@ -217,6 +223,32 @@ def test_l2_shrinks_weights_but_not_biases(data: Data) -> None:
     for s in range(N_SURFACES):
         rate = data.label[data.surface == s].mean()
         assert strongest.bias[s] == pytest.approx(np.log(rate / (1 - rate)), abs=0.05)
+
+
+def test_deviation_l2_shrinks_the_deviations_not_the_shared_weights(
+    data: Data, fitted: LogisticModel
+) -> None:
+    pooled = _fit(data, l2=1.0, deviation_l2=1e6)
+    assert np.abs(pooled.deviation).max() < 1e-3
+    # The shared weights take up what the deviations gave up: the truth has none.
+    np.testing.assert_allclose(pooled.shared, WEIGHT, atol=0.05)
+    assert np.abs(fitted.deviation).max() > 10 * np.abs(pooled.deviation).max()
+
+
+def test_pooled_deviations_keep_a_thin_surface_near_the_shared_weights() -> None:
+    """A surface with a few hundred rows: unpooled, its own weights follow its noise; pulled
+    towards the others, they stay near the truth every surface shares."""
+    errors = {None: [], 300.0: []}
+    for seed in range(6):
+        data = _draw(12_000, seed=100 + seed)
+        thin = np.flatnonzero(data.surface == N_SURFACES - 1)[300:]
+        keep = np.setdiff1d(np.arange(len(data.label)), thin)
+        data = Data(data.surface[keep], data.x[keep], data.slot[keep], data.label[keep])
+        for deviation_l2 in errors:
+            model = _fit(data, l2=1.0, deviation_l2=deviation_l2, position=False)
+            own = model.shared + model.deviation[-1]
+            errors[deviation_l2].append(float(np.abs(own - WEIGHT).sum()))
+    assert np.mean(errors[300.0]) < 0.5 * np.mean(errors[None]), errors
 
 
 def test_without_position_fitting_offsets_are_untouched(data: Data) -> None:

@@ -57,6 +57,11 @@ class EngineConfig(BaseModel):
     prior_cvr: float = Field(default=0.01, gt=0, lt=1)
     prior_position_decay: float = Field(default=0.8, gt=0, le=1)
     l2: float = Field(default=1.0, ge=0)
+    # How hard the purchase model's per-surface weights are pulled towards the shared ones, in
+    # clicks: a surface's few dozen orders a day cannot tell its own slopes from noise (unpooled,
+    # post-purchase came to weigh the shopper's interest four times as much as the others, and
+    # served most of its auctions a tenth of their purchase odds: ``docs/matching.md``).
+    purchase_deviation_l2: float = Field(default=300.0, ge=0)
     policy: str = Field(default="dual", min_length=1)
 
     @model_validator(mode="after")

@@ -90,8 +90,10 @@ class LogisticModel:
         weight: NDArray[np.float64],
         l2: float,
         fit_position: bool,
+        deviation_l2: float | None = None,
     ) -> None:
         """Refit in place by damped Newton steps, starting from the current parameters.
+        ``deviation_l2`` (``l2`` where not given) shrinks the per-surface deviations.
 
         The problem is small (tens of parameters) and strictly convex with the L2 term, so a few
         Newton steps converge where a quasi-Newton method would need hundreds of evaluations.
@@ -100,6 +102,9 @@ class LogisticModel:
         design32 = design.astype(np.float32)  # the Hessian only steers; float32 halves its cost
         theta = self._pack(fit_position)
         penalty = l2 * _penalty_mask(self.shared.size, fit_position, self.position.shape[1])
+        if deviation_l2 is not None:
+            f = self.shared.size
+            penalty[N_SURFACES + f : N_SURFACES + f + N_SURFACES * f] = deviation_l2
         # Surface biases shrink towards their mean, weakly: a surface whose rows hold no
         # positive at all (a thin surface, scarce orders) keeps a finite bias near the others'
         # instead of running off to minus infinity.

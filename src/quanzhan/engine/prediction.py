@@ -270,6 +270,7 @@ class Predictor:
             trials=arrived, prior=self.config.prior_cvr, fit_rows=fit_rows,
             weight=np.where(label[fit_rows], 1.0, arrived[fit_rows]), fit_position=False,
             known_rows=fit_rows, held_rows=rows[held], arrived=arrived,
+            deviation_l2=self.config.purchase_deviation_l2,
         )  # fmt: skip
         if calibrate:
             test = clicks.take(rows[held])
@@ -306,6 +307,7 @@ class Predictor:
         known_rows: NDArray[np.int64],
         held_rows: NDArray[np.int64],
         arrived: NDArray[np.float64] | None = None,
+        deviation_l2: float | None = None,
     ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float32]]:
         """Refit ``model`` on ``fit_rows`` of the log (rows of ``outcome`` over ``trials``,
         features as served ``x_log``, each fitted row weighing ``weight``; ``arrived``, where
@@ -335,7 +337,7 @@ class Predictor:
             rate=prior, n_features=N_FEATURES, n_positions=model.position.shape[1]
         )
         base.fit(surface=surface, x=x, slot=slot, label=label, weight=weight, l2=l2,
-                 fit_position=fit_position)  # fmt: skip
+                 fit_position=fit_position, deviation_l2=deviation_l2)  # fmt: skip
         x_all = x_log.copy()
         x_all[:, 2], x_all[:, 3] = 0.0, category[self._category[campaign]]
         expected = base.predict(log.surface, x_all, log.slot)
@@ -347,7 +349,7 @@ class Predictor:
             by_category=False,
         )  # fmt: skip
         model.fit(surface=surface, x=x, slot=slot, label=label, weight=weight, l2=l2,
-                  fit_position=fit_position)  # fmt: skip
+                  fit_position=fit_position, deviation_l2=deviation_l2)  # fmt: skip
         x_held = x_log[held_rows].copy()
         if len(held_rows):
             k = known_rows
