@@ -3,6 +3,8 @@ its purchase model's reading of clicks whose orders may still be on their way.""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from numpy.typing import NDArray
@@ -11,13 +13,13 @@ from scipy.special import logit
 from quanzhan.domain import N_SURFACES, ItemTable, Surface
 from quanzhan.engine.config import EngineConfig
 from quanzhan.engine.log import EventLog, Impressions
-from quanzhan.engine.prediction import N_FEATURES, Predictor
+from quanzhan.engine.prediction import FEATURES, N_FEATURES, Predictor
 
 N_CAMPAIGNS = 20
 HOUR = 3600.0
 
 
-def _predictor() -> Predictor:
+def _predictor(config: EngineConfig | None = None) -> Predictor:
     n_items = N_CAMPAIGNS
     items = ItemTable(
         category=(np.arange(n_items) % 4).astype(np.int32),
@@ -28,7 +30,7 @@ def _predictor() -> Predictor:
         n_terms=1,
     )
     return Predictor(
-        config=EngineConfig(),
+        config=EngineConfig() if config is None else config,
         items=items,
         campaign_item=np.arange(N_CAMPAIGNS, dtype=np.int32),
         max_slots=3,
@@ -207,3 +209,30 @@ def test_orders_of_unknown_time_are_labels_but_not_delays() -> None:
     predictor.refresh(log=log, now=10 * HOUR)  # every order long in
     assert predictor.delay.median_seconds == prior_median
     assert float(_served_pcvr(predictor, rows).mean()) == pytest.approx(0.05, rel=0.15)
+
+
+def test_the_purchase_model_pools_a_thin_surface_towards_the_others() -> None:
+    """Orders follow the shopper's interest alike on every surface; post-purchase holds 1% of
+    the clicks. Refreshed with the configured pooling, the purchase model keeps that surface's
+    interest weight near the shared one; with the click model's weak penalty it strays further."""
+    rng = np.random.default_rng(11)
+    n = 40_000
+    interest = FEATURES.index("interest")
+    rows = _impressions(rng, start=0.0, n=n, rate=np.ones(N_SURFACES), first_id=0)
+    share = np.full(N_SURFACES, 0.99 / (N_SURFACES - 1))
+    share[Surface.POST_PURCHASE] = 0.01
+    x_cvr = rows.x_cvr.copy()
+    x_cvr[:, interest] = rng.normal(0.0, 1.0, n)
+    rows = replace(rows, surface=rng.choice(N_SURFACES, n, p=share).astype(np.int8), x_cvr=x_cvr)
+    ordered = rng.random(n) < 1.0 / (1.0 + np.exp(3.0 - x_cvr[:, interest]))
+    strays = {}
+    for penalty in (EngineConfig().purchase_deviation_l2, EngineConfig().l2):
+        log = EventLog()
+        log.add_impressions(rows)
+        log.add_attributed_orders(rows.click_id[ordered], rows.click_time[ordered] + 60.0)
+        predictor = _predictor(EngineConfig(purchase_deviation_l2=penalty))
+        predictor.refresh(log=log, now=10 * HOUR)  # every order long in
+        strays[penalty] = abs(predictor.purchase.deviation[Surface.POST_PURCHASE, interest])
+    pooled, unpooled = strays[EngineConfig().purchase_deviation_l2], strays[EngineConfig().l2]
+    assert pooled < 0.05
+    assert unpooled > 3 * pooled
