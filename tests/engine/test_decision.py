@@ -519,6 +519,11 @@ def test_organic_evidence_reads_categories_and_caps_positions() -> None:
     both = OrganicEvidence.concat([evidence, evidence])
     assert len(both) == 6 and both.position.dtype == np.int16
     assert OrganicEvidence.concat([evidence]) is evidence
+    nothing = OrganicEvidence.concat([])
+    assert len(nothing) == 0
+    for column in fields(OrganicEvidence):  # an empty one of each column's own type
+        assert getattr(nothing, column.name).dtype == getattr(evidence, column.name).dtype
+        assert getattr(both, column.name).dtype == getattr(evidence, column.name).dtype
 
 
 def test_a_first_refresh_over_a_long_log_calibrates_on_the_profiles_then_served(

@@ -106,15 +106,15 @@ class OrganicEvidence:
 
     @staticmethod
     def concat(parts: list[OrganicEvidence]) -> OrganicEvidence:
-        if len(parts) == 1:
+        if not parts:
+            return OrganicEvidence.of(OrganicEvents.empty(), np.zeros(0, np.int32))
+        if len(parts) == 1:  # no copy, as for the events
             return parts[0]
         return OrganicEvidence(
-            user=np.concatenate([p.user for p in parts] or [np.zeros(0, np.int32)]),
-            category=np.concatenate([p.category for p in parts] or [np.zeros(0, np.int32)]),
-            surface=np.concatenate([p.surface for p in parts] or [np.zeros(0, np.int8)]),
-            position=np.concatenate([p.position for p in parts] or [np.zeros(0, np.int16)]),
-            clicked=np.concatenate([p.clicked for p in parts] or [np.zeros(0, bool)]),
-            time=np.concatenate([p.time for p in parts] or [np.zeros(0, np.float32)]),
+            **{
+                f.name: np.concatenate([getattr(p, f.name) for p in parts])
+                for f in fields(OrganicEvidence)
+            }
         )
 
 
