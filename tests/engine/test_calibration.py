@@ -225,14 +225,17 @@ def test_the_purchase_model_pools_a_thin_surface_towards_the_others() -> None:
     x_cvr[:, interest] = rng.normal(0.0, 1.0, n)
     rows = replace(rows, surface=rng.choice(N_SURFACES, n, p=share).astype(np.int8), x_cvr=x_cvr)
     ordered = rng.random(n) < 1.0 / (1.0 + np.exp(3.0 - x_cvr[:, interest]))
-    strays = {}
-    for penalty in (EngineConfig().purchase_deviation_l2, EngineConfig().l2):
+
+    def stray(penalty: float) -> float:
+        """How far post-purchase's interest weight strays from the shared one."""
         log = EventLog()
         log.add_impressions(rows)
         log.add_attributed_orders(rows.click_id[ordered], rows.click_time[ordered] + 60.0)
         predictor = _predictor(EngineConfig(purchase_deviation_l2=penalty))
         predictor.refresh(log=log, now=10 * HOUR)  # every order long in
-        strays[penalty] = abs(predictor.purchase.deviation[Surface.POST_PURCHASE, interest])
-    pooled, unpooled = strays[EngineConfig().purchase_deviation_l2], strays[EngineConfig().l2]
+        return abs(float(predictor.purchase.deviation[Surface.POST_PURCHASE, interest]))
+
+    pooled = stray(EngineConfig().purchase_deviation_l2)
+    unpooled = stray(EngineConfig().l2)
     assert pooled < 0.05
     assert unpooled > 3 * pooled
