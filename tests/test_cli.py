@@ -93,6 +93,8 @@ def test_bench_bidding_writes_the_documented_json_and_a_plot(
             "overspend_campaigns", "gmv", "cmr",
         } <= set(figures)  # fmt: skip
         assert figures["overspend_campaigns"] == 0
+        assert set(figures["by_binding"]) == {"budget", "roi"}
+    assert "by what binds it" in done.stdout
     assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "dump" / "landscape.npz").exists()  # written by a worker process
 

@@ -240,6 +240,27 @@ def bench_bidding_command(
     console.print(f"wrote {json_path} and {plot}")
 
 
+def _print_binding(summary: dict[str, Any]) -> None:
+    """Each policy's campaign-days by what binds the learned ceiling: where it loses."""
+    from rich.table import Table
+
+    table = Table(title="Against the learned ceiling, by what binds it", title_justify="left")
+    for column in (
+        "policy", "binds", "campaign-days", "of ceiling", "median", "ROI met", "spend of ceiling",
+    ):  # fmt: skip
+        table.add_column(column, justify="left" if column in {"policy", "binds"} else "right")
+    for policy, figures in summary["policies"].items():
+        for binds, part in figures.get("by_binding", {}).items():
+            table.add_row(
+                policy, "budget" if binds == "budget" else "target", str(part["campaign_days"]),
+                *(_fmt(part[f]) for f in (
+                    "of_learned_ceiling", "of_learned_ceiling_median", "roi_met_share",
+                    "spend_of_ceiling_median",
+                )),
+            )  # fmt: skip
+    console.print(table)
+
+
 def _print_bench(summary: dict[str, Any], *, name: str, oracle: bool) -> None:
     """The benchmark's table; over several seeds, each figure's median and its range."""
     from rich.table import Table
@@ -280,6 +301,8 @@ def _print_bench(summary: dict[str, Any], *, name: str, oracle: bool) -> None:
             )),
         )  # fmt: skip
     console.print(table)
+    if spread is None:
+        _print_binding(summary)
     decided = [v for v in summary.get("default_highest", {}).values() if v is not None]
     if decided:
         console.print(

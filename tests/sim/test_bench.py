@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from numpy.typing import NDArray
 
 from quanzhan.bidding.menu_lp import MenuProblem, solve_menus
 from quanzhan.bidding.response import solve_response
@@ -100,6 +101,13 @@ def test_each_day_is_measured_against_its_own_optimum(small: ScenarioConfig) -> 
     for day, d in enumerate(days):
         assert d["optimum_gmv"] == pytest.approx(outcome.optimum_daily[:, day].sum(), rel=1e-6)
         assert 0.0 <= d["roi_met_share"] <= 1.0
+    # The split by what binds covers every campaign-day a uniform multiplier could serve, and
+    # the learned ceiling's days add up to its run.
+    split = figures["by_binding"]
+    served = int(np.sum(outcome.learned_daily > 0))
+    assert split["budget"]["campaign_days"] + split["roi"]["campaign_days"] == served > 0
+    np.testing.assert_allclose(outcome.learned_daily.sum(axis=1), outcome.learned_optimum)
+    assert np.all(outcome.learned_spend_daily <= outcome.budget_daily * (1 + 1e-9))
 
 
 def test_within_target_efficiency_credits_nothing_past_the_target_or_the_optimum(
@@ -121,6 +129,7 @@ def test_within_target_efficiency_credits_nothing_past_the_target_or_the_optimum
         achieved_daily=np.ones((k, 1)),
         optimum_daily=np.ones((k, 1)),
         roi_daily=np.ones((k, 1)),
+        **_no_ceiling(k),
     )
     result = bench.run_policy(small, seed=4, policy="pid_roi")  # only its charges are read
     figures = bench.policy_figures(outcome, result)
@@ -128,6 +137,44 @@ def test_within_target_efficiency_credits_nothing_past_the_target_or_the_optimum
     assert figures["roi_met_share"] == pytest.approx(0.6)
     # Within target: 0.2, 0, 0, 0.9, 0.4 (the 1.5 would have been capped at 1, but it missed).
     assert figures["efficiency_within_target_median"] == pytest.approx(0.2)
+
+
+def _no_ceiling(k: int) -> dict[str, NDArray[np.float64]]:
+    """Learned-ceiling figures of ``k`` campaigns over one day that could buy nothing."""
+    return {
+        "learned_daily": np.zeros((k, 1)),
+        "learned_spend_daily": np.zeros((k, 1)),
+        "spend_daily": np.zeros((k, 1)),
+        "budget_daily": np.ones((k, 1)),
+    }
+
+
+def test_campaign_days_split_by_what_binds_the_learned_ceiling(small: ScenarioConfig) -> None:
+    """Four campaign-days: two whose learned ceiling spends the day's budget, one the target
+    holds and one no multiplier could serve (left out)."""
+    outcome = bench.CampaignOutcomes(
+        campaign=np.arange(2), achieved=np.ones(2), optimum=np.ones(2), bid_optimum=np.ones(2),
+        learned_optimum=np.ones(2), roi_expected=np.ones(2), target_roi=np.array([2.0, 3.0]),
+        spend=np.ones(2), budget=np.full(2, 20.0), overspent=np.zeros(2, dtype=bool),
+        optimum_daily=np.ones((2, 2)),
+        achieved_daily=np.array([[8.0, 6.0], [1.0, 0.0]]),
+        roi_daily=np.array([[2.5, 1.0], [2.0, np.inf]]),
+        learned_daily=np.array([[10.0, 10.0], [4.0, 0.0]]),
+        learned_spend_daily=np.array([[10.0, 9.95], [1.0, 0.0]]),
+        spend_daily=np.array([[10.0, 12.0], [3.0, 0.0]]),
+        budget_daily=np.full((2, 2), 10.0),
+    )  # fmt: skip
+    result = bench.run_policy(small, seed=4, policy="pid_roi")  # only its charges are read
+    split = bench.policy_figures(outcome, result)["by_binding"]
+    budget, roi = split["budget"], split["roi"]
+    assert budget["campaign_days"] == 2 and roi["campaign_days"] == 1
+    assert budget["of_learned_ceiling"] == pytest.approx(14.0 / 20.0)
+    assert budget["of_learned_ceiling_median"] == pytest.approx(0.7)
+    assert budget["roi_met_share"] == pytest.approx(0.5)  # 2.5 against 2 met; 1.0 did not
+    assert budget["spend_of_ceiling_median"] == pytest.approx((1.0 + 12.0 / 9.95) / 2, abs=1e-5)
+    assert roi["of_learned_ceiling"] == pytest.approx(0.25)
+    assert roi["roi_met_share"] == pytest.approx(0.0)  # 2.0 against 3
+    assert roi["spend_of_ceiling_median"] == pytest.approx(3.0)
 
 
 def _true_menus(

@@ -22,7 +22,13 @@ policy:
   target (a campaign that spent nothing has not broken its target);
 - ``budget_utilisation_median``: spend / budget over the run; ``overspend_campaigns``: campaigns
   charged past their daily budget on any day;
-- ``gmv``: expected ad GMV of the steered campaigns; ``cmr``: all charges of the run.
+- ``gmv``: expected ad GMV of the steered campaigns; ``cmr``: all charges of the run;
+- ``by_binding``: the campaign-days split by what binds the learned ceiling (``budget``: it
+  spends at least 99% of the day's budget; ``roi``: the target holds it first), each with how
+  many there are, the GMV achieved over the ceiling's in all and the median per campaign-day,
+  the share that met the target on the day's spend, and the median expected spend over the
+  ceiling's: whether a policy loses where money runs out or where the target binds, and by
+  spending too little or too much.
 """
 
 from __future__ import annotations
@@ -63,6 +69,8 @@ _BYTES_PER_JOB = 8 * 2**30
 Progress = Callable[[str, int, int], None]
 # What ``progress`` calls the days before the run (``sim.past``), played once for all policies.
 PAST = "days before"
+# Share of the day's budget the learned ceiling spends for the budget to be what binds it.
+_BUDGET_BOUND = 0.99
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +91,11 @@ class CampaignOutcomes:
     achieved_daily: NDArray[np.float64]
     optimum_daily: NDArray[np.float64]
     roi_daily: NDArray[np.float64]
+    # The learned ceiling's GMV and spend, the expected spend achieved and the daily budget.
+    learned_daily: NDArray[np.float64]
+    learned_spend_daily: NDArray[np.float64]
+    spend_daily: NDArray[np.float64]
+    budget_daily: NDArray[np.float64]
 
     @property
     def efficiency(self) -> NDArray[np.float64]:
@@ -149,7 +162,10 @@ def outcomes(result: SimulationResult, *, steered: NDArray[np.bool_]) -> Campaig
         solver(problem).value.reshape(len(table), days) for solver in (solve_menus, solve_response)
     )
     optimum, bid_optimum = optimum_daily.sum(axis=1), bid_optimum_daily.sum(axis=1)
-    learned_optimum = learned_ceiling(oracle.menus(), problem).reshape(len(table), days).sum(axis=1)
+    learned_daily, learned_spend_daily = (
+        figure.reshape(len(table), days) for figure in _learned_response(oracle.menus(), problem)
+    )
+    learned_optimum = learned_daily.sum(axis=1)
     achieved = oracle.value.sum(axis=1)
     roi, roi_daily = (
         _roi(gmv, base, spend)
@@ -175,6 +191,10 @@ def outcomes(result: SimulationResult, *, steered: NDArray[np.bool_]) -> Campaig
         achieved_daily=oracle.value[index],
         optimum_daily=optimum_daily[index],
         roi_daily=roi_daily[index],
+        learned_daily=learned_daily[index],
+        learned_spend_daily=learned_spend_daily[index],
+        spend_daily=oracle.spend[index],
+        budget_daily=np.repeat(table.budget[index, None], days, axis=1),
     )
 
 
@@ -203,9 +223,16 @@ def hindsight_problem(result: SimulationResult) -> MenuProblem:
 
 def learned_ceiling(menus: TrueMenus, problem: MenuProblem) -> NDArray[np.float64]:
     """Per campaign-day (``problem``, over the same ``menus``): the most a uniform multiplier
-    on the engine's bids could have bought, within the day's budget and the true ROI target.
-    Solved one day at a time: the steps of a whole run's menus would hold gigabytes at once."""
-    bought = np.zeros(len(problem.budget))
+    on the engine's bids could have bought, within the day's budget and the true ROI target."""
+    return _learned_response(menus, problem)[0]
+
+
+def _learned_response(
+    menus: TrueMenus, problem: MenuProblem
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """``learned_ceiling`` per campaign-day, and what it spends. Solved one day at a time:
+    the steps of a whole run's menus would hold gigabytes at once."""
+    bought, spent = np.zeros(len(problem.budget)), np.zeros(len(problem.budget))
     for day in np.unique(menus.day):
         rows = menus.day == day
         curve = ResponseCurve.of(
@@ -216,10 +243,12 @@ def learned_ceiling(menus: TrueMenus, problem: MenuProblem) -> NDArray[np.float6
             threshold=menus.bid_thresholds(rows),
         )
         # Campaign-days of other days have no steps here, and buy nothing.
-        bought += curve.answer(
+        answer = curve.answer(
             budget=problem.budget, target_roi=problem.target_roi, base_gmv=problem.base_gmv
-        ).value
-    return bought
+        )
+        bought += answer.value
+        spent += answer.spend
+    return bought, spent
 
 
 def _daily_spend(result: SimulationResult, days: int) -> NDArray[np.float64]:
@@ -267,7 +296,34 @@ def policy_figures(found: CampaignOutcomes, result: SimulationResult) -> dict[st
         "cmr": _round(float(result.ledger.rows().amount.sum())),
         "campaigns": len(found.campaign),
         "by_day": _by_day(found),
+        "by_binding": _by_binding(found),
     }
+
+
+def _by_binding(found: CampaignOutcomes) -> dict[str, dict[str, Any]]:
+    """The campaign-days with a positive learned ceiling, split by whether the day's budget
+    or the target binds it."""
+    allowed = found.learned_daily > 0
+    budget_bound = found.learned_spend_daily >= _BUDGET_BOUND * found.budget_daily
+    met = found.roi_daily >= ROI_MET_TOLERANCE * found.target_roi[:, None]
+    out = {}
+    for name, chosen in (("budget", allowed & budget_bound), ("roi", allowed & ~budget_bound)):
+        achieved, ceiling = found.achieved_daily[chosen], found.learned_daily[chosen]
+        spend, ceiling_spend = found.spend_daily[chosen], found.learned_spend_daily[chosen]
+        some = len(achieved) > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            spend_ratio = spend / ceiling_spend
+        out[name] = {
+            "campaign_days": int(chosen.sum()),
+            "of_learned_ceiling": _round(achieved.sum() / ceiling.sum()) if some else None,
+            "of_learned_ceiling_median": _round(np.median(achieved / ceiling)) if some else None,
+            "roi_met_share": _round(float(np.mean(met[chosen]))) if some else None,
+            # A ceiling that spends nothing (organic GMV alone) leaves no ratio to read.
+            "spend_of_ceiling_median": _round(np.median(spend_ratio[ceiling_spend > 0]))
+            if np.any(ceiling_spend > 0)
+            else None,
+        }
+    return out
 
 
 def _by_day(found: CampaignOutcomes) -> list[dict[str, Any]]:

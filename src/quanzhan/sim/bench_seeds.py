@@ -6,9 +6,10 @@ so two versions of a policy, or two policies, can trade places from one seed to 
 comparison worth making holds over several seeds; this module puts their single-seed
 summaries (``sim.bench.bench_bidding``) side by side:
 
-- ``policies``: per policy, each of the single-seed summary's figures (not ``by_day``), as
-  its median over the seeds (``overspend_campaigns``: the most in any seed, since one
-  campaign past its budget anywhere is one too many; ``campaigns``: the median count);
+- ``policies``: per policy, each of the single-seed summary's figures (not ``by_day`` or
+  ``by_binding``), as its median over the seeds (``overspend_campaigns``: the most in any
+  seed, since one campaign past its budget anywhere is one too many; ``campaigns``: the
+  median count);
 - ``spread``: per policy and figure, ``[least, most]`` over the seeds;
 - ``default_highest``: per seed, whether the default policy had the highest median efficiency
   of the policies run (``None`` where it did not run, ran alone or scored no median);
@@ -74,7 +75,7 @@ def across_seeds(runs: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
         summed[policy], spread[policy] = {}, {}
         for figure, value in per_seed[0].items():
             if not (value is None or isinstance(value, int | float)):
-                continue  # by_day: each seed's own
+                continue  # by_day, by_binding: each seed's own
             values = [f[figure] for f in per_seed if f.get(figure) is not None]
             summed[policy][figure] = _typical(figure, values)
             spread[policy][figure] = [min(values), max(values)] if values else None
