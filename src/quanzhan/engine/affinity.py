@@ -66,7 +66,7 @@ class CategoryAffinity:
         return out
 
     def of_rows(
-        self, profiles: UserProfiles, *, user: NDArray[np.int32], category: NDArray[np.int64]
+        self, profiles: UserProfiles, *, user: NDArray[np.int32], category: NDArray[np.integer]
     ) -> NDArray[np.float32]:
         """``(m,)``: each row's affinity, its shopper's profile in ``profiles`` times this
         lift's column for the row's category: what ``affinities`` serves, row by row."""
