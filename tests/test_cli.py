@@ -156,6 +156,29 @@ def test_bench_refuses_seeds_it_cannot_read_before_any_work(
     assert not (tmp_path / "bench.json").exists()
 
 
+def test_bench_with_a_pctr_perturbation_records_it(tmp_path: Path, two_day_scenario: Path) -> None:
+    out = tmp_path / "nudged.json"
+    done = _run(
+        "bench", "bidding", "--scenario", str(two_day_scenario), "--seed", "2",
+        "--json", str(out), "--policies", "landscape", "--pctr-perturbation", "1e-9",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(out.read_text())["pctr_perturbation"] == 1e-9
+    assert "scaled by 1 + 1e-09" in done.stdout
+
+
+@pytest.mark.parametrize("value", ["0.5", "-0.02", "nan", "inf"])
+def test_bench_refuses_a_pctr_perturbation_that_would_mean_something(
+    tmp_path: Path, value: str
+) -> None:
+    done = _run(
+        "bench", "bidding", "--scenario", "tiny", "--pctr-perturbation", value, cwd=tmp_path
+    )
+    _one_line_error(done, "pctr-perturbation")
+    assert not (tmp_path / "bench.json").exists()
+
+
 def test_bench_refuses_an_unknown_policy_before_any_work(tmp_path: Path) -> None:
     done = _run("bench", "bidding", "--policies", "dual,guesswork", cwd=tmp_path)
     _one_line_error(done, "unknown policy 'guesswork'")

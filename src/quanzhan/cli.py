@@ -165,6 +165,14 @@ def bench_bidding_command(
             " (evaluation only: what prediction error costs each policy)."
         ),
     ] = False,
+    pctr_perturbation: Annotated[
+        float,
+        typer.Option(
+            help="Scale every pCTR the runs serve by 1 + this, e.g. 1e-9 (evaluation only: a"
+            " change that means nothing, so the figures' move against a run without it is the"
+            " market's chaos alone; at most 0.01 either way).",
+        ),
+    ] = 0.0,
     jobs: Annotated[
         int | None,
         typer.Option(
@@ -184,11 +192,16 @@ def bench_bidding_command(
     from quanzhan.sim.bench import BENCH_POLICIES, PAST, bench_bidding
     from quanzhan.sim.bench_seeds import across_seeds, parse_seeds
     from quanzhan.sim.config import load_scenario
+    from quanzhan.sim.run import check_perturbation
 
     if seed is not None and seeds is not None:
         raise QuanzhanError("give --seed or --seeds, not both")
     if seed is not None and seed < 0:
         raise QuanzhanError(f"seed must be a non-negative integer, not {seed}")
+    try:
+        check_perturbation(pctr_perturbation)
+    except ValueError as error:
+        raise QuanzhanError(f"--pctr-perturbation: {error}") from error
     chosen_seeds = parse_seeds(seeds) if seeds is not None else (7 if seed is None else seed,)
     named = [p.strip() for p in policies.split(",") if p.strip()] if policies else BENCH_POLICIES
     chosen = tuple(dict.fromkeys(named))  # each once, in the order given
@@ -225,6 +238,7 @@ def bench_bidding_command(
                 dump=into,
                 oracle_predictions=oracle_predictions,
                 jobs=jobs,
+                pctr_perturbation=pctr_perturbation,
             )
             for policy, outcome in found.items():
                 efficiencies[policy].append(outcome.efficiency)
@@ -237,6 +251,8 @@ def bench_bidding_command(
     pooled = {p: np.concatenate(e) for p, e in efficiencies.items()}
     write_bench_plot(summary=summary, efficiencies=pooled, path=plot)
     _print_bench(summary, name=config.name, oracle=oracle_predictions)
+    if pctr_perturbation:
+        console.print(f"every pCTR served scaled by 1 + {pctr_perturbation:g} (evaluation only)")
     console.print(f"wrote {json_path} and {plot}")
 
 

@@ -239,3 +239,21 @@ def test_the_purchase_model_pools_a_thin_surface_towards_the_others() -> None:
     unpooled = stray(EngineConfig().l2)
     assert pooled < 0.05
     assert unpooled > 3 * pooled
+
+
+def test_a_click_scale_scales_every_pctr_served_and_nothing_else() -> None:
+    """``click_scale`` (evaluation only: the benchmark's noise floor) multiplies every pCTR
+    served, never past 1, and leaves pCVR alone."""
+    predictor = _predictor()
+    surface = np.arange(N_SURFACES, dtype=np.int8).repeat(3)
+    x = np.random.default_rng(5).normal(0.0, 1.0, (len(surface), 2, N_FEATURES))
+    x = x.astype(np.float32)
+    plain_ctr, plain_cvr = predictor.predict(surface=surface, x_ctr=x, x_cvr=x)
+    predictor.click_scale = 1.0 + 1e-9
+    nudged_ctr, nudged_cvr = predictor.predict(surface=surface, x_ctr=x, x_cvr=x)
+    np.testing.assert_array_equal(nudged_cvr, plain_cvr)
+    assert np.all(nudged_ctr > plain_ctr)
+    np.testing.assert_allclose(nudged_ctr / plain_ctr, 1.0 + 1e-9, rtol=1e-12)
+    predictor.click_scale = 1e9
+    capped, _ = predictor.predict(surface=surface, x_ctr=x, x_cvr=x)
+    assert capped.max() == 1.0

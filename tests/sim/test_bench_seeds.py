@@ -114,8 +114,23 @@ def test_runs_of_other_scenarios_or_policies_are_not_summed_together() -> None:
     other = {**_run(2, landscape={"efficiency_median": 0.5}), "scenario": "surge"}
     with pytest.raises(ValueError, match="seed 2"):
         across_seeds({1: one, 2: other})
+    nudged = {**_run(2, landscape={"efficiency_median": 0.5}), "pctr_perturbation": 1e-9}
+    with pytest.raises(ValueError, match="seed 2"):
+        across_seeds({1: one, 2: nudged})
+    oracle = {**_run(2, landscape={"efficiency_median": 0.5}), "predictions": "oracle"}
+    with pytest.raises(ValueError, match="seed 2"):
+        across_seeds({1: one, 2: oracle})
     with pytest.raises(ValueError, match="no runs"):
         across_seeds({})
+
+
+def test_a_perturbation_is_carried_into_the_sum() -> None:
+    runs = {
+        s: {**_run(s, landscape={"efficiency_median": 0.5}), "pctr_perturbation": 1e-9}
+        for s in (1, 2)
+    }
+    assert across_seeds(runs)["pctr_perturbation"] == 1e-9
+    assert across_seeds({1: _run(1, landscape={})})["pctr_perturbation"] == 0.0
 
 
 @given(st.lists(st.floats(0.0, 2.0, allow_nan=False), min_size=1, max_size=9))

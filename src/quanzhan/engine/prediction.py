@@ -107,6 +107,9 @@ class Predictor:
         # Per-surface logit shifts that calibrate served predictions (``engine.calibration``).
         self.ctr_shift = np.zeros(N_SURFACES)
         self.cvr_shift = np.zeros(N_SURFACES)
+        # Evaluation only (``bench bidding --pctr-perturbation``): every pCTR served is scaled
+        # by this, to measure how far the market's chaos alone moves a benchmark's figures.
+        self.click_scale = 1.0
         self._click_evidence = HeldOutCalibration(enough=_CLICKS_TO_CALIBRATE)
         self._purchase_evidence = HeldOutCalibration(enough=_ORDERS_TO_CALIBRATE)
         self.delay = DelayModel(window_seconds=config.attribution_window_hours * 3600)
@@ -176,10 +179,10 @@ class Predictor:
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """``(n, k)`` pCTR at the first slot and pCVR, for ``(n, k, f)`` features, each
         calibrated per surface."""
-        return (
-            self.click.predict_grid(surface, x_ctr, self.ctr_shift),
-            self.purchase.predict_grid(surface, x_cvr, self.cvr_shift),
-        )
+        pctr = self.click.predict_grid(surface, x_ctr, self.ctr_shift)
+        if self.click_scale != 1.0:
+            pctr = np.minimum(pctr * self.click_scale, 1.0)
+        return pctr, self.purchase.predict_grid(surface, x_cvr, self.cvr_shift)
 
     def position_factor(
         self, surface: NDArray[np.int8], slot: NDArray[np.int64]

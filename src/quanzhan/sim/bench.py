@@ -53,7 +53,7 @@ from quanzhan.errors import ConfigError, OutputError
 from quanzhan.sim.config import ScenarioConfig
 from quanzhan.sim.oracle import TrueMenus
 from quanzhan.sim.past import PlatformPast, play_past
-from quanzhan.sim.run import Simulation, SimulationResult
+from quanzhan.sim.run import Simulation, SimulationResult, check_perturbation
 from quanzhan.sim.summary import ROI_MET_TOLERANCE
 
 MANUAL_CPC = "manual_cpc"
@@ -112,10 +112,12 @@ def run_policy(
     policy: str,
     progress: Progress | None = None,
     oracle_predictions: bool = False,
+    pctr_perturbation: float = 0.0,
     past: PlatformPast | None = None,
 ) -> SimulationResult:
     """One run of the scenario with ``policy`` steering its full-site campaigns; with
-    ``oracle_predictions`` the engine bids on the true click and purchase odds. ``past`` is
+    ``oracle_predictions`` the engine bids on the true click and purchase odds, and every pCTR
+    it serves is scaled by ``1 + pctr_perturbation`` (``Simulation``). ``past`` is
     the platform's past (``sim.past``), played here when the scenario has one and none is
     given."""
     if policy not in BENCH_POLICIES:
@@ -128,6 +130,7 @@ def run_policy(
         menus=True,
         recall=False,
         oracle_predictions=oracle_predictions,
+        pctr_perturbation=pctr_perturbation,
         past=past,
     )
     if policy == MANUAL_CPC:
@@ -389,6 +392,7 @@ def _one_policy(
     progress: Progress | None,
     dump: Path | None,
     oracle_predictions: bool,
+    pctr_perturbation: float,
     past: PlatformPast | None,
 ) -> tuple[dict[str, Any], CampaignOutcomes]:
     """One policy's run: its figures and per-campaign outcomes (``dump`` writes its menus).
@@ -404,6 +408,7 @@ def _one_policy(
             policy=policy,
             progress=progress,
             oracle_predictions=oracle_predictions,
+            pctr_perturbation=pctr_perturbation,
             past=past,
         )
         steered = result.view.campaigns.mode == CampaignMode.FULL_SITE
@@ -432,6 +437,7 @@ def _one_policy_in_worker(
     policy: str,
     dump: Path | None,
     oracle_predictions: bool,
+    pctr_perturbation: float,
     past: PlatformPast | None,
 ) -> tuple[dict[str, Any], CampaignOutcomes]:
     return _one_policy(
@@ -441,6 +447,7 @@ def _one_policy_in_worker(
         progress=_report_to_queue,
         dump=dump,
         oracle_predictions=oracle_predictions,
+        pctr_perturbation=pctr_perturbation,
         past=past,
     )
 
@@ -454,10 +461,13 @@ def bench_bidding(
     dump: Path | None = None,
     oracle_predictions: bool = False,
     jobs: int | None = None,
+    pctr_perturbation: float = 0.0,
 ) -> tuple[dict[str, Any], dict[str, CampaignOutcomes]]:
     """Run every policy on the same market and seed; the benchmark's JSON and the per-campaign
     outcomes behind it. ``oracle_predictions`` runs them on the true click and purchase odds
-    (evaluation only), to show what the models' errors cost each policy. ``jobs`` policies run
+    (evaluation only), to show what the models' errors cost each policy;
+    ``pctr_perturbation`` scales every pCTR the runs serve (not the platform's past) by ``1 +``
+    it (evaluation only: the figures' noise floor, ``docs/bidding.md``). ``jobs`` policies run
     at once, each in its own process (by default as many as the machine's cores and memory
     allow, ``default_jobs``); the figures do not depend on it, since every run starts from the
     seed alone and the platform's past (``sim.past``), played once here for them all."""
@@ -465,6 +475,10 @@ def bench_bidding(
         jobs = default_jobs(len(policies))
     if jobs < 1:
         raise ConfigError(f"jobs must be at least 1, not {jobs}")
+    try:
+        check_perturbation(pctr_perturbation)
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
     with threadpool_limits(limits=1):
         past = play_past(
             config,
@@ -481,6 +495,7 @@ def bench_bidding(
                 progress=progress,
                 dump=dump,
                 oracle_predictions=oracle_predictions,
+                pctr_perturbation=pctr_perturbation,
                 past=past,
             )
     else:
@@ -491,6 +506,7 @@ def bench_bidding(
             progress=progress,
             dump=dump,
             oracle_predictions=oracle_predictions,
+            pctr_perturbation=pctr_perturbation,
             past=past,
             jobs=jobs,
         )
@@ -501,6 +517,7 @@ def bench_bidding(
         "warmup_days": config.traffic.warmup_days,
         "default_policy": DEFAULT_POLICY,
         "predictions": "oracle" if oracle_predictions else "learned",
+        "pctr_perturbation": pctr_perturbation,
         "policies": {policy: done[policy][0] for policy in policies},
     }
     return summary, {policy: done[policy][1] for policy in policies}
@@ -528,6 +545,7 @@ def _in_processes(
     progress: Progress | None,
     dump: Path | None,
     oracle_predictions: bool,
+    pctr_perturbation: float,
     past: PlatformPast | None,
     jobs: int,
 ) -> dict[str, tuple[dict[str, Any], CampaignOutcomes]]:
@@ -544,7 +562,14 @@ def _in_processes(
         slowest_first = sorted(policies, key=lambda policy: policy not in _SLOWEST_FIRST)
         futures = {
             pool.submit(
-                _one_policy_in_worker, config, seed, policy, dump, oracle_predictions, past
+                _one_policy_in_worker,
+                config,
+                seed,
+                policy,
+                dump,
+                oracle_predictions,
+                pctr_perturbation,
+                past,
             ): policy
             for policy in slowest_first
         }

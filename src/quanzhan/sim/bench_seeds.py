@@ -66,8 +66,15 @@ def across_seeds(runs: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
     first = runs[seeds[0]]
     policies = list(first["policies"])
     for seed, run in runs.items():
-        if run["scenario"] != first["scenario"] or list(run["policies"]) != policies:
-            raise ValueError(f"seed {seed} ran another scenario or other policies")
+        if (
+            run["scenario"] != first["scenario"]
+            or list(run["policies"]) != policies
+            or run.get("predictions") != first.get("predictions")
+            or run.get("pctr_perturbation", 0.0) != first.get("pctr_perturbation", 0.0)
+        ):
+            raise ValueError(
+                f"seed {seed} ran another scenario, other policies or other predictions"
+            )
     summed: dict[str, dict[str, Any]] = {}
     spread: dict[str, dict[str, list[float] | None]] = {}
     for policy in policies:
@@ -86,6 +93,7 @@ def across_seeds(runs: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
         "warmup_days": first.get("warmup_days"),
         "default_policy": first["default_policy"],
         "predictions": first.get("predictions"),
+        "pctr_perturbation": first.get("pctr_perturbation", 0.0),
         "policies": summed,
         "spread": spread,
         "default_highest": {str(s): _default_highest(runs[s]) for s in seeds},

@@ -11,6 +11,7 @@ recall against the truth; the engine and the policy never see either.
 
 from __future__ import annotations
 
+import math
 import time as clock
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -72,7 +73,9 @@ class Simulation:
     ``recall`` measures retrieval's recall on a sample of requests (``sim.recall``);
     ``models`` is a model directory the engine starts from instead of its priors;
     ``oracle_predictions`` has the engine bid and rank on the true click and purchase odds
-    instead of its models' (evaluation only: what prediction error costs the bidding).
+    instead of its models' (evaluation only: what prediction error costs the bidding);
+    ``pctr_perturbation`` scales every pCTR the engine serves by ``1 +`` it (evaluation only:
+    a change too small to mean anything, to measure how far chaos alone moves a run).
     """
 
     def __init__(
@@ -85,12 +88,14 @@ class Simulation:
         recall: bool = True,
         models: Path | None = None,
         oracle_predictions: bool = False,
+        pctr_perturbation: float = 0.0,
         past: PlatformPast | None = None,
         before_start: bool = False,
         keep_organic: bool = False,
     ) -> None:
         if seed < 0:
             raise ValueError("seed must be non-negative")
+        check_perturbation(pctr_perturbation)
         self.config = config
         self.seed = seed
         self.market = Market(config)
@@ -108,6 +113,7 @@ class Simulation:
         )
         if models is not None:
             load_models(models, self.engine)
+        self.engine.predictor.click_scale = 1.0 + pctr_perturbation
         if past is None and not before_start:
             past = play_past(config, seed=seed)
         self._past, self._late = past, 0.0
@@ -439,3 +445,17 @@ class Simulation:
             "gmv_organic", surface=zeros, time=orders.time[organic], value=orders.amount[organic]
         )
         self.engine.record_attributed_orders(found.click_id[ad], time)
+
+
+# A perturbation measures chaos: it must stay far too small to change what a run means.
+MAX_PERTURBATION = 0.01
+
+
+def check_perturbation(value: float) -> None:
+    """``ValueError`` unless ``value`` is a finite relative change of at most
+    ``MAX_PERTURBATION`` either way."""
+    if not math.isfinite(value) or abs(value) > MAX_PERTURBATION:
+        raise ValueError(
+            f"a pCTR perturbation must be finite and at most {MAX_PERTURBATION} either way,"
+            f" not {value}"
+        )
