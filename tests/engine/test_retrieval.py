@@ -69,7 +69,7 @@ N_CAMPAIGNS = len(CAMPAIGN_ITEM)
 CONTEXT_SURFACES = (Surface.DETAIL, Surface.POST_PURCHASE, Surface.CART_FEED)
 # The documented share of relevance that is word match, and the floor under ``log(interest)``.
 WORD_SHARE = 0.5
-LOG_FLOOR = 1e-6
+UNSEEN_SHARE = 0.01
 EXPANSION_FLOOR = 0.05
 
 
@@ -206,7 +206,7 @@ def _reference(
                 continue
             g = int(items.category[item])
             cell = (
-                iw * math.log(max(float(interest[r, g]), LOG_FLOOR))
+                iw * math.log(float(interest[r, g]) + UNSEEN_SHARE)
                 + aw * float(affinity[r, g])
                 + rw * relevance[g]
             )
@@ -550,6 +550,29 @@ def test_affinity_counts_only_with_its_weight() -> None:
     )
     learned = retriever.retrieve(batch, interest=interest, affinity=affinity, live=_all_live())
     assert sorted(_found(learned.campaign[0])) == [5, 6]
+
+
+def test_a_strong_affinity_lifts_a_category_the_shopper_never_clicked() -> None:
+    """Category 3 holds most of the shopper's clicks, category 1 a sliver and category 2 none;
+    with the learned affinity of category 2 high, category 2 comes next after category 3: a
+    category outside the profile is not buried below every one inside it."""
+    retriever = _retriever(k=4)
+    value = ValueModel.neutral(N_CAMPAIGNS)
+    retriever.update(
+        ValueModel(
+            interest_weight=np.ones(N_SURFACES, dtype=np.float32),
+            affinity_weight=np.ones(N_SURFACES, dtype=np.float32),
+            relevance_weight=value.relevance_weight,
+            campaign_value=value.campaign_value,
+        )
+    )
+    interest = np.array([[0.0, 0.02, 0.0, 0.98]], dtype=np.float32)
+    batch = _batch([Surface.HOME_FEED])
+    for lifted, second in ((3.0, {5, 6}), (0.0, {2, 3, 4})):
+        affinity = np.array([[0.0, 0.0, lifted, 0.0]], dtype=np.float32)
+        found = retriever.retrieve(batch, interest=interest, affinity=affinity, live=_all_live())
+        row = _found(found.campaign[0])
+        assert set(row[:2]) == {7, 8} and set(row[2:]) <= second and len(row) == 4
 
 
 def test_campaigns_that_are_not_live_are_never_returned() -> None:
