@@ -116,8 +116,8 @@ def run_policy(
     past: PlatformPast | None = None,
 ) -> SimulationResult:
     """One run of the scenario with ``policy`` steering its full-site campaigns; with
-    ``oracle_predictions`` the engine bids on the true click and purchase odds, and every pCTR
-    it serves is scaled by ``1 + pctr_perturbation`` (``Simulation``). ``past`` is
+    ``oracle_predictions`` the engine bids on the true click and purchase odds; without it,
+    every pCTR its models serve is scaled by ``1 + pctr_perturbation`` (``Simulation``). ``past`` is
     the platform's past (``sim.past``), played here when the scenario has one and none is
     given."""
     if policy not in BENCH_POLICIES:

@@ -74,8 +74,9 @@ class Simulation:
     ``models`` is a model directory the engine starts from instead of its priors;
     ``oracle_predictions`` has the engine bid and rank on the true click and purchase odds
     instead of its models' (evaluation only: what prediction error costs the bidding);
-    ``pctr_perturbation`` scales every pCTR the engine serves by ``1 +`` it (evaluation only:
-    a change too small to mean anything, to measure how far chaos alone moves a run).
+    ``pctr_perturbation`` scales every pCTR the engine's models serve by ``1 +`` it (evaluation
+    only: a change too small to mean anything, to measure how far chaos alone moves a run; the
+    oracle's predictions are served as they are).
     """
 
     def __init__(
