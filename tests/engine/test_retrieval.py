@@ -67,7 +67,8 @@ N_CATEGORIES = 4
 N_TERMS = 11
 N_CAMPAIGNS = len(CAMPAIGN_ITEM)
 CONTEXT_SURFACES = (Surface.DETAIL, Surface.POST_PURCHASE, Surface.CART_FEED)
-# The documented share of relevance that is word match, and the floor under ``log(interest)``.
+# The documented share of relevance that is word match, and the share of clicks a category the
+# shopper never clicked counts as under ``log(interest + share)``.
 WORD_SHARE = 0.5
 UNSEEN_SHARE = 0.01
 EXPANSION_FLOOR = 0.05
