@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from quanzhan.bidding.calendar import Promotion
 from quanzhan.bidding.landscape import LandscapePacing, MenuSample, even_sample
 from quanzhan.bidding.menu_lp import MenuProblem
 from quanzhan.bidding.policy import CampaignSpec, MenuView, Observation
@@ -52,13 +53,15 @@ def _run(
     order_delay_ticks: int = 0,
     recalled: bool = False,
     recalled_prices: float = 1.0,
+    calendar: tuple[Promotion, ...] = (),
 ) -> list[list[Day]]:
     """Three days; ``truth`` is each campaign's true value over its predicted value, which the
     orders reveal (``orders_realized``, ``orders_per_value`` of them per unit of value, each
     ``order_delay_ticks`` after its click, due as late as it arrives) and the policy must learn;
     ``rows(day, tick)`` is how many auctions each campaign meets in a tick; ``recalled``: the
     policy is handed a day of the platform's past on the same market before the first, its
-    prices ``recalled_prices`` times today's (the auctions' order in it says their hours)."""
+    prices ``recalled_prices`` times today's (the auctions' order in it says their hours);
+    ``calendar``: the promotions the policy is told of."""
     n = len(spec)
     policy = LandscapePacing()
     policy.reset(campaigns=spec, seed=0)
@@ -74,6 +77,8 @@ def _run(
                 day_fraction=(hour + 0.5) / TICKS,
             )
         )
+    if calendar:
+        policy.expect_promotions(calendar)
     rngs = [np.random.default_rng([5, c]) for c in range(n)]
     days: list[list[Day]] = []
     # Per tick of the run: orders the tick's clicks bring (true) and were predicted to bring.
@@ -93,6 +98,7 @@ def _run(
                 campaign=np.concatenate([m.campaign for m in menus]),
                 value=np.concatenate([m.value for m in menus]),
                 cost=np.concatenate([m.cost for m in menus]),
+                day_fraction=np.full(sum(len(m.campaign) for m in menus), (tick + 0.5) / TICKS),
             )
             cost, got = taken_slot(k[batch.campaign], batch.value, batch.cost)
             cost_by = np.bincount(batch.campaign, weights=cost, minlength=n)
@@ -246,6 +252,65 @@ def test_a_recalled_day_that_does_not_fit_the_policys_campaigns_changes_nothing(
             policy.recall_day(untimely)
     np.testing.assert_array_equal(policy.multipliers(), before)
     assert policy._yesterday_rows is None
+
+
+# A promotion day, the second: five times the auctions over ticks 10-13 and 19-22.
+_WINDOWS = ((10, 14), (19, 23))
+_PROMOTIONS = tuple(Promotion(1, a / TICKS, b / TICKS, 5.0) for a, b in _WINDOWS)
+
+
+def _promotion_rows(day: int, tick: int) -> int:
+    inside = any(a <= tick < b for a, b in _WINDOWS)
+    return 5 * ROWS if day == 1 and inside else ROWS
+
+
+@pytest.mark.parametrize("announced", [True, False])
+def test_an_announced_promotion_keeps_budget_for_its_hours(announced: bool) -> None:
+    """Planned on yesterday's auctions alone, a budget-bound campaign spends its budget on the
+    promotion's morning and meets its evening with little left, though the evening's auctions
+    are as good as any; told of it, the campaign spreads its budget over the whole promotion
+    day. The day after, planned on the promotion day's auctions, is an ordinary day again
+    only where the policy knows which of them the promotion brought."""
+    days = _run(
+        _spec([40.0], [1.0]),
+        truth=np.ones(1),
+        rows=_promotion_rows,
+        calendar=_PROMOTIONS if announced else (),
+    )
+    (promotion,), (after,) = days[1], days[2]
+    if announced:
+        assert promotion.value >= 0.97 * promotion.best_value
+        assert promotion.spent_out_at >= 23
+        assert after.value >= 0.97 * after.best_value
+    else:
+        assert promotion.value < 0.9 * promotion.best_value
+        assert after.value < 0.95 * after.best_value
+
+
+def test_a_roi_bound_campaign_buys_a_promotion_as_any_day() -> None:
+    """More auctions do not move the multiplier at which the target binds."""
+    spec = _spec([1e6], [3.0])
+    told = _run(spec, truth=np.ones(1), rows=_promotion_rows, calendar=_PROMOTIONS)
+    untold = _run(spec, truth=np.ones(1), rows=_promotion_rows)
+    for day in (1, 2):
+        (a,), (b,) = told[day], untold[day]
+        assert a.value >= 0.98 * 3.0 * a.spend
+        assert a.value == pytest.approx(b.value, rel=0.01)
+
+
+def test_a_calendar_of_other_days_changes_nothing_today() -> None:
+    spec = _spec([40.0, 1e6], [1.0, 3.0])
+    plain = _run(spec, truth=np.ones(2))
+    elsewhere = _run(spec, truth=np.ones(2), calendar=(Promotion(7, 0.2, 0.4, 3.0),))
+    assert plain == elsewhere
+
+
+def test_a_calendar_that_is_not_promotions_is_refused_and_changes_nothing() -> None:
+    policy = LandscapePacing()
+    policy.reset(campaigns=_spec([40.0], [1.0]), seed=0)
+    with pytest.raises(TypeError, match="Promotion"):
+        policy.expect_promotions([(1, 0.2, 0.4, 3.0)])  # type: ignore[list-item]
+    assert policy._calendar == ()
 
 
 def test_a_roi_bound_campaign_meets_its_target_and_buys_near_the_best() -> None:

@@ -14,6 +14,7 @@ from hypothesis.extra.numpy import arrays
 from numpy.typing import NDArray
 
 from quanzhan.bidding import pacing
+from quanzhan.bidding.calendar import Promotion
 from quanzhan.bidding.forecast import TrafficForecast
 from quanzhan.bidding.pacing import ProportionalPacing
 from quanzhan.bidding.policy import CampaignSpec, Observation
@@ -374,6 +375,31 @@ def test_a_logged_day_counts_as_an_observed_one() -> None:
     scaled = TrafficForecast()
     scaled.add_day(10.0 * np.bincount((times // 3600).astype(np.int64), minlength=24))
     assert scaled.share_elapsed(0.8) == pytest.approx(logged.share_elapsed(0.8))
+
+
+def test_a_promotions_hours_count_as_an_ordinary_days() -> None:
+    """On a day whose evening the calendar announced at three times the traffic, the evening's
+    page views count a third each: the forecast learns an ordinary day's shape, not the
+    promotion's (which, learned, would be expected again the day after)."""
+    rng = np.random.default_rng(3)
+    ordinary = 2 * DAY + rng.uniform(0.0, DAY, 24_000)
+    evening = ordinary[ordinary >= 2 * DAY + 18 * 3600]
+    promoted = np.concatenate([ordinary, evening, evening])  # three times the evening's views
+    calendar = (Promotion(day=2, start=0.75, end=1.0, traffic_factor=3.0),)
+    plain, told, untold = TrafficForecast(), TrafficForecast(calendar), TrafficForecast()
+    plain.observe(ordinary)
+    told.observe(promoted)
+    untold.observe(promoted)
+    for forecast in (plain, told, untold):
+        forecast.end_day()
+    for f in np.linspace(0, 1, 25):
+        assert told.share_elapsed(f) == pytest.approx(plain.share_elapsed(f))
+    assert untold.share_elapsed(0.75) < plain.share_elapsed(0.75) - 0.1
+    # A promotion of another day leaves the day's views as they are.
+    elsewhere = TrafficForecast((Promotion(day=5, start=0.75, end=1.0, traffic_factor=3.0),))
+    elsewhere.observe(promoted)
+    elsewhere.end_day()
+    assert elsewhere.share_elapsed(0.75) == pytest.approx(untold.share_elapsed(0.75))
 
 
 @pytest.mark.parametrize(

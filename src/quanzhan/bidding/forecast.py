@@ -1,11 +1,16 @@
 """A traffic forecast the engine learns from the page views it serves: the share of a day's
-traffic in each hour, used to plan spend along the day instead of in a straight line."""
+traffic in each hour, used to plan spend along the day instead of in a straight line. Page
+views inside a promotion window of the platform's calendar (``bidding.calendar``) count over
+its traffic factor: an ordinary day's shape is learned, not the promotion's."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import NDArray
 
+from quanzhan.bidding.calendar import Promotion, traffic_factor
 from quanzhan.domain import DAY_SECONDS
 
 _HOURS = 24
@@ -16,7 +21,8 @@ _PRIOR_DAYS = 0.5
 class TrafficForecast:
     """Hourly traffic shares from complete observed days, shrunk towards a flat prior."""
 
-    def __init__(self) -> None:
+    def __init__(self, calendar: Sequence[Promotion] = ()) -> None:
+        self._calendar = tuple(calendar)
         self._today = np.zeros(_HOURS)
         self._past = np.zeros(_HOURS)
         self._days = 0
@@ -24,8 +30,17 @@ class TrafficForecast:
 
     def observe(self, time: NDArray[np.float64]) -> None:
         """Count page views at these times (seconds since the first day began)."""
-        hour = ((time % DAY_SECONDS) // 3600).astype(np.int64)
-        self._today += np.bincount(np.clip(hour, 0, _HOURS - 1), minlength=_HOURS)
+        hour = np.clip(((time % DAY_SECONDS) // 3600).astype(np.int64), 0, _HOURS - 1)
+        if not self._calendar:
+            self._today += np.bincount(hour, minlength=_HOURS)
+            return
+        day = time // DAY_SECONDS
+        weight = np.ones(len(time))
+        for d in np.unique(day):
+            mine = day == d
+            fraction = (time[mine] - d * DAY_SECONDS) / DAY_SECONDS
+            weight[mine] = 1.0 / traffic_factor(self._calendar, int(d), fraction)
+        self._today += np.bincount(hour, weights=weight, minlength=_HOURS)
 
     def add_day(self, hourly: NDArray[np.float64]) -> None:
         """Fold in a past day of page views per hour, ``(24,)``, e.g. from the platform's logs."""

@@ -12,7 +12,8 @@ so at every tick the policy can say what any multiplier would buy. It then takes
   day, the platform's last day before the policy took over, where the driver hands it over:
   ``recall_day``; for a campaign with none, the latest hour or so of today's, scaled to the
   rest of the day: on a platform's first day the models learn, and a campaign meets more
-  auctions by the hour);
+  auctions by the hour); on a day the platform's promotion calendar announces
+  (``expect_promotions``), with the extra auctions its windows still ahead will bring;
 - **the state of the day**: the budget still left, and the ROI slack already earned or owed:
   what today's auctions brought at the multipliers actually used, in expected value
   (``value - target x cost`` of the slots taken), the item's organic GMV on the full-site
@@ -43,11 +44,13 @@ its bid far; at midnight it is planned afresh on yesterday's landscape and the w
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
+from quanzhan.bidding.calendar import Promotion, traffic_factor
 from quanzhan.bidding.policy import CampaignSpec, MenuView, Observation, orders_to_date
 from quanzhan.bidding.response import Response, ResponseCurve, taken_slot
 from quanzhan.bidding.value_prior import NO_ERROR, posterior_quantile
@@ -230,6 +233,8 @@ class LandscapePacing:
         self._organic_past, self._days = np.zeros(n), 0
         self._carry = np.zeros(n)
         self._value_prior = NO_ERROR
+        self._calendar: tuple[Promotion, ...] = ()
+        self._day = 0  # of the run: the calendar's days
         self._start_level_tracking(recalled=False)
 
     def _start_level_tracking(self, *, recalled: bool) -> None:
@@ -342,6 +347,7 @@ class LandscapePacing:
         self._done_cost, self._done_value = np.zeros(len(spec)), np.zeros(len(spec))
         self._last_spend = np.zeros(len(spec))
         self._start_level_tracking(recalled=False)
+        self._day += 1
         # The last tick planned for a few minutes of budget; midnight opens a whole day.
         self._plan_whole_day()
 
@@ -354,6 +360,20 @@ class LandscapePacing:
         if len(sample):
             self._yesterday_rows = sample
             self._start_level_tracking(recalled=True)
+            self._plan_whole_day()
+
+    def expect_promotions(self, calendar: Sequence[Promotion]) -> None:
+        """The platform's promotion calendar (``bidding.calendar``), replacing any given
+        before. A promotion day is planned with the auctions its windows still ahead will add
+        to an ordinary day's, and every day's auctions inside its windows stand for an ordinary
+        day's at those hours (their weight over the factor), the day after included. Call after
+        ``reset`` (and ``recall_day``), before the first update of the day."""
+        self._require()
+        entries = tuple(calendar)
+        if not all(isinstance(p, Promotion) for p in entries):
+            raise TypeError("a promotion calendar holds Promotion entries")
+        self._calendar = entries
+        if self._today is None:
             self._plan_whole_day()
 
     def _plan_whole_day(self) -> None:
@@ -425,6 +445,10 @@ class LandscapePacing:
         )
         if menus is not None and len(menus.campaign):
             cost, value = taken_slot(self._k[menus.campaign], menus.value, menus.cost)
+            # Inside a promotion window, the tick's auctions stand for an ordinary day's.
+            when = np.full(len(cost), now) if menus.day_fraction is None else menus.day_fraction
+            ordinary = 1.0 / traffic_factor(self._calendar, self._day, np.asarray(when, float))
+            cost, value = cost * ordinary, value * ordinary
             self._met_cost += np.where(compared, _per_campaign(menus.campaign, cost, n), 0.0)
             self._met_value += np.where(compared, _per_campaign(menus.campaign, value, n), 0.0)
 
@@ -465,14 +489,20 @@ class LandscapePacing:
         weight. A campaign with none yesterday has only today to go by: the latest hour or
         so of it stands for the rest, scaled up, since the landscape may be changing (on a
         platform's first day its models learn, and a campaign meets more auctions as they do);
-        one with none lately, all of today's."""
-        today = self._today_rows.rows()
+        one with none lately, all of today's.
+
+        With a promotion calendar (``expect_promotions``), auctions inside a day's windows
+        count as an ordinary day's (their weight over the factor), and yesterday's at the hours
+        of today's windows still ahead count the more by the auctions those windows add (a
+        campaign with no yesterday has no hours to read them at, and plans without them)."""
+        today = self._ordinary(self._today_rows.rows(), self._day)
         n = self._today_rows.n
         rest = 1.0 - min(max(share, 0.0), 1.0)
         has_yesterday = np.zeros(n, dtype=bool)
         parts = [today]
         if self._yesterday_rows is not None and len(self._yesterday_rows):
-            yesterday = self._yesterday_rows.rows(scale=rest)
+            yesterday = self._ordinary(self._yesterday_rows.rows(), self._day - 1)
+            yesterday = yesterday.scaled(rest * self._promotion_ahead(yesterday.fraction, rest))
             has_yesterday[yesterday.campaign] = True
             value_level, cost_level = self.recalled_level()
             parts.append(
@@ -487,7 +517,7 @@ class LandscapePacing:
         recent_share = sum(s for _, s in self._recent)
         has_recent = np.zeros(n, dtype=bool)
         if self._recent and recent_share > 0 and rest > 0:
-            recent = _join([r for r, _ in self._recent])
+            recent = self._ordinary(_join([r for r, _ in self._recent]), self._day)
             latest = ~has_yesterday[recent.campaign]
             has_recent[recent.campaign[latest]] = True
             ahead = rest / max(recent_share, _FIRST_SHARE)
@@ -496,6 +526,29 @@ class LandscapePacing:
         scale = np.where(alone, 1.0 / max(share, _FIRST_SHARE), 1.0)
         parts[0] = today.scaled(scale)
         return _join(parts) if len(parts) > 1 else parts[0]
+
+    def _ordinary(self, rows: _Rows, day: int) -> _Rows:
+        """``rows`` of day ``day``, each standing for an ordinary day's auctions at its hour."""
+        if not self._calendar:
+            return rows
+        return rows.scaled(1.0 / traffic_factor(self._calendar, day, rows.fraction))
+
+    def _promotion_ahead(self, fraction: NDArray[np.float64], rest: float) -> NDArray[np.float64]:
+        """Per row of an ordinary day at ``fraction`` standing for ``rest`` of a day: how many
+        times its weight today's windows still ahead make it (1 outside them).
+
+        The plan holds a whole day's landscape to the budget over ``rest`` (``_plan``), so a
+        window's ``factor - 1`` extra auctions, real ones still to come, weigh ``1 / rest`` in
+        it; the row's own weight there is ``rest``: ``1 + (factor - 1) / rest ** 2``. A window
+        quieter than an ordinary day takes its hours out, no further."""
+        if not self._calendar:
+            return np.ones(len(fraction))
+        now = 0.0 if self._today is None else self._today.day_fraction
+        factor = traffic_factor(self._calendar, self._day, fraction)
+        ahead = np.where(fraction >= now, factor - 1.0, 0.0)
+        rest = max(rest, _MIN_SHARE)
+        out: NDArray[np.float64] = np.maximum(1.0 + ahead / rest**2, 0.0)
+        return out
 
     def _organic_expected(self, so_far: NDArray[np.float64], share: float) -> NDArray[np.float64]:
         """Today's organic GMV on the full-site basis: ``so_far``, plus the past days' pace for

@@ -27,6 +27,12 @@ last day before (a sample, ``MenuView.weight`` saying how many auctions each row
 were then, whatever steered the bids: a landscape policy plans its first day on them instead
 of on the first hours alone. A campaign that did not run then has no rows.
 
+A policy may also define ``expect_promotions(calendar: Sequence[Promotion])``: where the
+platform has announced promotion windows (``bidding.calendar``: a day of the run, the hours,
+the traffic expected against an ordinary day's), the driver hands them over after ``reset``
+and ``recall_day``, before the first update; the landscape policy plans a promotion day's
+budget over the windows' extra auctions.
+
 Budgets are enforced by the ledger whatever a policy does; a policy's job is to spend well.
 To plug in your own, implement the four methods and pass an instance where a policy is asked
 for (``Simulation(..., policy=MyPolicy())``) or add it to ``POLICIES``.

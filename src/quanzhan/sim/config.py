@@ -99,13 +99,17 @@ def _default_pages() -> dict[str, PageConfig]:
 
 
 class SurgeConfig(_Section):
-    """A promotion window: more page views and readier buyers between two hours of one day."""
+    """A promotion window: more page views and readier buyers between two hours of one day.
+    ``announced``: the platform puts it on its promotion calendar, with its traffic factor,
+    for the bidding to plan on (``bidding.calendar``); the conversion factor it does not
+    announce: the engine's models learn it. An unannounced surge is one nobody planned."""
 
     day: int = Field(ge=0)
     start_hour: float = Field(ge=0, lt=24)
     end_hour: float = Field(gt=0, le=24)
     traffic_factor: float = Field(default=3.0, gt=0, le=100)
     conversion_factor: float = Field(default=1.3, gt=0, le=10)
+    announced: bool = True
 
     @model_validator(mode="after")
     def _check(self) -> SurgeConfig:

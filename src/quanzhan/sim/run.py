@@ -42,6 +42,7 @@ from quanzhan.sim.market import Feedback, Market, MarketView, Orders
 from quanzhan.sim.oracle import Oracle
 from quanzhan.sim.past import PlatformPast, play_past
 from quanzhan.sim.recall import RetrievalRecall
+from quanzhan.sim.traffic import promotion_calendar
 
 Progress = Callable[[int, int], None]
 
@@ -141,11 +142,15 @@ class Simulation:
         recall_day = getattr(self.policy, "recall_day", None)
         if past is not None and past.landscape is not None and callable(recall_day):
             recall_day(past.landscape)
+        calendar = () if before_start else promotion_calendar(config.traffic)
+        expect_promotions = getattr(self.policy, "expect_promotions", None)
+        if calendar and callable(expect_promotions):
+            expect_promotions(calendar)
         self.ledger = Ledger(budget=campaigns.budget.copy())
         self.attribution = Attribution(window_seconds=config.engine.attribution_window_hours * 3600)
         # One hour past the last day gathers the orders that arrive after the market closes.
         self.stats = Stats(n_campaigns=len(campaigns), n_hours=24 * config.traffic.days + 1)
-        self.forecast = TrafficForecast()
+        self.forecast = TrafficForecast(calendar)
         self.forecast.add_day(self.view.history_hourly_requests.astype(np.float64))
         self.observer = TickObserver(
             n_campaigns=len(campaigns),

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from quanzhan.bidding.calendar import Promotion
 from quanzhan.domain import SURFACE_NAMES, Surface
 from quanzhan.engine.batch import RequestBatch
 from quanzhan.sim.catalog import Catalog
@@ -42,6 +43,21 @@ def tick_counts(config: TrafficConfig, rng: np.random.Generator) -> NDArray[np.i
         weights = share * factor
         days.append(rng.multinomial(total, weights / weights.sum()))
     return np.concatenate(days).astype(np.int64)
+
+
+def promotion_calendar(config: TrafficConfig) -> tuple[Promotion, ...]:
+    """What the platform announces of the surges: each announced window and its traffic
+    factor, on the run's days."""
+    return tuple(
+        Promotion(
+            day=surge.day,
+            start=surge.start_hour / 24.0,
+            end=surge.end_hour / 24.0,
+            traffic_factor=surge.traffic_factor,
+        )
+        for surge in config.surges
+        if surge.announced
+    )
 
 
 def _surge_factor(config: TrafficConfig, day: int, ticks_per_day: int) -> NDArray[np.float64]:
