@@ -54,6 +54,7 @@ def _run(
     recalled: bool = False,
     recalled_prices: float = 1.0,
     calendar: tuple[Promotion, ...] = (),
+    prices: Callable[[int, int], float] = lambda day, tick: 1.0,
 ) -> list[list[Day]]:
     """Three days; ``truth`` is each campaign's true value over its predicted value, which the
     orders reveal (``orders_realized``, ``orders_per_value`` of them per unit of value, each
@@ -61,7 +62,8 @@ def _run(
     ``rows(day, tick)`` is how many auctions each campaign meets in a tick; ``recalled``: the
     policy is handed a day of the platform's past on the same market before the first, its
     prices ``recalled_prices`` times today's (the auctions' order in it says their hours);
-    ``calendar``: the promotions the policy is told of."""
+    ``calendar``: the promotions the policy is told of; ``prices(day, tick)``: how many times
+    the menus' usual prices a tick's auctions cost."""
     n = len(spec)
     policy = LandscapePacing()
     policy.reset(campaigns=spec, seed=0)
@@ -93,6 +95,7 @@ def _run(
         for tick in range(TICKS):
             k = policy.multipliers()
             menus = [_tick_menus(rngs[c], c, rows(day, tick)) for c in range(n)]
+            menus = [MenuView(m.campaign, m.value, m.cost * prices(day, tick)) for m in menus]
             menus_today += menus
             batch = MenuView(
                 campaign=np.concatenate([m.campaign for m in menus]),
@@ -285,6 +288,26 @@ def test_an_announced_promotion_keeps_budget_for_its_hours(announced: bool) -> N
     else:
         assert promotion.value < 0.9 * promotion.best_value
         assert after.value < 0.95 * after.best_value
+
+
+def test_a_promotion_whose_auctions_grow_dear_is_planned_at_their_new_prices() -> None:
+    """From the promotion's first window on, the same auctions cost half as much again (on a
+    real promotion day the models learn its readier buyers within hours, and every bid
+    rises). Planned on yesterday's prices, the campaign expects the evening's auctions cheaper
+    than they come and holds its bid down: money is left at midnight. Held against
+    yesterday's of the same hours, today's auctions move the rest of the day's to their
+    prices."""
+    days = _run(
+        _spec([40.0], [1.0]),
+        truth=np.ones(1),
+        rows=_promotion_rows,
+        calendar=_PROMOTIONS,
+        prices=lambda day, tick: 1.5 if day == 1 and tick >= 10 else 1.0,
+    )
+    (promotion,), (after,) = days[1], days[2]
+    assert promotion.value >= 0.95 * promotion.best_value
+    assert promotion.spend >= 0.95 * 40.0
+    assert after.value >= 0.95 * after.best_value
 
 
 def test_a_roi_bound_campaign_buys_a_promotion_as_any_day() -> None:
