@@ -90,6 +90,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=8.0, help="per round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--policy", default=None, help="the service's bidding policy (default: the service's own)"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("error: this benchmark needs wrk (Debian: apt install wrk)")
@@ -97,7 +100,7 @@ def main() -> None:
         args.items, args.seconds, args.rounds = 100, 2.0, 1
     folder = Path(tempfile.mkdtemp(prefix="quanzhan-http-"))
     port = _free_port()
-    server = _start_server(folder, port)
+    server = _start_server(folder, port, args.policy)
     try:
         base = f"http://127.0.0.1:{port}"
         _fill_catalog(base, args.items)
@@ -133,6 +136,12 @@ def main() -> None:
         console.print(f"updated {RESULTS}")
 
 
+def _service_policy(given: str | None) -> str:
+    from quanzhan.api.settings import ServiceSettings
+
+    return given or str(ServiceSettings.model_fields["policy"].default)
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -140,7 +149,7 @@ def _free_port() -> int:
         return port
 
 
-def _start_server(folder: Path, port: int) -> subprocess.Popen[bytes]:
+def _start_server(folder: Path, port: int, policy: str | None) -> subprocess.Popen[bytes]:
     command = [
         sys.executable, "-m", "quanzhan.cli", "serve", "--port", str(port),
         "--database", f"sqlite:///{folder / 'bench.db'}", "--log-level", "warning",
@@ -149,6 +158,8 @@ def _start_server(folder: Path, port: int) -> subprocess.Popen[bytes]:
         "--tick-seconds", "3600",
     ]  # fmt: skip
     env = {**os.environ, "QUANZHAN_OPERATOR_KEY": OPERATOR_KEY}
+    if policy is not None:
+        env["QUANZHAN_POLICY"] = policy
     log = (folder / "server.log").open("wb")
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     deadline = time.monotonic() + 60
@@ -272,8 +283,9 @@ def _report(
         "",
         f"Measured {when} on {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}: one `quanzhan serve` worker on SQLite with {args.items} "
-        f"items and campaigns, `wrk` with {args.connections} connections on loopback on the same "
-        f"machine, {args.rounds} rounds of {args.seconds:.0f} s each, rounds alternating; medians.",
+        f"items and campaigns steered by `{_service_policy(args.policy)}`, `wrk` with "
+        f"{args.connections} connections on loopback on the same machine, {args.rounds} "
+        f"rounds of {args.seconds:.0f} s each, rounds alternating; medians.",
         "",
         "| | req/s | p50 ms | p99 ms | non-2xx |",
         "|---|---:|---:|---:|---:|",

@@ -22,6 +22,7 @@ from quanzhan.engine.config import EngineConfig
 from quanzhan.store import catalog
 from quanzhan.store.database import Database
 from quanzhan.store.events import AdEvent, OrderEvent, ingest
+from quanzhan.store.menus import MenuRows
 from quanzhan.store.schema import campaigns, controllers
 
 # 2026-11-25 08:00 UTC: a third of the day gone.
@@ -176,7 +177,7 @@ def test_a_tick_does_not_overwrite_a_budget_changed_while_it_computed(database: 
     loop = ControlLoop(database=database, tick_seconds=60.0, holder="a", clock=clock)
     _clicks(database, campaign, n=5, price=1.0, value=0.5, now=clock.now, tag="t")
     with database.read() as connection:
-        reading = loop._read(connection, clock.now)
+        reading = loop._read(connection, clock.now, MenuRows.empty())
     assert reading is not None
     steered = loop._steer(reading, clock.now)
     # The merchant raises the budget while the tick computes: its new controller must stay.
@@ -193,7 +194,7 @@ def test_a_tick_does_not_overwrite_a_budget_changed_while_it_computed(database: 
             now=clock.now + 1.0,
         )
     )
-    database.retrying(lambda c: loop._write(c, steered, clock.now + 2.0))
+    database.retrying(lambda c: loop._write(c, steered, [], clock.now + 2.0))
     with database.read() as connection:
         state = connection.execute(
             select(controllers.c.state).where(controllers.c.campaign_id == campaign)

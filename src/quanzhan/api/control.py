@@ -30,13 +30,14 @@ from sqlalchemy.exc import IntegrityError
 
 from quanzhan.bidding.delay import DelayModel
 from quanzhan.bidding.forecast import TrafficForecast
-from quanzhan.bidding.policy import CampaignSpec, Observation, Policy
+from quanzhan.bidding.policy import CampaignSpec, MenuView, Observation, Policy
 from quanzhan.bidding.registry import make_policy
 from quanzhan.bidding.value_prior import NO_ERROR, GammaPrior, fit_prior
 from quanzhan.domain import DAY_SECONDS, RoiBasis
 from quanzhan.store.catalog import ControllerStart
 from quanzhan.store.database import Database
 from quanzhan.store.events import day_of
+from quanzhan.store.menus import MenuRows, delete_menu_samples, read_menu_samples
 from quanzhan.store.observations import (
     DayFigures,
     OrderEvidence,
@@ -88,13 +89,15 @@ class _Refit:
 @dataclass(frozen=True, slots=True)
 class _TickReading:
     """What one tick reads, in one transaction: the active controllers, today's figures, the
-    traffic forecast, and on the hour the last week's orders to refit on."""
+    traffic forecast, the sampled menus, and on the hour the last week's orders to refit on."""
 
     rows: list[dict[str, Any]]
     figures: DayFigures
     forecast: TrafficForecast
     today: str
     day_start: float
+    # The menus the serving processes sampled since the last tick.
+    menus: MenuRows
     # On the hour: the week's orders to refit on, else None.
     refit: _Refit | None = None
 
@@ -142,9 +145,10 @@ class ControlLoop:
             return False
         try:
             with self.database.read() as connection:
-                reading = self._read(connection, now)
+                menu_ids, menus = read_menu_samples(connection)
+                reading = self._read(connection, now, menus)
             steered = [] if reading is None else self._steer(reading, now)
-            self.database.retrying(lambda c: self._write(c, steered, now))
+            self.database.retrying(lambda c: self._write(c, steered, menu_ids, now))
         except Exception:
             # Let another process take over at once rather than after three missed ticks.
             self.database.retrying(self._release_lease)
@@ -183,8 +187,9 @@ class ControlLoop:
             .values(expires_at=0.0)
         )
 
-    def _read(self, connection: Connection, now: float) -> _TickReading | None:
-        """Everything the tick needs from the database; ``None`` with no active controller."""
+    def _read(self, connection: Connection, now: float, menus: MenuRows) -> _TickReading | None:
+        """Everything else the tick needs from the database; ``None`` with no active
+        controller."""
         rows = active_controllers(connection)
         if not rows:
             return None
@@ -192,6 +197,7 @@ class ControlLoop:
         midnight = datetime.fromisoformat(today).replace(tzinfo=UTC)
         day_start = midnight.timestamp()
         reading = _TickReading(
+            menus=menus,
             rows=rows,
             figures=day_figures(connection, rows=rows, day=today, day_start=day_start),
             forecast=self._forecast(connection, midnight),
@@ -223,6 +229,7 @@ class ControlLoop:
         ).astype(np.float64)
         day_fraction = (now - reading.day_start) / DAY_SECONDS
         planned = reading.forecast.share_elapsed(day_fraction)
+        menus = _menus_by_campaign(reading.menus, [int(r["id"]) for r in rows], reading.day_start)
         steered = []
         for i, row in enumerate(rows):
             policy: Policy = pickle.loads(row["state"])
@@ -240,6 +247,7 @@ class ControlLoop:
                     orders_arrived=arrived[i : i + 1],
                     gmv_organic=figures.gmv_organic[i : i + 1],
                     clicks=figures.clicks[i : i + 1],
+                    menus=menus[i] if policy.needs_menus else None,
                     value_prior=self.value_prior,
                 )
             )
@@ -263,7 +271,11 @@ class ControlLoop:
         ).astype(np.float64)
         return fit_prior(realized=evidence.orders, due=due, start=self.value_prior)
 
-    def _write(self, connection: Connection, steered: list[_Steered], now: float) -> None:
+    def _write(
+        self, connection: Connection, steered: list[_Steered], menu_ids: list[int], now: float
+    ) -> None:
+        # The menus go with the states that learned from them: a failed write leaves both.
+        delete_menu_samples(connection, menu_ids)
         today = day_of(now)
         for one in steered:
             connection.execute(
@@ -285,6 +297,34 @@ class ControlLoop:
         for hourly in hourly_traffic(connection, days=days).values():
             forecast.add_day(hourly)
         return forecast
+
+
+def _menus_by_campaign(
+    menus: MenuRows, campaign_ids: list[int], day_start: float
+) -> list[MenuView | None]:
+    """Per steered campaign, today's sampled menus as its policy sees them (one campaign,
+    row 0; ``None`` where there were none). Menus of another campaign, or of auctions before
+    today's midnight, are left out: the day they belong to is closed."""
+    out: list[MenuView | None] = [None] * len(campaign_ids)
+    if not len(menus):
+        return out
+    index = {c: i for i, c in enumerate(campaign_ids)}
+    where = np.array([index.get(c, -1) for c in menus.campaign_id.tolist()], np.int64)
+    fraction = (menus.time - day_start) / DAY_SECONDS
+    used = (where >= 0) & (fraction >= 0.0) & (fraction <= 1.0)
+    order = np.flatnonzero(used)[np.argsort(where[used], kind="stable")]
+    bounds = np.searchsorted(where[order], np.arange(len(campaign_ids) + 1))
+    for i in range(len(campaign_ids)):
+        mine = order[bounds[i] : bounds[i + 1]]
+        if len(mine):
+            out[i] = MenuView(
+                campaign=np.zeros(len(mine), np.int64),
+                value=menus.value[mine],
+                cost=menus.cost[mine],
+                weight=menus.weight[mine],
+                day_fraction=fraction[mine],
+            )
+    return out
 
 
 def wall_clock() -> float:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from quanzhan.api.menus import MenuCollector
 from quanzhan.api.snapshot import MAX_SLOTS, Snapshot, user_row
 from quanzhan.api.tokens import TokenSigner
 from quanzhan.domain import SURFACE_NAMES, Surface
@@ -78,6 +79,8 @@ class Decider:
         self.token_ttl = token_ttl
         self.clock = clock
         self.snapshot: Snapshot | None = None
+        # Where set, each batch's slot menus are sampled for the control loop's policies.
+        self.menus: MenuCollector | None = None
         self.steering = Steering(multiplier={}, spend={})
         self._queue: list[tuple[AdRequest, asyncio.Future[Answer]]] = []
         self._wake: asyncio.Event | None = None
@@ -190,9 +193,22 @@ class Decider:
             n_slots=np.array([min(r.slots, MAX_SLOTS) for r in requests], dtype=np.int16),
         )
         multiplier, remaining = self._aligned(snapshot, steering)
-        decision = snapshot.engine.decide(
-            batch, multiplier=multiplier, remaining_budget=remaining
-        ).decision
+        decided = snapshot.engine.decide(
+            batch,
+            multiplier=multiplier,
+            remaining_budget=remaining,
+            with_menus=self.menus is not None,
+        )
+        decision = decided.decision
+        if self.menus is not None and decided.menus is not None:
+            value, cost = snapshot.engine.menu_terms(decided.menus)
+            self.menus.add(
+                campaign_ids=snapshot.campaign_ids,
+                campaign=decided.menus.campaign.astype(np.int64),
+                value=value,
+                cost=cost,
+                time=now,
+            )
         expires = now + self.token_ttl
         # Plain lists from here on: indexing numpy arrays one scalar at a time costs more than
         # the whole engine call on a batch.

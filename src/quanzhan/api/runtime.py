@@ -19,16 +19,17 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from quanzhan.api.control import ControlLoop
 from quanzhan.api.decider import Decider, Steering
+from quanzhan.api.menus import MenuCollector
 from quanzhan.api.metrics import Metrics
 from quanzhan.api.settings import ServiceSettings
 from quanzhan.api.snapshot import Snapshot
 from quanzhan.api.tokens import TokenSigner
 from quanzhan.bidding.registry import make_policy
-from quanzhan.errors import ConfigError
 from quanzhan.store import catalog
 from quanzhan.store.counters import SpendBoard, make_spend_board
 from quanzhan.store.database import Database
 from quanzhan.store.events import day_of
+from quanzhan.store.menus import add_menu_samples
 from quanzhan.store.schema import (
     campaign_days,
     campaigns,
@@ -52,16 +53,13 @@ _PROFILE_CLICKS = 1_000_000
 # each skips the clicks already learned.
 _LATE_CLICK_SECONDS = 120.0
 _LATE_READ_EVERY_SECONDS = 30.0
+# Sampled menus go to the database this often (refreshes come every half second or so).
+_MENU_FLUSH_SECONDS = 5.0
 
 
 class Runtime:
     def __init__(self, settings: ServiceSettings, *, clock: Callable[[], float]) -> None:
         policy = make_policy(settings.policy)  # an unknown one stops the start, not a campaign
-        if policy.needs_menus:
-            raise ConfigError(
-                f"policy {settings.policy!r} plans over slot menus, which the service does "
-                "not gather yet; use one that does not (dual, pid_roi, proportional)"
-            )
         self.settings = settings
         self.clock = clock
         self.database = Database(settings.database_url)
@@ -73,6 +71,9 @@ class Runtime:
             clock=clock,
             on_batch=self.metrics.count_batch,
         )
+        if policy.needs_menus:
+            self.decider.menus = MenuCollector(window_seconds=settings.tick_seconds)
+        self._menus_flushed_at = -np.inf
         self.spend_board: SpendBoard = make_spend_board(
             settings.redis_url, scope=settings.database_url
         )
@@ -121,6 +122,7 @@ class Runtime:
                 await task
         await self.decider.stop()
         await asyncio.to_thread(self.flush_traffic)
+        await asyncio.to_thread(self.flush_menus)
         self.spend_board.close()
         self.database.dispose()
 
@@ -193,6 +195,9 @@ class Runtime:
             spend[campaign_id] = max(spend.get(campaign_id, 0.0), amount)
         self.decider.steering = Steering(multiplier=multiplier, spend=spend)
         self.flush_traffic()
+        if now - self._menus_flushed_at >= _MENU_FLUSH_SECONDS:
+            self._menus_flushed_at = now
+            self.flush_menus()
 
     def poll_spend(self) -> None:
         """Today's spend from the shared board, between database refreshes: a campaign another
@@ -234,6 +239,18 @@ class Runtime:
             self.database.retrying(lambda c: _add_traffic(c, counts))
         except Exception:
             self.decider.give_back_traffic(counts)  # counted again at the next flush
+            raise
+
+    def flush_menus(self) -> None:
+        """The menus sampled since the last flush, to the control loop's queue."""
+        collector = self.decider.menus
+        if collector is None or not len(collector):
+            return
+        rows = collector.take()
+        try:
+            self.database.retrying(lambda c: add_menu_samples(c, rows))
+        except Exception:
+            collector.give_back(rows)  # stored at the next flush
             raise
 
 

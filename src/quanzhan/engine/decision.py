@@ -104,6 +104,18 @@ class Engine:
         # campaigns)``; the simulator's oracle-predictions run puts the truth here.
         self.prediction_override: PredictionSource | None = None
 
+    def menu_terms(self, menus: Opportunities) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Each menu's value and cost per slot ``(m, s)`` in the engine's predicted terms: the
+        clicks a slot brings (pCTR at its position) times predicted GMV per click, and those
+        clicks times the price per click; ``nan`` where the page has no such slot."""
+        slots = menus.price.shape[1]
+        position = self.predictor.position_factor(
+            np.repeat(menus.surface, slots), np.tile(np.arange(slots), len(menus))
+        ).reshape(menus.price.shape)
+        clicks = position * menus.pctr[:, None]
+        price = self.items.price[self.campaigns.item[menus.campaign]]
+        return clicks * (menus.pcvr * price)[:, None], clicks * menus.price
+
     def decide(
         self,
         batch: RequestBatch,

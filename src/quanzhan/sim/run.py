@@ -313,16 +313,11 @@ class Simulation:
 
     def _note_menus(self, batch: RequestBatch, menus: Opportunities) -> None:
         """Menus in the engine's own predicted terms for the policy; in truth for the oracle."""
-        position = self.engine.predictor.position_factor(
-            np.repeat(menus.surface, self.market.max_ad_slots),
-            np.tile(np.arange(self.market.max_ad_slots), len(menus)),
-        ).reshape(menus.price.shape)
-        clicks = position * menus.pctr[:, None]
-        price = self.view.items.price[self.view.campaigns.item[menus.campaign]]
+        value, cost = self.engine.menu_terms(menus)
         predicted = MenuView(
             campaign=menus.campaign.astype(np.int64),
-            value=clicks * (menus.pcvr * price)[:, None],
-            cost=clicks * menus.price,
+            value=value,
+            cost=cost,
             day_fraction=np.mod(batch.time[menus.row], DAY_SECONDS) / DAY_SECONDS,
         )
         if self.policy.needs_menus:

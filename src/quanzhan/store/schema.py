@@ -186,3 +186,17 @@ traffic = Table(
     Column("hour", String(13), primary_key=True),
     Column("requests", Integer, nullable=False),
 )
+
+# Slot menus the serving processes sampled from their auctions, in the engine's predicted terms
+# (``api.menus``): a queue the control loop drains every tick, for the policies that plan over
+# the landscape. ``value`` and ``cost`` hold one float64 per slot of the page (``nan``: absent).
+menu_samples = Table(
+    "menu_samples",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("campaign_id", Integer, nullable=False),
+    Column("time", Float, nullable=False),
+    Column("weight", Float, nullable=False),
+    Column("value", LargeBinary, nullable=False),
+    Column("cost", LargeBinary, nullable=False),
+)

@@ -1,0 +1,213 @@
+"""The landscape policy in the service, on SQLite and PostgreSQL: serving processes sample the
+slot menus their auctions offered, queue them in the database, and the control loop hands each
+campaign's to its policy at the next tick and drains the queue with the states it stores."""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from sqlalchemy import Connection, func, select
+
+from quanzhan.api.control import ControlLoop, _menus_by_campaign, new_controller
+from quanzhan.api.decider import AdRequest
+from quanzhan.api.runtime import Runtime
+from quanzhan.api.settings import ServiceSettings
+from quanzhan.domain import Surface
+from quanzhan.store import catalog
+from quanzhan.store.database import Database
+from quanzhan.store.menus import (
+    MenuRows,
+    add_menu_samples,
+    delete_menu_samples,
+    read_menu_samples,
+)
+from quanzhan.store.schema import controllers, menu_samples
+
+# 2026-11-25 08:00 UTC: a third of the day gone.
+MIDNIGHT = 1_795_593_600.0
+MORNING = MIDNIGHT + 8 * 3600
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def database(database_url: str) -> Iterator[Database]:
+    db = Database(database_url)
+    db.migrate()
+    yield db
+    db.dispose()
+
+
+def _campaigns(db: Database, n: int, *, policy: str = "landscape") -> list[int]:
+    def work(connection: Connection) -> list[int]:
+        merchant, _ = catalog.create_merchant(connection, name="m", now=MORNING)
+        money = {"daily_budget": 100.0, "target_roi": 2.0, "roi_basis": "full_site"}
+        found = []
+        for k in range(n):
+            item = catalog.create_item(
+                connection, merchant_id=merchant, title=f"tea pot {k}", price=20.0,
+                category="tea", now=MORNING,
+            )  # fmt: skip
+            row = catalog.create_campaign(
+                connection, merchant_id=merchant, item_id=item["id"], **money,
+                controller=new_controller(policy=policy, **money, now=MORNING), now=MORNING,
+            )  # fmt: skip
+            found.append(int(row["id"]))
+        return found
+
+    return db.retrying(work)
+
+
+def _queued(db: Database) -> int:
+    with db.read() as connection:
+        return int(connection.execute(select(func.count()).select_from(menu_samples)).scalar_one())
+
+
+def _multiplier(db: Database, campaign_id: int) -> float:
+    with db.read() as connection:
+        return float(
+            connection.execute(
+                select(controllers.c.multiplier).where(controllers.c.campaign_id == campaign_id)
+            ).scalar_one()
+        )
+
+
+def _rows(campaign_id: list[int], time: list[float], slots: int = 3) -> MenuRows:
+    m = len(campaign_id)
+    # Each slot brings 6, 4, 2 of predicted GMV for 1, 0.6, 0.2 of cost: ROI 6 to 10.
+    value = np.tile([6.0, 4.0, 2.0, np.nan][: slots + 1], (m, 1))
+    cost = np.tile([1.0, 0.6, 0.2, np.nan][: slots + 1], (m, 1))
+    return MenuRows(
+        campaign_id=np.array(campaign_id, np.int64),
+        time=np.array(time),
+        weight=np.full(m, 3.0),
+        value=value,
+        cost=cost,
+    )
+
+
+def test_queued_menus_come_back_as_they_went_in_and_go_once_read(database: Database) -> None:
+    [campaign] = _campaigns(database, 1)
+    rows = MenuRows.concat(
+        [_rows([campaign] * 2, [MORNING, MORNING + 1]), _rows([campaign], [MORNING + 2], slots=1)]
+    )
+    database.retrying(lambda c: add_menu_samples(c, rows))
+    with database.read() as connection:
+        ids, back = read_menu_samples(connection)
+    assert len(ids) == 3
+    np.testing.assert_array_equal(back.campaign_id, rows.campaign_id)
+    np.testing.assert_array_equal(back.time, rows.time)
+    np.testing.assert_array_equal(back.weight, rows.weight)
+    # The narrower page keeps its absent slots absent; the trailing nan column is not stored.
+    np.testing.assert_array_equal(back.value, rows.value[:, :3])
+    np.testing.assert_array_equal(back.cost, rows.cost[:, :3])
+    # A row queued after the read stays when the rows read are deleted.
+    database.retrying(lambda c: add_menu_samples(c, _rows([campaign], [MORNING + 3])))
+    database.retrying(lambda c: delete_menu_samples(c, ids))
+    with database.read() as connection:
+        left, rest = read_menu_samples(connection)
+    assert len(left) == 1 and rest.time[0] == MORNING + 3
+
+
+def test_a_tick_hands_each_campaign_its_menus_and_drains_the_queue(database: Database) -> None:
+    first, second = _campaigns(database, 2)
+    start = _multiplier(database, first)
+    clock = Clock(MORNING + 60.0)
+    loop = ControlLoop(database=database, tick_seconds=60.0, holder="a", clock=clock)
+    # The first campaign took part in a dozen auctions; the second in none.
+    dozen = _rows([first] * 12, [MORNING + k for k in range(12)])
+    database.retrying(lambda c: add_menu_samples(c, dozen))
+    assert loop.tick()
+    assert _queued(database) == 0
+    # A landscape policy with no menus holds its multiplier; one with them plans on them
+    # (which way it moves is the policy's own business, tested with it).
+    assert _multiplier(database, first) != pytest.approx(start)
+    assert _multiplier(database, second) == start
+    with database.read() as connection:
+        state = connection.execute(
+            select(controllers.c.state).where(controllers.c.campaign_id == first)
+        ).scalar_one()
+    assert len(pickle.loads(state)._today_rows) == 12
+
+
+def test_a_failed_tick_leaves_the_menus_for_the_next(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    [campaign] = _campaigns(database, 1)
+    start = _multiplier(database, campaign)
+    clock = Clock(MORNING + 60.0)
+    loop = ControlLoop(database=database, tick_seconds=60.0, holder="a", clock=clock)
+    database.retrying(lambda c: add_menu_samples(c, _rows([campaign] * 12, [MORNING] * 12)))
+
+    def broken_write(*args: Any, **kwargs: Any) -> None:
+        delete_menu_samples(args[0], args[2])
+        raise RuntimeError("the write failed")
+
+    monkeypatch.setattr(loop, "_write", broken_write)
+    with pytest.raises(RuntimeError):
+        loop.tick()
+    assert _queued(database) == 12
+    assert _multiplier(database, campaign) == start
+    monkeypatch.undo()
+    clock.now += 60.0
+    assert loop.tick()
+    assert _queued(database) == 0 and _multiplier(database, campaign) != pytest.approx(start)
+
+
+def test_menus_of_other_campaigns_and_of_yesterday_are_left_out() -> None:
+    rows = _rows([7, 9, 7, 8, 7], [MORNING, MORNING, MIDNIGHT - 60.0, MORNING, MORNING + 3600])
+    first, second = _menus_by_campaign(rows, [7, 8], MIDNIGHT)
+    assert first is not None and second is not None
+    np.testing.assert_allclose(first.day_fraction, [8 / 24, 9 / 24])
+    np.testing.assert_array_equal(first.campaign, [0, 0])
+    np.testing.assert_array_equal(first.weight, [3.0, 3.0])
+    assert len(second.campaign) == 1
+    assert _menus_by_campaign(rows, [5], MIDNIGHT) == [None]
+
+
+def test_the_service_samples_its_auctions_for_the_landscape_policy(database_url: str) -> None:
+    clock = Clock(MORNING)
+    settings = ServiceSettings(
+        database_url=database_url, operator_key="k" * 32, policy="landscape", tick_seconds=60.0
+    )
+    runtime = Runtime(settings, clock=clock)
+    try:
+        runtime.database.migrate()
+        campaigns = _campaigns(runtime.database, 3)
+        starts = [_multiplier(runtime.database, c) for c in campaigns]
+        runtime.start_sync()
+        assert runtime.decider.menus is not None
+        surfaces = [Surface.SEARCH, Surface.HOME_FEED, Surface.DETAIL]
+        for k in range(30):
+            clock.now = MORNING + k
+            runtime.decider.decide_now(
+                [AdRequest(surface=surfaces[k % 3], user_id=f"u{k}", query="tea pot",
+                           item_id=None, slots=2)]
+            )  # fmt: skip
+        runtime.flush_menus()
+        with runtime.database.read() as connection:
+            _, rows = read_menu_samples(connection)
+        # Every campaign took part in every auction (three of them, two slots a page): the
+        # sample stands for all 30 of each.
+        assert set(rows.campaign_id.tolist()) == set(campaigns)
+        for campaign in campaigns:
+            assert rows.weight[rows.campaign_id == campaign].sum() == pytest.approx(30)
+        assert np.all(np.isfinite(rows.value[:, :2]) & (rows.value[:, :2] > 0))
+        assert np.all(rows.cost[:, :2] <= rows.value[:, :2] * 1e6)
+        clock.now += 60.0
+        assert runtime.control.tick()
+        assert _queued(runtime.database) == 0
+        moved = [_multiplier(runtime.database, c) for c in campaigns]
+        assert moved != starts
+    finally:
+        runtime.database.dispose()
