@@ -29,7 +29,10 @@ class ServiceSettings(BaseModel):
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
     # A request's body must arrive within this (a trickling client holds a buffer and a socket).
     body_seconds: float = Field(default=10.0, gt=0, le=300)
-    policy: str = "dual"
+    # The benchmark's default: sampling the menus it plans over costs the decision path about a
+    # tenth of its rate (benchmarks/RESULTS.md, HTTP decisions), far less than `dual` costs in
+    # ROI attainment.
+    policy: str = "landscape"
     redis_url: str | None = None
     # The service does not yet learn its models from its own log, so nothing would price an ad
     # off the query: its search keeps to ads that answer the query.
