@@ -182,12 +182,11 @@ def _report(args: argparse.Namespace, laps: dict[str, list[float]], sizes: dict[
     for column in ("policy", "median s", "min-max s", "ms per campaign", "state KB"):
         table.add_column(column, justify="right")
     lines = [
-        START,
         "## Control tick cost",
         "",
         f"- Command: `python benchmarks/control_tick.py {' '.join(sys.argv[1:])}`",
         f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; machine: {machine()}",
-        f"- Code: commit {code_version()}",
+        f"- Code: {code_version()}",
         f"- {args.campaigns:,} active campaigns on SQLite, each with a second day's evening state"
         f" (177 ticks of {MENUS_PER_TICK} sampled menus) and {MENUS_PER_TICK} menus queued;"
         f" median of {args.repeats} ticks a policy, the policies' ticks alternating",
@@ -206,7 +205,6 @@ def _report(args: argparse.Namespace, laps: dict[str, list[float]], sizes: dict[
         )
         table.add_row(*cells)
         lines.append("| " + " | ".join(cells) + " |")
-    lines.append(END)
     console.print(table)
     if args.write:
         write_section(RESULTS, START, END, "\n".join(lines))

@@ -278,7 +278,6 @@ def _report(
     }
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
-        START,
         f"## HTTP decisions (`python benchmarks/http_decisions.py {' '.join(sys.argv[1:])}`)",
         "",
         f"Measured {when} on {platform.machine()}, {os.cpu_count()} cores, Python "
@@ -302,7 +301,6 @@ def _report(
         "works on the previous batch).",
         "",
         "Per round: " + json.dumps(per_round),
-        END,
     ]
     return {"table": table, "markdown": "\n".join(lines)}
 
