@@ -14,6 +14,8 @@ from support import created, module_server, word
 
 pytestmark = pytest.mark.service
 
+PROMOTION = {"day": "2026-11-11", "start_hour": 18, "end_hour": 23.5, "traffic_factor": 3.0}
+
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def shared(
@@ -98,6 +100,9 @@ def test_calls_without_a_known_key_answer_401(shared: Server, ops: Api) -> None:
         ("GET", "/v1/reports/platform", None),
         ("POST", "/v1/merchants", {"name": "intruder"}),
         ("GET", "/v1/merchants", None),
+        ("POST", "/v1/promotions", PROMOTION),
+        ("GET", "/v1/promotions", None),
+        ("DELETE", "/v1/promotions/1", None),
         ("POST", "/v1/decisions", {"surface": "home_feed"}),
         (
             "POST",
@@ -137,12 +142,16 @@ def test_each_key_serves_only_its_own_routes(shared: Server, ops: Api) -> None:
         ("POST", "/v1/decisions", {"surface": "home_feed", "slots": 2}),
         ("POST", "/v1/events", {"events": [order]}),
         ("GET", "/v1/reports/platform", None),
+        ("POST", "/v1/promotions", PROMOTION),
+        ("GET", "/v1/promotions", None),
+        ("DELETE", "/v1/promotions/1", None),
     ]:
         response = shop.api.client.request(method, path, json=body)
         assert response.status_code == 403, (method, path, response.text)
         assert "operator" in response.json()["detail"]
     assert ops.get("/v1/merchants").json() == merchants_before
     assert ops.get("/v1/reports/platform").json() == platform_before
+    assert ops.get("/v1/promotions").json() == []
 
     for method, path, body in [
         ("GET", "/v1/items", None),

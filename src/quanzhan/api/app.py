@@ -25,7 +25,7 @@ from quanzhan import __version__
 from quanzhan.api.control import wall_clock
 from quanzhan.api.logs import configure
 from quanzhan.api.metrics import Metrics
-from quanzhan.api.routes import catalog, reports, serving
+from quanzhan.api.routes import catalog, promotions, reports, serving
 from quanzhan.api.runtime import Runtime
 from quanzhan.api.schemas import Health
 from quanzhan.api.settings import ServiceSettings
@@ -60,6 +60,7 @@ def create_app(settings: ServiceSettings, *, clock: Callable[[], float] = wall_c
     app.include_router(serving.router)
     app.include_router(catalog.router)
     app.include_router(reports.router)
+    app.include_router(promotions.router)
 
     @app.get("/healthz", response_model=Health, tags=["service"])
     async def healthz() -> Health:

@@ -28,6 +28,7 @@ from numpy.typing import NDArray
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from quanzhan.api.calendar import ordinary_hours, policy_calendar
 from quanzhan.bidding.delay import DelayModel
 from quanzhan.bidding.forecast import TrafficForecast
 from quanzhan.bidding.policy import CampaignSpec, MenuView, Observation, Policy
@@ -47,6 +48,7 @@ from quanzhan.store.observations import (
     order_delays,
     order_evidence,
 )
+from quanzhan.store.promotions import list_promotions
 from quanzhan.store.schema import controllers, leases
 
 log = logging.getLogger("quanzhan.control")
@@ -89,7 +91,8 @@ class _Refit:
 @dataclass(frozen=True, slots=True)
 class _TickReading:
     """What one tick reads, in one transaction: the active controllers, today's figures, the
-    traffic forecast, the sampled menus, and on the hour the last week's orders to refit on."""
+    traffic forecast, the sampled menus, the promotions, and on the hour the last week's orders
+    to refit on."""
 
     rows: list[dict[str, Any]]
     figures: DayFigures
@@ -98,6 +101,8 @@ class _TickReading:
     day_start: float
     # The menus the serving processes sampled since the last tick.
     menus: MenuRows
+    # The promotion calendar's windows from the forecast's first day to tomorrow.
+    promotions: list[dict[str, Any]]
     # On the hour: the week's orders to refit on, else None.
     refit: _Refit | None = None
 
@@ -196,11 +201,17 @@ class ControlLoop:
         today = day_of(now)
         midnight = datetime.fromisoformat(today).replace(tzinfo=UTC)
         day_start = midnight.timestamp()
+        promotions = list_promotions(
+            connection,
+            first_day=_day_string(midnight - timedelta(days=_FORECAST_DAYS)),
+            last_day=_day_string(midnight + timedelta(days=1)),
+        )
         reading = _TickReading(
             menus=menus,
+            promotions=promotions,
             rows=rows,
             figures=day_figures(connection, rows=rows, day=today, day_start=day_start),
-            forecast=self._forecast(connection, midnight),
+            forecast=self._forecast(connection, midnight, promotions),
             today=today,
             day_start=day_start,
         )
@@ -235,6 +246,11 @@ class ControlLoop:
             policy: Policy = pickle.loads(row["state"])
             if row["day"] != today:
                 policy.start_day()
+            expect_promotions = getattr(policy, "expect_promotions", None)
+            if expect_promotions is not None and hasattr(policy, "day"):
+                expect_promotions(
+                    policy_calendar(reading.promotions, today=today, policy_day=int(policy.day))
+                )
             policy.update(
                 Observation(
                     now=now,
@@ -288,15 +304,20 @@ class ControlLoop:
             )
 
     @staticmethod
-    def _forecast(connection: Connection, midnight: datetime) -> TrafficForecast:
-        days = [
-            (midnight - timedelta(days=d)).strftime("%Y-%m-%d")
-            for d in range(_FORECAST_DAYS, 0, -1)
-        ]
+    def _forecast(
+        connection: Connection, midnight: datetime, promotions: list[dict[str, Any]]
+    ) -> TrafficForecast:
+        """An ordinary day's shape from the last week's page views, each past promotion's
+        extra page views taken out."""
+        days = [_day_string(midnight - timedelta(days=d)) for d in range(_FORECAST_DAYS, 0, -1)]
         forecast = TrafficForecast()
-        for hourly in hourly_traffic(connection, days=days).values():
-            forecast.add_day(hourly)
+        for day, hourly in hourly_traffic(connection, days=days).items():
+            forecast.add_day(ordinary_hours(hourly, promotions, day=day))
         return forecast
+
+
+def _day_string(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d")
 
 
 def _menus_by_campaign(

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from quanzhan.domain import SURFACE_NAMES
+from quanzhan.store.promotions import MAX_TRAFFIC_FACTOR, check_promotion
 
 MAX_ID = 2**31 - 1
 MAX_MONEY = 1e9
@@ -94,6 +95,35 @@ class CampaignOut(BaseModel):
     updated_at: float
     multiplier: float | None = None
     spend_today: float = 0.0
+
+
+class PromotionIn(_Request):
+    """A window of ``day`` (UTC) from ``start_hour`` to ``end_hour`` when the platform expects
+    ``traffic_factor`` times an ordinary day's page views."""
+
+    day: Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$")]
+    start_hour: Annotated[float, Field(ge=0, lt=24)]
+    end_hour: Annotated[float, Field(gt=0, le=24)]
+    traffic_factor: Annotated[float, Field(gt=0, le=MAX_TRAFFIC_FACTOR)]
+
+    @model_validator(mode="after")
+    def _one_window(self) -> PromotionIn:
+        check_promotion(
+            day=self.day,
+            start_hour=self.start_hour,
+            end_hour=self.end_hour,
+            factor=self.traffic_factor,
+        )
+        return self
+
+
+class PromotionOut(BaseModel):
+    id: int
+    day: str
+    start_hour: float
+    end_hour: float
+    traffic_factor: float
+    created_at: float
 
 
 class DecisionIn(_Request):

@@ -259,6 +259,12 @@ class LandscapePacing:
     def multipliers(self) -> NDArray[np.float64]:
         return self._k.copy()
 
+    @property
+    def day(self) -> int:
+        """The day of its run the policy is on, as its calendar counts days: 0 the first, one
+        more at each ``start_day``."""
+        return self._day
+
     def update(self, observation: Observation) -> None:
         spec = self._require()
         self._today = observation

@@ -31,7 +31,10 @@ A policy may also define ``expect_promotions(calendar: Sequence[Promotion])``: w
 platform has announced promotion windows (``bidding.calendar``: a day of the run, the hours,
 the traffic expected against an ordinary day's), the driver hands them over after ``reset``
 and ``recall_day``, before the first update; the landscape policy plans a promotion day's
-budget over the windows' extra auctions.
+budget over the windows' extra auctions. Such a policy also says which of its days it is on
+(``day``: 0 the first, one more at each ``start_day``), so that a driver whose calendar is
+dated (the service's) can count days as it does, and may hand the calendar over again
+before any update.
 
 Budgets are enforced by the ledger whatever a policy does; a policy's job is to spend well.
 To plug in your own, implement the four methods and pass an instance where a policy is asked

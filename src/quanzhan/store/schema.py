@@ -200,3 +200,16 @@ menu_samples = Table(
     Column("value", LargeBinary, nullable=False),
     Column("cost", LargeBinary, nullable=False),
 )
+
+# The platform's promotion calendar: hours of a day (UTC, ``YYYY-MM-DD``) it expects busier
+# than an ordinary day's by ``traffic_factor`` (``bidding.calendar``).
+promotions = Table(
+    "promotions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("day", String(10), nullable=False, index=True),
+    Column("start_hour", Float, nullable=False),
+    Column("end_hour", Float, nullable=False),
+    Column("traffic_factor", Float, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
