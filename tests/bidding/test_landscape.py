@@ -32,6 +32,7 @@ class Day:
     value: float
     spent_out_at: int
     best_value: float
+    organic: float = 0.0
 
 
 def _tick_menus(rng: np.random.Generator, campaign: int, rows: int = ROWS) -> MenuView:
@@ -55,6 +56,7 @@ def _run(
     recalled_prices: float = 1.0,
     calendar: tuple[Promotion, ...] = (),
     prices: Callable[[int, int], float] = lambda day, tick: 1.0,
+    organic_per_row: float = 0.0,
 ) -> list[list[Day]]:
     """Three days; ``truth`` is each campaign's true value over its predicted value, which the
     orders reveal (``orders_realized``, ``orders_per_value`` of them per unit of value, each
@@ -63,7 +65,9 @@ def _run(
     policy is handed a day of the platform's past on the same market before the first, its
     prices ``recalled_prices`` times today's (the auctions' order in it says their hours);
     ``calendar``: the promotions the policy is told of; ``prices(day, tick)``: how many times
-    the menus' usual prices a tick's auctions cost."""
+    the menus' usual prices a tick's auctions cost; ``organic_per_row``: the item's organic
+    GMV a tick brings per auction the campaign meets in it (its shoppers come with the
+    traffic)."""
     n = len(spec)
     policy = LandscapePacing()
     policy.reset(campaigns=spec, seed=0)
@@ -90,6 +94,7 @@ def _run(
         if day:
             policy.start_day()
         spend, value, predicted = np.zeros(n), np.zeros(n), np.zeros(n)
+        organic = np.zeros(n)
         spent_out = np.full(n, TICKS)
         menus_today = []
         for tick in range(TICKS):
@@ -97,6 +102,7 @@ def _run(
             menus = [_tick_menus(rngs[c], c, rows(day, tick)) for c in range(n)]
             menus = [MenuView(m.campaign, m.value, m.cost * prices(day, tick)) for m in menus]
             menus_today += menus
+            organic += organic_per_row * np.array([len(m.campaign) for m in menus])
             batch = MenuView(
                 campaign=np.concatenate([m.campaign for m in menus]),
                 value=np.concatenate([m.value for m in menus]),
@@ -131,15 +137,21 @@ def _run(
                     gmv_predicted=predicted.copy(),
                     orders_realized=true_orders[window].sum(axis=0),
                     orders_arrived=due_orders[window].sum(axis=0),
-                    gmv_organic=np.zeros(n),
+                    gmv_organic=organic.copy(),
                     clicks=predicted.copy(),
                     menus=batch,
                 )
             )
-        best = _best_uniform(menus_today, spec, truth)
+        best = _best_uniform(menus_today, spec, truth, np.where(spec.full_site, organic, 0.0))
         days.append(
             [
-                Day(float(spend[c]), float(value[c]), int(spent_out[c]), float(best[c]))
+                Day(
+                    float(spend[c]),
+                    float(value[c]),
+                    int(spent_out[c]),
+                    float(best[c]),
+                    float(organic[c]),
+                )
                 for c in range(n)
             ]
         )
@@ -147,7 +159,10 @@ def _run(
 
 
 def _best_uniform(
-    menus: list[MenuView], spec: CampaignSpec, truth: NDArray[np.float64]
+    menus: list[MenuView],
+    spec: CampaignSpec,
+    truth: NDArray[np.float64],
+    organic: NDArray[np.float64] | None = None,
 ) -> NDArray[np.float64]:
     campaign = np.concatenate([m.campaign for m in menus])
     true_value = np.concatenate([m.value for m in menus]) * truth[campaign][:, None]
@@ -158,17 +173,19 @@ def _best_uniform(
             cost=np.concatenate([m.cost for m in menus]),
             budget=spec.budget,
             target_roi=spec.target_roi,
-            base_gmv=np.zeros(len(spec)),
+            base_gmv=np.zeros(len(spec)) if organic is None else organic,
         )
     )
     return best.value
 
 
-def _spec(budget: list[float], target: list[float]) -> CampaignSpec:
+def _spec(
+    budget: list[float], target: list[float], basis: RoiBasis = RoiBasis.AD_ONLY
+) -> CampaignSpec:
     return CampaignSpec(
         budget=np.array(budget),
         target_roi=np.array(target),
-        roi_basis=np.full(len(budget), RoiBasis.AD_ONLY, dtype=np.int8),
+        roi_basis=np.full(len(budget), basis, dtype=np.int8),
     )
 
 
@@ -518,3 +535,47 @@ def test_a_campaign_no_slot_pays_for_bids_no_higher_than_break_even() -> None:
     policy = _ticks_on(dear, spec, 12)
     break_even = policy.value_calibration() / 3.0
     assert np.all(policy.multipliers() <= break_even * (1 + 1e-9))
+
+
+def test_a_sampled_row_counts_for_the_auctions_it_stands_for() -> None:
+    """Menus handed over as a weighted sample (the service's) account as the same auctions
+    handed over one by one (the simulator's): a row of weight 3 is three auctions bought, so
+    the money charged for them stands against three times its expected cost."""
+    spec = _spec([300.0, 1e6], [1.0, 3.0])
+    rngs = [np.random.default_rng([9, c]) for c in range(2)]
+    ticks = [[_tick_menus(rngs[c], c, rows=4) for c in range(2)] for _ in range(TICKS)]
+    for sampled in (True, False):
+        policy = LandscapePacing()
+        policy.reset(campaigns=spec, seed=0)
+        spend = np.zeros(2)
+        for tick, menus in enumerate(ticks):
+            rows = MenuView(
+                campaign=np.concatenate([m.campaign for m in menus]),
+                value=np.concatenate([m.value for m in menus]),
+                cost=np.concatenate([m.cost for m in menus]),
+                day_fraction=np.full(8, (tick + 0.5) / TICKS),
+            )
+            # Each row is three auctions, charged as expected at the multipliers used.
+            cost, _ = taken_slot(policy.multipliers()[rows.campaign], rows.value, rows.cost)
+            spend += 3.0 * np.bincount(rows.campaign, weights=cost, minlength=2)
+            assert np.all(spend < spec.budget)
+            three = np.tile(np.arange(8), 3)
+            seen = (
+                MenuView(rows.campaign, rows.value, rows.cost, np.full(8, 3.0), rows.day_fraction)
+                if sampled
+                else MenuView(
+                    rows.campaign[three], rows.value[three], rows.cost[three], None,
+                    np.full(24, (tick + 0.5) / TICKS),
+                )
+            )  # fmt: skip
+            policy.update(
+                Observation(
+                    now=(tick + 1) * 3600.0, day_fraction=(tick + 1) / TICKS,
+                    planned_share=(tick + 1) / TICKS, spend=spend.copy(),
+                    gmv_realized=np.zeros(2), gmv_predicted=np.zeros(2),
+                    orders_realized=np.zeros(2), orders_arrived=np.zeros(2),
+                    gmv_organic=np.zeros(2), clicks=np.zeros(2), menus=seen,
+                )
+            )  # fmt: skip
+            # Charged just what the auctions were expected to cost: nothing to correct.
+            np.testing.assert_allclose(policy.spend_calibration(), 1.0, rtol=1e-9)

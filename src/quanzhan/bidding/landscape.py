@@ -414,7 +414,9 @@ class LandscapePacing:
         # The tick a budget runs out, the ledger charges only part of what was won: leave it out.
         bidding = (spec.budget - self._last_spend > 0) & (observation.spend < spec.budget)
         if menus is not None and len(menus.campaign):
-            cost, value = taken_slot(self._k[menus.campaign], menus.value, menus.cost)
+            cost, value = _weighted(
+                menus, *taken_slot(self._k[menus.campaign], menus.value, menus.cost)
+            )
             cost_by = np.bincount(menus.campaign, weights=cost, minlength=n)
             value_by = np.bincount(menus.campaign, weights=value, minlength=n)
             self._done_cost += np.where(bidding, cost_by, 0.0)
@@ -453,7 +455,9 @@ class LandscapePacing:
             compared, _per_campaign(campaign, value[window] * weight, n), 0
         )
         if menus is not None and len(menus.campaign):
-            cost, value = taken_slot(self._k[menus.campaign], menus.value, menus.cost)
+            cost, value = _weighted(
+                menus, *taken_slot(self._k[menus.campaign], menus.value, menus.cost)
+            )
             # Inside a promotion window, the tick's auctions stand for an ordinary day's.
             when = np.full(len(cost), now) if menus.day_fraction is None else menus.day_fraction
             ordinary = 1.0 / traffic_factor(self._calendar, self._day, np.asarray(when, float))
@@ -575,6 +579,17 @@ class LandscapePacing:
         if self._spec is None:
             raise RuntimeError("call reset() before using the policy")
         return self._spec
+
+
+def _weighted(
+    menus: MenuView, cost: NDArray[np.float64], value: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Per row, ``cost`` and ``value`` times the auctions the row stands for (a sample's
+    weight; one each where the menus are every auction)."""
+    if menus.weight is None:
+        return cost, value
+    weight = np.asarray(menus.weight, np.float64)
+    return cost * weight, value * weight
 
 
 def _per_campaign(
