@@ -194,7 +194,7 @@ def test_a_tick_does_not_overwrite_a_budget_changed_while_it_computed(database: 
             now=clock.now + 1.0,
         )
     )
-    database.retrying(lambda c: loop._write(c, steered, [], clock.now + 2.0))
+    database.retrying(lambda c: loop._write(c, steered, ([], MenuRows.empty()), clock.now + 2.0))
     with database.read() as connection:
         state = connection.execute(
             select(controllers.c.state).where(controllers.c.campaign_id == campaign)

@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 from sqlalchemy import Connection, func, select
 
+from quanzhan.api import runtime as runtime_module
 from quanzhan.api.control import ControlLoop, _menus_by_campaign, new_controller
 from quanzhan.api.decider import AdRequest
+from quanzhan.api.menus import MenuCollector
 from quanzhan.api.runtime import Runtime
 from quanzhan.api.settings import ServiceSettings
 from quanzhan.domain import Surface
@@ -150,7 +152,7 @@ def test_a_failed_tick_leaves_the_menus_for_the_next(
     database.retrying(lambda c: add_menu_samples(c, _rows([campaign] * 12, [MORNING] * 12)))
 
     def broken_write(*args: Any, **kwargs: Any) -> None:
-        delete_menu_samples(args[0], args[2])
+        delete_menu_samples(args[0], args[2][0])
         raise RuntimeError("the write failed")
 
     monkeypatch.setattr(loop, "_write", broken_write)
@@ -209,5 +211,97 @@ def test_the_service_samples_its_auctions_for_the_landscape_policy(database_url:
         assert _queued(runtime.database) == 0
         moved = [_multiplier(runtime.database, c) for c in campaigns]
         assert moved != starts
+    finally:
+        runtime.database.dispose()
+
+
+def test_menus_are_sampled_while_an_active_campaign_plans_over_them(database_url: str) -> None:
+    """Whatever policy new campaigns get, a campaign keeps its own: the service samples menus
+    while any active campaign's policy plans over them, and only then."""
+    clock = Clock(MORNING)
+    settings = ServiceSettings(database_url=database_url, operator_key="k" * 32, policy="dual")
+    runtime = Runtime(settings, clock=clock)
+    try:
+        runtime.database.migrate()
+        [plain] = _campaigns(runtime.database, 1, policy="dual")
+        runtime.start_sync()
+        assert runtime.decider.menus is None
+        [planned] = _campaigns(runtime.database, 1, policy="landscape")
+        runtime.refresh()
+        assert runtime.decider.menus is not None
+        runtime.database.retrying(
+            lambda c: catalog.update_campaign(
+                c, merchant_id=2, campaign_id=planned, changes={"status": "paused"},
+                controller=None, now=MORNING,
+            )
+        )  # fmt: skip
+        runtime.refresh()
+        assert runtime.decider.menus is None
+        assert plain != planned
+    finally:
+        runtime.database.dispose()
+
+
+def test_a_controller_replaced_during_a_tick_keeps_its_menus_for_the_next(
+    database: Database,
+) -> None:
+    first, second = _campaigns(database, 2)
+    clock = Clock(MORNING + 60.0)
+    loop = ControlLoop(database=database, tick_seconds=60.0, holder="a", clock=clock)
+    rows = _rows([first] * 4 + [second] * 5, [MORNING + k for k in range(9)])
+    database.retrying(lambda c: add_menu_samples(c, rows))
+    with database.read() as connection:
+        queued = read_menu_samples(connection)
+        reading = loop._read(connection, clock.now, queued[1])
+    assert reading is not None
+    steered = loop._steer(reading, clock.now)
+    # The merchant raises the first campaign's budget while the tick computes.
+    money = {"daily_budget": 500.0, "target_roi": 2.0, "roi_basis": "full_site"}
+    fresh = new_controller(policy="landscape", **money, now=clock.now)
+    database.retrying(
+        lambda c: catalog.update_campaign(
+            c, merchant_id=1, campaign_id=first, changes={"daily_budget": 500.0},
+            controller=fresh, now=clock.now + 1.0,
+        )
+    )  # fmt: skip
+    database.retrying(lambda c: loop._write(c, steered, queued, clock.now + 2.0))
+    with database.read() as connection:
+        _, left = read_menu_samples(connection)
+    np.testing.assert_array_equal(left.campaign_id, [first] * 4)
+
+
+def test_a_flush_the_database_refuses_keeps_what_it_did_not_store(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = ServiceSettings(database_url=database_url, operator_key="k" * 32)
+    runtime = Runtime(settings, clock=Clock(MORNING))
+    try:
+        runtime.database.migrate()
+        collector = MenuCollector(window_seconds=900.0, per_window=100)
+        runtime.decider.menus = collector
+        value = np.tile([3.0, 1.0], (7, 1))
+        collector.add(
+            campaign_ids=np.array([11, 12], np.int64), campaign=np.array([0, 1] * 3 + [0]),
+            terms=lambda keep: (value[keep], value[keep] / 3.0), time=MORNING,
+        )  # fmt: skip
+        monkeypatch.setattr(runtime_module, "_MENU_CHUNK", 3)
+        stored = runtime_module.add_menu_samples
+        calls = []
+
+        def second_fails(connection: Any, rows: MenuRows) -> None:
+            calls.append(len(rows))
+            if len(calls) == 2:
+                raise RuntimeError("the database went away")
+            stored(connection, rows)
+
+        monkeypatch.setattr(runtime_module, "add_menu_samples", second_fails)
+        with pytest.raises(RuntimeError):
+            runtime.flush_menus()
+        assert _queued(runtime.database) == 3 and len(collector) == 4
+        runtime.flush_menus()
+        assert _queued(runtime.database) == 7 and len(collector) == 0
+        with runtime.database.read() as connection:
+            _, rows = read_menu_samples(connection)
+        np.testing.assert_array_equal(rows.campaign_id, [11, 12] * 3 + [11])
     finally:
         runtime.database.dispose()

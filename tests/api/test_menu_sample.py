@@ -4,6 +4,8 @@ rows per window as a quiet one."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -14,13 +16,11 @@ from quanzhan.api.menus import MenuCollector
 IDS = np.array([101, 205, 307], dtype=np.int64)
 
 
-def _menus(campaign: list[int]) -> dict[str, np.ndarray]:
-    m = len(campaign)
-    value = np.tile([3.0, 2.0, np.nan], (m, 1))
+def _menus(campaign: list[int]) -> dict[str, Any]:
+    value = np.tile([3.0, 2.0, np.nan], (len(campaign), 1))
     return {
         "campaign": np.array(campaign, dtype=np.int64),
-        "value": value,
-        "cost": value / 4.0,
+        "terms": lambda keep: (value[keep], value[keep] / 4.0),
     }
 
 
@@ -44,7 +44,7 @@ def test_kept_rows_stand_for_every_auction_of_their_campaign(
     for row, campaign_id in enumerate(IDS):
         mine = rows.campaign_id == campaign_id
         # Each kept row stands for the rows from it to the next kept one: the weights add up
-        # to the auctions seen, short of at most the last stride.
+        # to the auctions seen, and at most one stride more (the last kept row's).
         assert rows.weight[mine].sum() >= seen[row]
         assert rows.weight[mine].sum() - seen[row] < max(rows.weight[mine], default=1.0)
         assert (seen[row] > 0) == bool(mine.any())
@@ -101,13 +101,30 @@ def test_rows_given_back_come_first_and_the_oldest_go_past_the_cap() -> None:
 
 
 def test_menus_of_another_shape_are_refused_and_change_nothing() -> None:
-    collector = MenuCollector(window_seconds=60.0)
+    collector = MenuCollector(window_seconds=60.0, per_window=1)
     menus = _menus([0, 1])
+    bad = (np.ones((2, 3)), np.ones((2, 2)))
     with pytest.raises(ValueError, match="same"):
-        collector.add(
-            campaign_ids=IDS, time=1.0, campaign=menus["campaign"], value=menus["value"],
-            cost=menus["cost"][:, :2],
-        )  # fmt: skip
+        collector.add(campaign_ids=IDS, time=1.0, campaign=menus["campaign"], terms=lambda k: bad)
     assert len(collector) == 0
+    # Nothing was counted either: the next batch keeps the rows the refused one would have.
+    collector.add(campaign_ids=IDS, time=1.0, **menus)
+    np.testing.assert_array_equal(collector.take().weight, [1.0, 1.0])
     with pytest.raises(ValueError, match="positive"):
         MenuCollector(window_seconds=0.0)
+
+
+def test_only_the_menus_kept_are_priced() -> None:
+    collector = MenuCollector(window_seconds=60.0, per_window=2)
+    asked: list[int] = []
+
+    def terms(keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        asked.append(len(keep))
+        return np.ones((len(keep), 2)), np.ones((len(keep), 2))
+
+    collector.add(campaign_ids=IDS, time=0.0, campaign=np.zeros(10, np.int64), terms=terms)
+    collector.take()
+    collector.add(campaign_ids=IDS, time=60.0, campaign=np.zeros(10, np.int64), terms=terms)
+    # The first window kept all ten (its stride could only double after the batch); the next,
+    # sized on those ten, keeps every fifth.
+    assert asked == [10, 2]

@@ -37,6 +37,14 @@ def test_windows_are_announced_listed_and_withdrawn(shared: Server, ops: Api) ->
     later = _made(ops, {**SINGLES_DAY, "day": "2026-12-12"})
     listed = ops.get("/v1/promotions").json()
     assert [p["id"] for p in listed] == [morning["id"], evening["id"], later["id"]]
+    # Sent again, or overlapping a window of its day, a window would count twice: refused.
+    for clash in (SINGLES_DAY, {**SINGLES_DAY, "start_hour": 23, "end_hour": 24}):
+        again = ops.post("/v1/promotions", clash)
+        assert again.status_code == 409 and f"promotion {evening['id']}" in again.json()["detail"]
+    assert len(ops.get("/v1/promotions").json()) == 3
+    # Touching is not overlapping.
+    touching = _made(ops, {**SINGLES_DAY, "start_hour": 23.5, "end_hour": 24})
+    assert ops.client.delete(f"/v1/promotions/{touching['id']}").status_code == 204
     assert ops.client.delete(f"/v1/promotions/{evening['id']}").status_code == 204
     gone = ops.client.delete(f"/v1/promotions/{evening['id']}")
     assert gone.status_code == 404 and "no promotion" in gone.json()["detail"]

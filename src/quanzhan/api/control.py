@@ -20,7 +20,7 @@ import pickle
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -56,6 +56,8 @@ log = logging.getLogger("quanzhan.control")
 _LEASE = "control"
 _FORECAST_DAYS = 7
 _REFIT_SECONDS = 3600.0
+# A controller idle longer than this starts no more new days than this: its days are empty.
+_MAX_NEW_DAYS = 31
 
 
 def new_controller(
@@ -153,7 +155,8 @@ class ControlLoop:
                 menu_ids, menus = read_menu_samples(connection)
                 reading = self._read(connection, now, menus)
             steered = [] if reading is None else self._steer(reading, now)
-            self.database.retrying(lambda c: self._write(c, steered, menu_ids, now))
+            queued = (menu_ids, menus)
+            self.database.retrying(lambda c: self._write(c, steered, queued, now))
         except Exception:
             # Let another process take over at once rather than after three missed ticks.
             self.database.retrying(self._release_lease)
@@ -244,7 +247,9 @@ class ControlLoop:
         steered = []
         for i, row in enumerate(rows):
             policy: Policy = pickle.loads(row["state"])
-            if row["day"] != today:
+            # One new day for each that passed since the controller last steered (a paused
+            # campaign, a service down): policies count days as the calendar dates them.
+            for _ in range(_days_since(row["day"], today)):
                 policy.start_day()
             expect_promotions = getattr(policy, "expect_promotions", None)
             if expect_promotions is not None and hasattr(policy, "day"):
@@ -288,20 +293,34 @@ class ControlLoop:
         return fit_prior(realized=evidence.orders, due=due, start=self.value_prior)
 
     def _write(
-        self, connection: Connection, steered: list[_Steered], menu_ids: list[int], now: float
+        self,
+        connection: Connection,
+        steered: list[_Steered],
+        queued: tuple[list[int], MenuRows],
+        now: float,
     ) -> None:
-        # The menus go with the states that learned from them: a failed write leaves both.
-        delete_menu_samples(connection, menu_ids)
+        """Store each steered controller's new state, unless the row changed meanwhile, and
+        take the menus read (``queued``: their ids and rows) off the queue with it: a failed
+        write leaves both. A controller the merchant's change replaced keeps its menus for its
+        new policy's next tick; menus of campaigns no longer steered go."""
         today = day_of(now)
+        kept = set()
         for one in steered:
-            connection.execute(
+            written = connection.execute(
                 update(controllers)
                 .where(
                     controllers.c.campaign_id == one.campaign_id,
                     controllers.c.updated_at == one.seen,
                 )
                 .values(multiplier=one.multiplier, state=one.state, day=today, updated_at=now)
-            )
+            ).rowcount
+            if not written:
+                kept.add(one.campaign_id)
+        ids, rows = queued
+        delete_menu_samples(
+            connection,
+            [i for i, c in zip(ids, rows.campaign_id.tolist(), strict=True) if c not in kept],
+        )
 
     @staticmethod
     def _forecast(
@@ -314,6 +333,15 @@ class ControlLoop:
         for day, hourly in hourly_traffic(connection, days=days).items():
             forecast.add_day(ordinary_hours(hourly, promotions, day=day))
         return forecast
+
+
+def _days_since(last: str, today: str) -> int:
+    """Days from ``last`` to ``today`` (UTC dates), at least 1 where they differ (a clock
+    stepped back starts one new day) and at most ``_MAX_NEW_DAYS``."""
+    if last == today:
+        return 0
+    passed = (date.fromisoformat(today) - date.fromisoformat(last)).days
+    return min(max(passed, 1), _MAX_NEW_DAYS)
 
 
 def _day_string(moment: datetime) -> str:

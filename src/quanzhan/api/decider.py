@@ -201,12 +201,11 @@ class Decider:
         )
         decision = decided.decision
         if self.menus is not None and decided.menus is not None:
-            value, cost = snapshot.engine.menu_terms(decided.menus)
+            engine, menus = snapshot.engine, decided.menus
             self.menus.add(
                 campaign_ids=snapshot.campaign_ids,
-                campaign=decided.menus.campaign.astype(np.int64),
-                value=value,
-                cost=cost,
+                campaign=menus.campaign.astype(np.int64),
+                terms=lambda keep: engine.menu_terms(menus.take(keep)),
                 time=now,
             )
         expires = now + self.token_ttl

@@ -15,6 +15,7 @@ money.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -55,15 +56,14 @@ class MenuCollector:
         *,
         campaign_ids: NDArray[np.int64],
         campaign: NDArray[np.int64],
-        value: NDArray[np.float64],
-        cost: NDArray[np.float64],
+        terms: Callable[[NDArray[np.int64]], tuple[NDArray[np.float64], NDArray[np.float64]]],
         time: float,
     ) -> None:
-        """One batch's menus: ``campaign`` ``(m,)`` rows of ``campaign_ids`` (the snapshot's
-        row -> database id), ``value``/``cost`` ``(m, s)``, all decided at ``time``."""
+        """One batch's menus, all decided at ``time``: ``campaign`` ``(m,)`` are rows of
+        ``campaign_ids`` (the snapshot's row -> database id), and ``terms(index)`` gives the
+        ``value`` and ``cost`` ``(k, s)`` of the menus at ``index``, asked for the kept ones
+        alone (pricing every menu to keep a few would cost the decision path)."""
         m = len(campaign)
-        if value.shape != cost.shape or value.ndim != 2 or len(value) != m:
-            raise ValueError("menu value and cost need the same (rows, slots) shape")
         with self._lock:
             self._align(campaign_ids)
             self._roll(time)
@@ -80,6 +80,9 @@ class MenuCollector:
             position = self._seen[campaign] + rank
             start, stride = self._next[campaign], self._stride[campaign]
             keep = np.flatnonzero((position >= start) & ((position - start) % stride == 0))
+            value, cost = terms(keep)
+            if value.shape != cost.shape or value.ndim != 2 or len(value) != len(keep):
+                raise ValueError("menu value and cost need the same (rows, slots) shape")
             kept = np.bincount(campaign[keep], minlength=n)
             self._seen += counts
             self._next += kept * self._stride
@@ -93,17 +96,16 @@ class MenuCollector:
                         campaign_id=self._ids[campaign[keep]],
                         time=np.full(len(keep), time),
                         weight=stride[keep].astype(np.float64),
-                        value=np.asarray(value[keep], np.float64),
-                        cost=np.asarray(cost[keep], np.float64),
+                        value=np.asarray(value, np.float64),
+                        cost=np.asarray(cost, np.float64),
                     )
                 )
 
     def take(self) -> MenuRows:
         """Every row kept since the last ``take``, oldest first."""
         with self._lock:
-            rows = MenuRows.concat(self._pending)
-            self._pending, self._n_pending = [], 0
-        return rows
+            pending, self._pending, self._n_pending = self._pending, [], 0
+        return MenuRows.concat(pending)  # outside the lock: decisions need not wait on it
 
     def give_back(self, rows: MenuRows) -> None:
         """Rows ``take`` handed out that could not be stored: kept for the next try."""

@@ -10,6 +10,7 @@ import os
 import socket
 from collections import Counter
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,7 @@ from quanzhan.api.metrics import Metrics
 from quanzhan.api.settings import ServiceSettings
 from quanzhan.api.snapshot import Snapshot
 from quanzhan.api.tokens import TokenSigner
-from quanzhan.bidding.registry import make_policy
+from quanzhan.bidding.registry import POLICIES, make_policy
 from quanzhan.store import catalog
 from quanzhan.store.counters import SpendBoard, make_spend_board
 from quanzhan.store.database import Database
@@ -55,11 +56,12 @@ _LATE_CLICK_SECONDS = 120.0
 _LATE_READ_EVERY_SECONDS = 30.0
 # Sampled menus go to the database this often (refreshes come every half second or so).
 _MENU_FLUSH_SECONDS = 5.0
+_MENU_CHUNK = 5_000
 
 
 class Runtime:
     def __init__(self, settings: ServiceSettings, *, clock: Callable[[], float]) -> None:
-        policy = make_policy(settings.policy)  # an unknown one stops the start, not a campaign
+        make_policy(settings.policy)  # an unknown one stops the start, not a campaign
         self.settings = settings
         self.clock = clock
         self.database = Database(settings.database_url)
@@ -71,8 +73,6 @@ class Runtime:
             clock=clock,
             on_batch=self.metrics.count_batch,
         )
-        if policy.needs_menus:
-            self.decider.menus = MenuCollector(window_seconds=settings.tick_seconds)
         self._menus_flushed_at = -np.inf
         self.spend_board: SpendBoard = make_spend_board(
             settings.redis_url, scope=settings.database_url
@@ -157,6 +157,7 @@ class Runtime:
                     config=self.settings.engine,
                 )
                 rebuilt, reach_back = True, True
+                menus_wanted = _menus_wanted(connection)
                 self._clicks_learned_lately = {}
                 since = now - _PROFILE_DAYS * 86_400.0
             else:
@@ -167,6 +168,7 @@ class Runtime:
                 connection, snapshot, since=since, known=self._clicks_learned_lately
             )
             if rebuilt:
+                self._want_menus(menus_wanted)
                 self.decider.snapshot = snapshot
             # A clock stepped back must not reopen what was read.
             self._clicks_learned_until = max(self._clicks_learned_until, now)
@@ -241,17 +243,41 @@ class Runtime:
             self.decider.give_back_traffic(counts)  # counted again at the next flush
             raise
 
+    def _want_menus(self, wanted: bool) -> None:
+        """Sample the auctions' menus while an active campaign's policy plans over them
+        (whatever policy new campaigns get: a campaign keeps the one it was created under)."""
+        if wanted and self.decider.menus is None:
+            self.decider.menus = MenuCollector(window_seconds=self.settings.tick_seconds)
+        elif not wanted and self.decider.menus is not None:
+            with contextlib.suppress(Exception):  # a last flush; the rows are a sample
+                self.flush_menus()
+            self.decider.menus = None
+
     def flush_menus(self) -> None:
-        """The menus sampled since the last flush, to the control loop's queue."""
+        """The menus sampled since the last flush, to the control loop's queue, a chunk per
+        transaction (a backlog after an outage holds no write lock for long)."""
         collector = self.decider.menus
         if collector is None or not len(collector):
             return
         rows = collector.take()
-        try:
-            self.database.retrying(lambda c: add_menu_samples(c, rows))
-        except Exception:
-            collector.give_back(rows)  # stored at the next flush
-            raise
+        for start in range(0, len(rows), _MENU_CHUNK):
+            chunk = rows.take(np.arange(start, min(start + _MENU_CHUNK, len(rows))))
+            try:
+                self.database.retrying(partial(add_menu_samples, rows=chunk))
+            except Exception:
+                collector.give_back(rows.take(np.arange(start, len(rows))))  # the next flush
+                raise
+
+
+def _menus_wanted(connection: Any) -> bool:
+    """Whether any active campaign's controller runs a policy that plans over menus."""
+    names = connection.execute(
+        select(controllers.c.policy)
+        .distinct()
+        .join(campaigns, campaigns.c.id == controllers.c.campaign_id)
+        .where(campaigns.c.status == catalog.ACTIVE)
+    ).scalars()
+    return any(name in POLICIES and make_policy(name).needs_menus for name in names)
 
 
 def _add_traffic(connection: Any, counts: Counter[str]) -> None:

@@ -37,6 +37,10 @@ class Opportunities:
     def __len__(self) -> int:
         return len(self.campaign)
 
+    def take(self, index: NDArray[np.int64]) -> Opportunities:
+        """Just the menus at ``index``, in its order."""
+        return Opportunities(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+
     @staticmethod
     def concat(parts: list[Opportunities], *, offsets: list[int]) -> Opportunities:
         """Join per-chunk menus; ``offsets`` shift each chunk's ``row`` to the whole batch."""

@@ -8,12 +8,15 @@ import math
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, delete, insert, select, text
 
+from quanzhan.store.catalog import ConflictError
 from quanzhan.store.schema import promotions
 
 # Beyond this a factor is a typing slip, not a promotion.
 MAX_TRAFFIC_FACTOR = 100.0
+# PostgreSQL advisory lock taken while a window is checked against its day's and stored.
+_CALENDAR_LOCK = 0x70726F6D
 
 
 def add_promotion(
@@ -26,8 +29,24 @@ def add_promotion(
     now: float,
 ) -> dict[str, Any]:
     """A new window on ``day`` (UTC ``YYYY-MM-DD``) from ``start_hour`` to ``end_hour`` (0 to
-    24); ``ValueError``, storing nothing, where it is not one."""
+    24); ``ValueError``, storing nothing, where it is not one, and ``ConflictError`` where it
+    overlaps a window already on that day (a request sent twice would otherwise count twice).
+    """
     check_promotion(day=day, start_hour=start_hour, end_hour=end_hour, factor=traffic_factor)
+    if connection.dialect.name == "postgresql":  # SQLite's writers take turns already
+        connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CALENDAR_LOCK})
+    clash = connection.execute(
+        select(promotions.c.id, promotions.c.start_hour, promotions.c.end_hour).where(
+            promotions.c.day == day,
+            promotions.c.start_hour < end_hour,
+            promotions.c.end_hour > start_hour,
+        )
+    ).first()
+    if clash is not None:
+        raise ConflictError(
+            f"promotion {clash.id} already covers {clash.start_hour:g}-{clash.end_hour:g} h on"
+            f" {day}: withdraw it first, or announce the hours around it"
+        )
     values = {
         "day": day,
         "start_hour": float(start_hour),

@@ -199,6 +199,8 @@ menu_samples = Table(
     Column("weight", Float, nullable=False),
     Column("value", LargeBinary, nullable=False),
     Column("cost", LargeBinary, nullable=False),
+    # Ids never come back: a lease holder that lapsed mid-tick deletes only what it read.
+    sqlite_autoincrement=True,
 )
 
 # The platform's promotion calendar: hours of a day (UTC, ``YYYY-MM-DD``) it expects busier

@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException, Path, Response
 
 from quanzhan.api.auth import Operator, RuntimeDep
 from quanzhan.api.schemas import MAX_ID, PromotionIn, PromotionOut
+from quanzhan.store.catalog import ConflictError
 from quanzhan.store.promotions import add_promotion, delete_promotion, list_promotions
 
 router = APIRouter(prefix="/v1/promotions", tags=["operator"])
@@ -17,18 +18,22 @@ router = APIRouter(prefix="/v1/promotions", tags=["operator"])
 
 @router.post("", status_code=201, response_model=PromotionOut)
 def create_promotion(body: PromotionIn, runtime: RuntimeDep, _: Operator) -> PromotionOut:
-    """A window of busier traffic; the control loop reads it from its next tick."""
+    """A window of busier traffic; the control loop reads it from its next tick. One that
+    overlaps a window already on its day answers 409."""
     now = runtime.clock()
-    row = runtime.database.retrying(
-        lambda c: add_promotion(
-            c,
-            day=body.day,
-            start_hour=body.start_hour,
-            end_hour=body.end_hour,
-            traffic_factor=body.traffic_factor,
-            now=now,
+    try:
+        row = runtime.database.retrying(
+            lambda c: add_promotion(
+                c,
+                day=body.day,
+                start_hour=body.start_hour,
+                end_hour=body.end_hour,
+                traffic_factor=body.traffic_factor,
+                now=now,
+            )
         )
-    )
+    except ConflictError as exc:
+        raise HTTPException(409, str(exc)) from None
     return PromotionOut(**row)
 
 

@@ -25,6 +25,7 @@ def upgrade() -> None:
         sa.Column("weight", sa.Float(), nullable=False),
         sa.Column("value", sa.LargeBinary(), nullable=False),
         sa.Column("cost", sa.LargeBinary(), nullable=False),
+        sqlite_autoincrement=True,
     )
 
 
