@@ -338,6 +338,26 @@ def test_a_roi_bound_campaign_buys_a_promotion_as_any_day() -> None:
         assert a.value == pytest.approx(b.value, rel=0.01)
 
 
+def test_a_full_site_campaign_counts_the_organic_sales_a_promotion_brings() -> None:
+    """The item's organic sales come with the shoppers: the promotion's windows bring five
+    times an ordinary hour's. Told of the promotion, a campaign whose target binds on the
+    full-site basis counts the organic sales of the windows still ahead, and buys on the
+    promotion day within 3% of what the best multiplier could have, meeting the target (at an
+    ordinary day's organic pace through the rest of the day it bought 0.935 of it); the day
+    after, it counts the promotion day's organic sales at an ordinary day's pace."""
+    days = _run(
+        _spec([1e6], [8.0], RoiBasis.FULL_SITE),
+        truth=np.ones(1),
+        rows=_promotion_rows,
+        calendar=_PROMOTIONS,
+        organic_per_row=0.8,
+    )
+    for day in (1, 2):
+        (one,) = days[day]
+        assert one.value + one.organic >= (1 - ROI_MET_TOLERANCE) * 8.0 * one.spend
+        assert one.value >= 0.97 * one.best_value
+
+
 def test_a_calendar_of_other_days_changes_nothing_today() -> None:
     spec = _spec([40.0, 1e6], [1.0, 3.0])
     plain = _run(spec, truth=np.ones(2))

@@ -345,7 +345,9 @@ class LandscapePacing:
             )
             self._orders_seen += self._today.orders_realized
             self._orders_due += self._today.orders_arrived
-            self._organic_past += organic
+            # At an ordinary day's pace: a promotion's windows brought more shoppers to the
+            # item's organic results as to its auctions.
+            self._organic_past += organic / self._day_traffic(self._today_rows.rows(), self._day)
             self._days += 1
         if len(self._today_rows):
             self._yesterday_rows = self._today_rows
@@ -568,11 +570,43 @@ class LandscapePacing:
         return out
 
     def _organic_expected(self, so_far: NDArray[np.float64], share: float) -> NDArray[np.float64]:
-        """Today's organic GMV on the full-site basis: ``so_far``, plus the past days' pace for
-        the rest of the day (nothing before a whole day has been seen)."""
+        """Today's organic GMV on the full-site basis: ``so_far``, plus the past days' ordinary
+        pace for the rest of the day, the more by the traffic today's windows still ahead
+        bring (nothing before a whole day has been seen)."""
         if self._days == 0:
             return so_far
-        out: NDArray[np.float64] = so_far + (1.0 - share) * self._organic_past / self._days
+        pace = self._organic_past / self._days
+        out: NDArray[np.float64] = so_far + (1.0 - share) * pace * self._traffic_ahead()
+        return out
+
+    def _day_traffic(self, rows: _Rows, day: int) -> NDArray[np.float64]:
+        """Per campaign, its auctions of day ``day`` (``rows``) over an ordinary day's at the
+        same hours: above 1 where the calendar's windows brought more (1 without any)."""
+        n = len(self._require())
+        if not self._calendar or len(rows.campaign) == 0:
+            return np.ones(n)
+        factor = traffic_factor(self._calendar, day, rows.fraction)
+        seen = _per_campaign(rows.campaign, rows.weight, n)
+        ordinary = _per_campaign(rows.campaign, rows.weight / factor, n)
+        out: NDArray[np.float64] = np.where(ordinary > 0, seen / np.maximum(ordinary, 1e-300), 1.0)
+        return out
+
+    def _traffic_ahead(self) -> NDArray[np.float64]:
+        """Per campaign, the traffic of the rest of today over an ordinary day's at the same
+        hours, read at the hours of yesterday's auctions still ahead (1 without a calendar or
+        a yesterday)."""
+        n = len(self._require())
+        if not self._calendar or self._yesterday_rows is None or not len(self._yesterday_rows):
+            return np.ones(n)
+        rows = self._ordinary(self._yesterday_rows.rows(), self._day - 1)
+        now = 0.0 if self._today is None else self._today.day_fraction
+        ahead = rows.take(~(rows.fraction < now))  # unknown hours count as ahead
+        factor = traffic_factor(self._calendar, self._day, ahead.fraction)
+        ordinary = _per_campaign(ahead.campaign, ahead.weight, n)
+        expected = _per_campaign(ahead.campaign, ahead.weight * factor, n)
+        out: NDArray[np.float64] = np.where(
+            ordinary > 0, expected / np.maximum(ordinary, 1e-300), 1.0
+        )
         return out
 
     def _require(self) -> CampaignSpec:
