@@ -82,3 +82,14 @@ def ops(shared: Server) -> Iterator[Api]:
     api = Api(shared.url, OPERATOR_KEY)
     yield api
     api.close()
+
+
+@pytest.fixture
+def database(database_url: str) -> Iterator[Any]:
+    """A migrated database: a SQLite file, then PostgreSQL (``database_url``)."""
+    from quanzhan.store.database import Database
+
+    db = Database(database_url)
+    db.migrate()
+    yield db
+    db.dispose()

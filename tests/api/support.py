@@ -18,6 +18,16 @@ from harness import POSTGRES_ADMIN, Api, Server
 from quanzhan.api.tokens import ClickToken
 
 
+class Clock:
+    """A clock the test moves: ``clock.now`` is what the service reads."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @contextmanager
 def module_server(
     request: pytest.FixtureRequest, folder: Path, *, env: dict[str, str] | None = None

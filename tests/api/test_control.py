@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 from sqlalchemy import Connection, select
+from support import Clock
 
 from quanzhan.api.control import ControlLoop, new_controller
 from quanzhan.api.runtime import Runtime
@@ -27,23 +28,6 @@ from quanzhan.store.schema import campaigns, controllers
 
 # 2026-11-25 08:00 UTC: a third of the day gone.
 MORNING = 1_795_593_600.0 + 8 * 3600
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def database(database_url: str) -> Iterator[Database]:
-    """A migrated database: a SQLite file, then PostgreSQL (``conftest.database_url``)."""
-    db = Database(database_url)
-    db.migrate()
-    yield db
-    db.dispose()
 
 
 def _campaign(db: Database, *, budget: float, target: float) -> int:

@@ -5,12 +5,12 @@ campaign's to its policy at the next tick and drains the queue with the states i
 from __future__ import annotations
 
 import pickle
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
 from sqlalchemy import Connection, func, select
+from support import Clock
 
 from quanzhan.api import runtime as runtime_module
 from quanzhan.api.control import ControlLoop, _menus_by_campaign, new_controller
@@ -32,22 +32,6 @@ from quanzhan.store.schema import controllers, menu_samples
 # 2026-11-25 08:00 UTC: a third of the day gone.
 MIDNIGHT = 1_795_593_600.0
 MORNING = MIDNIGHT + 8 * 3600
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def database(database_url: str) -> Iterator[Database]:
-    db = Database(database_url)
-    db.migrate()
-    yield db
-    db.dispose()
 
 
 def _campaigns(db: Database, n: int, *, policy: str = "landscape") -> list[int]:

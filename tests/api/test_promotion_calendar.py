@@ -6,7 +6,6 @@ taken out."""
 from __future__ import annotations
 
 import pickle
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import numpy as np
@@ -25,14 +24,6 @@ from quanzhan.store.schema import controllers, traffic
 # 2026-11-25 08:00 UTC.
 MIDNIGHT = 1_795_593_600.0
 MORNING = MIDNIGHT + 8 * 3600
-
-
-@pytest.fixture
-def database(database_url: str) -> Iterator[Database]:
-    db = Database(database_url)
-    db.migrate()
-    yield db
-    db.dispose()
 
 
 def _landscape_campaign(db: Database) -> int:

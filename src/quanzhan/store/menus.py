@@ -67,8 +67,8 @@ class MenuRows:
             campaign_id=np.concatenate([p.campaign_id for p in parts]),
             time=np.concatenate([p.time for p in parts]),
             weight=np.concatenate([p.weight for p in parts]),
-            value=np.concatenate([_widen(p.value, width) for p in parts]),
-            cost=np.concatenate([_widen(p.cost, width) for p in parts]),
+            value=np.concatenate([_nan_padded(p.value, width) for p in parts]),
+            cost=np.concatenate([_nan_padded(p.cost, width) for p in parts]),
         )
 
     def take(self, index: NDArray[np.int64]) -> MenuRows:
@@ -153,9 +153,8 @@ def _page_width(value: NDArray[np.float64]) -> NDArray[np.int64]:
     return width
 
 
-def _widen(menu: NDArray[np.float64], width: int) -> NDArray[np.float64]:
-    if menu.shape[1] == width:
-        return menu
-    out = np.full((menu.shape[0], width), np.nan)
-    out[:, : menu.shape[1]] = menu
-    return out
+def _nan_padded(menu: NDArray[np.float64], width: int) -> NDArray[np.float64]:
+    padded: NDArray[np.float64] = np.pad(
+        menu, ((0, 0), (0, width - menu.shape[1])), constant_values=np.nan
+    )
+    return padded
