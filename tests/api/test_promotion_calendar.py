@@ -16,6 +16,9 @@ from quanzhan.api.calendar import ordinary_hours, policy_calendar
 from quanzhan.api.control import ControlLoop, new_controller
 from quanzhan.bidding.calendar import Promotion
 from quanzhan.bidding.forecast import TrafficForecast
+from quanzhan.bidding.landscape import LandscapePacing
+from quanzhan.bidding.policy import CampaignSpec
+from quanzhan.domain import RoiBasis
 from quanzhan.store import catalog
 from quanzhan.store.database import Database
 from quanzhan.store.promotions import add_promotion, list_promotions
@@ -125,3 +128,19 @@ def test_windows_before_a_policys_first_day_are_left_out() -> None:
     assert policy_calendar(rows, today="2026-11-22", policy_day=1) == (
         Promotion(1, 0.5, 0.75, 3.0),
     )
+
+
+def test_the_same_calendar_handed_over_again_changes_nothing() -> None:
+    policy = LandscapePacing()
+    policy.reset(
+        campaigns=CampaignSpec(
+            budget=np.array([50.0]), target_roi=np.array([2.0]),
+            roi_basis=np.array([RoiBasis.FULL_SITE], dtype=np.int8),
+        ),
+        seed=0,
+    )  # fmt: skip
+    calendar = (Promotion(0, 0.5, 0.75, 3.0),)
+    policy.expect_promotions(calendar)
+    before = pickle.dumps(policy)
+    policy.expect_promotions(list(calendar))
+    assert pickle.dumps(policy) == before

@@ -377,11 +377,14 @@ class LandscapePacing:
         before. A promotion day is planned with the auctions its windows still ahead will add
         to an ordinary day's, and every day's auctions inside its windows stand for an ordinary
         day's at those hours (their weight over the factor), the day after included. Call after
-        ``reset`` (and ``recall_day``), before the first update of the day."""
+        ``reset`` (and ``recall_day``), before the first update of the day; handing over the
+        calendar already held (a dated driver's, at every tick) changes nothing."""
         self._require()
         entries = tuple(calendar)
         if not all(isinstance(p, Promotion) for p in entries):
             raise TypeError("a promotion calendar holds Promotion entries")
+        if entries == self._calendar:  # a driver may hand it over at every tick
+            return
         self._calendar = entries
         if self._today is None:
             self._start_level_tracking(recalled=len(self._recalled_by_time.campaign) > 0)
