@@ -6,7 +6,10 @@ campaigns independently). What is learned over all campaigns is learned here, as
 simulator's observer learns it, and reaches each policy through its observation: the order-delay
 distribution (refitted hourly on the last week's orders) behind the orders due by now, and the
 prior of how far campaigns' realized orders fall from those predicted (``bidding.value_prior``,
-refitted hourly on the last week's clicks and their orders). Each policy is pickled into
+refitted hourly on the last week's clicks and their orders). A policy that plans over the
+landscape also gets the slot menus the serving processes sampled since the last tick
+(``api.menus``, ``store.menus``), and one that plans on a promotion calendar the operator's
+windows (``api.calendar``). Each policy is pickled into
 the ``controllers`` table after every tick, so a restarted service resumes each controller where
 it stopped. With several serving processes on one database, one of them holds the control lease
 and runs the loop; if it dies, another takes the lease over when it lapses.
