@@ -18,7 +18,7 @@ from quanzhan.domain import CampaignMode
 from quanzhan.engine import decision as decision_module
 from quanzhan.engine.batch import Decision, RequestBatch
 from quanzhan.engine.config import SurfaceRules
-from quanzhan.engine.decision import Engine
+from quanzhan.engine.decision import Decided, Engine
 from quanzhan.engine.log import EventLog, Impressions
 from quanzhan.engine.organic import OrganicEvents, OrganicEvidence
 from quanzhan.engine.prediction import ServedAffinity
@@ -337,6 +337,93 @@ def test_the_inputs_need_one_entry_per_campaign(world: World, engine: Engine, mo
         engine.decide(
             world.batch, multiplier=money.multiplier[:-1], remaining_budget=money.remaining
         )
+
+
+# --- menus of campaigns out of budget --------------------------------------------------------
+
+
+def _menus(engine: Engine, batch: RequestBatch, money: Money) -> Decided:
+    decided = engine.decide(
+        batch,
+        multiplier=money.multiplier,
+        remaining_budget=money.remaining,
+        active=money.active,
+        with_menus=True,
+    )
+    assert decided.menus is not None
+    return decided
+
+
+def _spent(world: World, money: Money) -> NDArray[np.bool_]:
+    listed = np.ones(len(world.view.campaigns), bool) if money.active is None else money.active
+    return listed & (money.remaining <= 0)
+
+
+def test_gathering_menus_changes_nothing_shown(
+    world: World, engine: Engine, money: Money, decided: Decision
+) -> None:
+    """Campaigns out of budget get menus beside the auction, never a candidate's place in it:
+    the decision is the one made without menus, field for field."""
+    gathered = _menus(engine, world.batch, money)
+    for f in fields(Decision):
+        np.testing.assert_array_equal(
+            getattr(gathered.decision, f.name), getattr(decided, f.name), err_msg=f.name
+        )
+    menus = gathered.menus
+    assert menus is not None
+    spent = _spent(world, money)
+    assert spent[menus.campaign].sum() > 20, "too few menus of spent campaigns to mean anything"
+
+
+def test_a_spent_campaign_is_priced_against_the_live_bidders(
+    world: World, engine: Engine, money: Money
+) -> None:
+    gathered = _menus(engine, world.batch, money)
+    menus, decision = gathered.menus, gathered.decision
+    assert menus is not None
+    mine = _spent(world, money)[menus.campaign]
+    assert np.all(menus.won_slot[mine] == -1)
+    assert not np.isin(decision.landscape_campaign, np.flatnonzero(_spent(world, money))).any()
+    row = menus.row[mine]
+    reserve = np.array(world.config.engine.reserve_by_surface())[world.batch.surface[row]]
+    slots = menus.price.shape[1]
+    expected = np.maximum(
+        reserve[:, None], decision.landscape_ecpm[row, :slots] / menus.pctr[mine, None]
+    )
+    shown = ~np.isnan(menus.price[mine])
+    np.testing.assert_allclose(menus.price[mine][shown], expected[shown])
+
+
+def test_a_spent_campaign_gets_the_menus_of_the_auctions_it_would_have_entered(
+    world: World, money: Money
+) -> None:
+    """With an index that scores every campaign (candidates twice the campaigns' number
+    scored), a spent campaign's menus are in the auctions where, given its budget back, it
+    would have been a candidate: the same rows, one campaign at a time."""
+    deep = world.config.engine.model_copy(update={"candidates": 40})
+    view = world.view
+    engine = Engine(
+        config=deep, items=view.items, campaigns=view.campaigns, n_users=view.n_users,
+        max_slots=world.max_slots, history_user=view.history_user,
+        history_item=view.history_item, seed=SEED,
+    )  # fmt: skip
+    menus = _menus(engine, world.batch, money).menus
+    assert menus is not None
+    spent = np.flatnonzero(_spent(world, money))
+    assert 0 < len(spent) < deep.candidates  # fewer than a list's length: none is cut
+    checked = 0
+    for campaign in spent[:6]:
+        revived = money.remaining.copy()
+        revived[campaign] = view.campaigns.budget[campaign]
+        again = _menus(engine, world.batch, replace(money, remaining=revived)).menus
+        assert again is not None
+        np.testing.assert_array_equal(
+            np.sort(menus.row[menus.campaign == campaign]),
+            np.sort(again.row[again.campaign == campaign]),
+            err_msg=f"campaign {campaign}",
+        )
+        checked += int((menus.campaign == campaign).sum())
+    assert checked > 0
 
 
 # --- learning from the log -------------------------------------------------------------------

@@ -123,16 +123,18 @@ def test_a_past_played_apart_gives_the_run_it_would_play_itself(tmp_path: Path) 
 def test_the_past_leaves_its_last_days_landscape_for_a_policy_that_asks(tmp_path: Path) -> None:
     config = _scenario(tmp_path, warmup_days=2)
     before = Simulation(past_config(config), seed=6, recall=False, before_start=True)
-    weight_by_day: list[float] = []
+    weight: dict[int, float] = {}
 
-    def midnight_sample(done: int, total: int) -> None:
-        if done % (total // 2) == 0 and before.landscape is not None:
-            weight_by_day.append(float(before.landscape.view().weight.sum()))
+    def sample_weight(done: int, total: int) -> None:
+        if before.landscape is not None:
+            weight[done] = float(before.landscape.view().weight.sum())
 
-    before.play(midnight_sample)
-    day_one, both_days = weight_by_day
-    # The sample starts again at midnight: the second day's weighs about a day, not two.
-    assert 0.6 * day_one < both_days < 1.5 * day_one
+    before.play(sample_weight)
+    half = max(weight) // 2
+    # The sample starts again at midnight: after the second day's first tick it weighs that
+    # tick, not a day and a tick; by the evening about a day again.
+    assert weight[half + 1] < 0.1 * weight[half]
+    assert weight[2 * half] > 0.5 * weight[half]
     past = play_past(config, seed=6)
     assert past is not None and past.landscape is not None
     landscape = past.landscape

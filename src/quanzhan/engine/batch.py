@@ -40,13 +40,17 @@ class RequestBatch:
 
 @dataclass(frozen=True, slots=True)
 class Candidates:
-    """Top-k campaigns per request, ``-1`` padded: ``campaign`` and ``score`` are ``(n, k)``.
+    """Top-k campaigns per request, ``-1`` padded: ``campaign``, ``score`` and ``rank`` are
+    ``(n, k)``.
 
-    ``score`` is the retrieval relevance (text match on search, similarity elsewhere).
+    ``score`` is the retrieval relevance (text match on search, similarity elsewhere), a feature
+    of the models; ``rank`` what retrieval ranked the candidates by, the log of the value it
+    expects of each (``-inf`` on padding).
     """
 
     campaign: NDArray[np.int32]
     score: NDArray[np.float32]
+    rank: NDArray[np.float32]
 
     @property
     def valid(self) -> NDArray[np.bool_]:

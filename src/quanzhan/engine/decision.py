@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -131,15 +132,18 @@ class Engine:
         ``multiplier`` is each campaign's bid per unit of value; ``remaining_budget`` caps each
         bid, and campaigns with nothing left (or not ``active``) do not bid. ``with_menus`` also
         returns the slot menus (``engine.opportunity``) of the candidates among
-        ``menu_campaigns`` (default: every campaign that is not manual CPC).
+        ``menu_campaigns`` (default: every campaign that is not manual CPC), and of the active
+        ones among them out of budget in the auctions they would have entered; what is shown
+        is the same with menus or without.
         """
         if len(multiplier) != len(self.campaigns) or len(remaining_budget) != len(self.campaigns):
             raise ValueError("multiplier and remaining_budget need one entry per campaign")
         listed = np.ones(len(self.campaigns), dtype=bool) if active is None else active.copy()
         live = listed & (remaining_budget > 0)
         # Menus must cover a campaign's whole day, budget or not, so that the hindsight optimum
-        # does not depend on when a policy ran the budget out: retrieval then lists every active
-        # campaign and only the auction leaves out those with nothing left.
+        # does not depend on when a policy ran the budget out: a campaign with nothing left gets
+        # the menus of the auctions it would have entered (``_out_of_budget``), and the auction
+        # its candidates are the live ones alone.
         if not with_menus:
             listed = live
         starts = list(range(0, max(len(batch), 1), _CHUNK))
@@ -177,7 +181,9 @@ class Engine:
         live: NDArray[np.bool_],
         menus_of: NDArray[np.bool_] | None,
     ) -> Decided:
-        candidates, interest, affinity = self.retrieve(batch, live=listed)
+        candidates, interest, affinity = self.retrieve(batch, live=live)
+        if menus_of is not None and (listed & ~live).any():
+            candidates = self._out_of_budget(batch, candidates, listed & ~live, interest, affinity)
         campaign = candidates.campaign
         c = np.maximum(campaign, 0)
         x_ctr, x_cvr = self.predictor.features(
@@ -228,6 +234,37 @@ class Engine:
             x_ctr=x_win_ctr,
             x_cvr=x_win_cvr,
             menus=menus,
+        )
+
+    def _out_of_budget(
+        self,
+        batch: RequestBatch,
+        live: Candidates,
+        spent: NDArray[np.bool_],
+        interest: NDArray[np.float32],
+        affinity: NDArray[np.float32],
+    ) -> Candidates:
+        """``live`` candidates followed by the ``spent`` campaigns (active, out of budget) that
+        would have been among them had they had budget left: those retrieval ranks above the
+        last live candidate, or any where the live list is short. They do not bid; they give
+        the menus of the auctions they would have entered, against the live candidates alone."""
+        found = self.retriever.retrieve(batch, interest=interest, affinity=affinity, live=spent)
+        last = np.where(live.valid[:, -1], live.rank[:, -1], -np.inf)
+        entered = found.valid & (found.rank > last[:, None])
+        width = int(entered.sum(axis=1).max()) if len(batch) else 0
+        if width == 0:
+            return live
+        # Each row's entrants moved to its first columns, in retrieval's order.
+        order = np.argsort(~entered, axis=1, kind="stable")[:, :width]
+        kept = np.take_along_axis(entered, order, axis=1)
+
+        def pick(column: NDArray[Any], pad: float) -> NDArray[Any]:
+            return np.where(kept, np.take_along_axis(column, order, axis=1), pad)
+
+        return Candidates(
+            campaign=np.hstack([live.campaign, pick(found.campaign, -1).astype(np.int32)]),
+            score=np.hstack([live.score, pick(found.score, 0.0).astype(np.float32)]),
+            rank=np.hstack([live.rank, pick(found.rank, -np.inf).astype(np.float32)]),
         )
 
     def retrieve(

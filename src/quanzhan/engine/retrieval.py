@@ -46,6 +46,9 @@ _UNSEEN_SHARE = 0.01
 _OFF_TOPIC = np.float32(1e4)
 # Largest terms x campaigns table of title words kept (bytes).
 _TERM_TABLE_CELLS = 1 << 26
+# Indexes kept, one per set of live campaigns: a decision that gathers menus retrieves among
+# the live campaigns and among those out of budget, chunk after chunk.
+_INDEXES_KEPT = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,15 +102,14 @@ class Retriever:
         self._has_term = _term_table(items.n_terms, self._titles)
         self._term_category = np.asarray(_term_categories(items).todense(), dtype=np.float32)
         self._value = ValueModel.neutral(len(campaign_item))
-        self._live = np.ones(len(campaign_item), dtype=bool)
-        self._index = self._build_index()
+        self._indexes: list[tuple[NDArray[np.bool_], CategoryIndex]] = []
 
     @property
     def value(self) -> ValueModel:
         return self._value
 
     def update(self, value: ValueModel) -> None:
-        """New value weights (after the models relearn); rebuilds the index."""
+        """New value weights (after the models relearn); the indexes are rebuilt."""
         if value.campaign_value.shape != (N_SURFACES, len(self.campaign_item)):
             raise ValueError("campaign_value must be (surfaces, campaigns)")
         for name in ("interest_weight", "affinity_weight", "relevance_weight"):
@@ -117,7 +119,7 @@ class Retriever:
         if not all(np.all(np.isfinite(a)) for a in arrays):
             raise ValueError("value weights must be finite")
         self._value = value
-        self._index = self._build_index()
+        self._indexes = []
 
     def retrieve(
         self,
@@ -137,9 +139,6 @@ class Retriever:
         depth = self.k if k is None else k
         if depth < 1:
             raise ValueError("k must be at least 1")
-        if not np.array_equal(live, self._live):
-            self._live = live.copy()
-            self._index = self._build_index()
         n = len(batch)
         surface = batch.surface.astype(np.int64)
         relevance = self._cell_relevance(batch)
@@ -155,7 +154,8 @@ class Retriever:
         answer_query = search_rows & self.search_requires_match
         probe_score = cell_score.copy()
         probe_score[answer_query] -= np.where(relevance[answer_query] > 0, 0.0, _OFF_TOPIC)
-        found = self._index.candidates(probe_score, budget=max(depth * _SCORED_PER_SLOT, depth))
+        index = self._index_for(live)
+        found = index.candidates(probe_score, budget=max(depth * _SCORED_PER_SLOT, depth))
         valid = found >= 0
         c = np.maximum(found, 0)
         # Flat indices into the (n, categories) and (surfaces, campaigns) tables: one ``take``
@@ -185,9 +185,11 @@ class Retriever:
         chosen_relevance = np.take(candidate_relevance, flat)
         campaign = np.full((n, depth), -1, dtype=np.int32)
         out_score = np.zeros((n, depth), dtype=np.float32)
+        rank = np.full((n, depth), -np.inf, dtype=np.float32)
         campaign[:, :keep] = chosen
         out_score[:, :keep] = np.where(chosen >= 0, chosen_relevance, 0.0)
-        return Candidates(campaign=campaign, score=out_score)
+        rank[:, :keep] = np.where(chosen >= 0, np.take(score, flat), -np.inf)
+        return Candidates(campaign=campaign, score=out_score, rank=rank)
 
     def _cell_relevance(self, batch: RequestBatch) -> NDArray[np.float32]:
         """``(n, categories)``: the query's topic on search (the categories its words are used
@@ -231,13 +233,19 @@ class Retriever:
         share[rows] = found / asked[rows, None]
         return share
 
-    def _build_index(self) -> CategoryIndex:
-        return CategoryIndex(
+    def _index_for(self, live: NDArray[np.bool_]) -> CategoryIndex:
+        """The index over ``live`` campaigns, built on first use and kept for the next calls."""
+        for listed, index in self._indexes:
+            if np.array_equal(listed, live):
+                return index
+        index = CategoryIndex(
             cell=self._category,
             n_cells=self.items.n_categories,
             value=self._value.campaign_value.mean(axis=0).astype(np.float32),
-            live=self._live,
+            live=live,
         )
+        self._indexes = [(live.copy(), index), *self._indexes[: _INDEXES_KEPT - 1]]
+        return index
 
 
 def _term_table(n_terms: int, titles: NDArray[np.int32]) -> NDArray[np.bool_] | None:
