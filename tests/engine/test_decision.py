@@ -114,13 +114,20 @@ def _money(view: MarketView, seed: int, *, exhausted: float = 0.2, paused: float
     return Money(multiplier, remaining, active)
 
 
-def _decide(engine: Engine, batch: RequestBatch, money: Money) -> Decision:
-    decided = engine.decide(
+def _decided(
+    engine: Engine, batch: RequestBatch, money: Money, *, with_menus: bool = False
+) -> Decided:
+    return engine.decide(
         batch,
         multiplier=money.multiplier,
         remaining_budget=money.remaining,
         active=money.active,
+        with_menus=with_menus,
     )
+
+
+def _decide(engine: Engine, batch: RequestBatch, money: Money) -> Decision:
+    decided = _decided(engine, batch, money)
     decision, x_ctr, x_cvr = decided.decision, decided.x_ctr, decided.x_cvr
     s = engine.max_slots
     assert decision.campaign.shape == (len(batch), s)
@@ -343,13 +350,7 @@ def test_the_inputs_need_one_entry_per_campaign(world: World, engine: Engine, mo
 
 
 def _menus(engine: Engine, batch: RequestBatch, money: Money) -> Decided:
-    decided = engine.decide(
-        batch,
-        multiplier=money.multiplier,
-        remaining_budget=money.remaining,
-        active=money.active,
-        with_menus=True,
-    )
+    decided = _decided(engine, batch, money, with_menus=True)
     assert decided.menus is not None
     return decided
 
