@@ -142,8 +142,8 @@ class Engine:
         live = listed & (remaining_budget > 0)
         # Menus must cover a campaign's whole day, budget or not, so that the hindsight optimum
         # does not depend on when a policy ran the budget out: a campaign with nothing left gets
-        # the menus of the auctions it would have entered (``_out_of_budget``), and the auction
-        # its candidates are the live ones alone.
+        # the menus of the auctions it would have entered (``_out_of_budget``), and the auction's
+        # candidates are the live ones alone.
         if not with_menus:
             listed = live
         starts = list(range(0, max(len(batch), 1), _CHUNK))
