@@ -67,20 +67,17 @@ def slot_menus(
     reserve: NDArray[np.float64],
 ) -> Opportunities:
     """Menus of every ``eligible`` ``(n, k)`` candidate; landscapes are ``(n, s + 1)``."""
-    n, k = campaign.shape
+    n = len(campaign)
     s = landscape_ecpm.shape[1] - 1
-    column = np.arange(k)
-    in_landscape = landscape_col[:, None, :] == column[None, :, None]  # (n, k, s + 1)
-    rank = np.where(in_landscape.any(axis=2), in_landscape.argmax(axis=2), s + 1)
-    padded = np.hstack([landscape_ecpm, np.zeros((n, 1))])
-    slot = np.arange(s)
-    others = np.where(
-        slot[None, None, :] < rank[:, :, None],
-        padded[:, None, :s],
-        padded[:, None, 1 : s + 1],
-    )  # (n, k, s): the others' j-th best eCPM
+    # Worked out for the eligible candidates alone: most candidates of an auction have no menu
+    # (another policy steers them, or their pCTR is under the floor).
     row, col = np.nonzero(eligible)
-    threshold = others[row, col]
+    in_landscape = landscape_col[row] == col[:, None]  # (m, s + 1)
+    rank = np.where(in_landscape.any(axis=1), in_landscape.argmax(axis=1), s + 1)
+    padded = np.hstack([landscape_ecpm, np.zeros((n, 1))])[row]
+    slot = np.arange(s)
+    # The others' j-th best eCPM: the landscape's j-th above the candidate, its (j + 1)-th below.
+    threshold = np.where(slot[None, :] < rank[:, None], padded[:, :s], padded[:, 1 : s + 1])
     price = np.maximum(reserve[row, None], threshold / pctr[row, col, None])
     price[slot[None, :] >= n_slots[row, None]] = np.nan
     won = winner[row] == col[:, None]
