@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -182,8 +181,11 @@ class Engine:
         menus_of: NDArray[np.bool_] | None,
     ) -> Decided:
         candidates, interest, affinity = self.retrieve(batch, live=live)
-        if menus_of is not None and (listed & ~live).any():
-            candidates = self._out_of_budget(batch, candidates, listed & ~live, interest, affinity)
+        # Only the campaigns whose menus are wanted: a spent manual-CPC campaign would take a
+        # place among the ``K`` retrieved for nothing.
+        spent = None if menus_of is None else listed & ~live & menus_of
+        if spent is not None and spent.any():
+            candidates = self._out_of_budget(batch, candidates, spent, interest, affinity)
         campaign = candidates.campaign
         c = np.maximum(campaign, 0)
         x_ctr, x_cvr = self.predictor.features(
@@ -246,25 +248,21 @@ class Engine:
     ) -> Candidates:
         """``live`` candidates followed by the ``spent`` campaigns (active, out of budget) that
         would have been among them had they had budget left: those retrieval ranks above the
-        last live candidate, or any where the live list is short. They do not bid; they give
-        the menus of the auctions they would have entered, against the live candidates alone."""
+        last live candidate, or any where the live list is short; the best ``K`` of them at
+        most. They do not bid; they give the menus of the auctions they would have entered,
+        against the live candidates alone."""
         found = self.retriever.retrieve(batch, interest=interest, affinity=affinity, live=spent)
         last = np.where(live.valid[:, -1], live.rank[:, -1], -np.inf)
+        # Retrieval lists best first, so each row's entrants are a prefix of its list.
         entered = found.valid & (found.rank > last[:, None])
         width = int(entered.sum(axis=1).max()) if len(batch) else 0
         if width == 0:
             return live
-        # Each row's entrants moved to its first columns, in retrieval's order.
-        order = np.argsort(~entered, axis=1, kind="stable")[:, :width]
-        kept = np.take_along_axis(entered, order, axis=1)
-
-        def pick(column: NDArray[Any], pad: float) -> NDArray[Any]:
-            return np.where(kept, np.take_along_axis(column, order, axis=1), pad)
-
+        kept = entered[:, :width]
         return Candidates(
-            campaign=np.hstack([live.campaign, pick(found.campaign, -1).astype(np.int32)]),
-            score=np.hstack([live.score, pick(found.score, 0.0).astype(np.float32)]),
-            rank=np.hstack([live.rank, pick(found.rank, -np.inf).astype(np.float32)]),
+            campaign=np.hstack([live.campaign, np.where(kept, found.campaign[:, :width], -1)]),
+            score=np.hstack([live.score, np.where(kept, found.score[:, :width], 0.0)]),
+            rank=np.hstack([live.rank, np.where(kept, found.rank[:, :width], -np.inf)]),
         )
 
     def retrieve(
