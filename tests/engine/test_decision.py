@@ -20,6 +20,7 @@ from quanzhan.engine.batch import Decision, RequestBatch
 from quanzhan.engine.config import SurfaceRules
 from quanzhan.engine.decision import Decided, Engine
 from quanzhan.engine.log import EventLog, Impressions
+from quanzhan.engine.opportunity import Opportunities
 from quanzhan.engine.organic import OrganicEvents, OrganicEvidence
 from quanzhan.engine.prediction import ServedAffinity
 from quanzhan.engine.profiles import UserProfiles
@@ -374,6 +375,32 @@ def test_gathering_menus_changes_nothing_shown(
     assert menus is not None
     spent = _spent(world, money)
     assert spent[menus.campaign].sum() > 20, "too few menus of spent campaigns to mean anything"
+
+
+def test_menus_of_a_batch_larger_than_a_chunk_are_each_rows_own(
+    world: World, engine: Engine, money: Money
+) -> None:
+    """Chunks of a large batch may take different numbers of spent campaigns beside their
+    candidates; every row's menus are still those it has in a small batch."""
+    single = _menus(engine, world.batch, money).menus
+    n = len(world.batch)
+    rows = np.arange(decision_module._CHUNK + n + 5) % n
+    big = _menus(engine, _take(world.batch, rows), money).menus
+    assert single is not None and big is not None
+
+    def keyed(menus: Opportunities, row: NDArray[np.int64]) -> list[tuple[int, int, bytes]]:
+        return sorted(
+            (int(r), int(c), p.tobytes())
+            for r, c, p in zip(
+                row, menus.campaign, np.nan_to_num(menus.price, nan=-1.0), strict=True
+            )
+        )
+
+    expected = keyed(single, single.row)
+    repeats = np.bincount(rows, minlength=n)
+    assert keyed(big, rows[big.row]) == sorted(
+        entry for entry in expected for _ in range(int(repeats[entry[0]]))
+    )
 
 
 def test_a_spent_campaign_is_priced_against_the_live_bidders(

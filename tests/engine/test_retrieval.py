@@ -600,6 +600,39 @@ def test_campaigns_that_are_not_live_are_never_returned() -> None:
     assert np.all(nothing.campaign == -1) and np.all(nothing.score == 0.0)
 
 
+def test_ranks_are_best_first_and_minus_infinity_on_padding() -> None:
+    live = _all_live()
+    live[[1, 4]] = False
+    batch = _batch([Surface.SEARCH, Surface.HOME_FEED, Surface.DETAIL], [[9], [], []], [-1, -1, 4])
+    found = _retrieve(_retriever(k=N_CAMPAIGNS), batch, live=live)
+    assert found.rank.shape == found.campaign.shape and found.rank.dtype == np.float32
+    assert np.all(np.isfinite(found.rank[found.valid]))
+    assert np.all(found.rank[~found.valid] == -np.inf)
+    assert np.all(found.rank[:, :-1] >= found.rank[:, 1:])
+
+
+def test_each_live_set_gets_its_own_index_and_a_new_value_model_rebuilds_them() -> None:
+    """Retrieval keeps an index per live set; a call with any earlier set, after others, and
+    a call after new value weights, answer as a fresh retriever would."""
+    batch = _batch([Surface.HOME_FEED, Surface.DETAIL, Surface.SEARCH], [[], [], [8]], [-1, 4, -1])
+    rng = np.random.default_rng(3)
+    masks = [rng.random(N_CAMPAIGNS) < share for share in (0.9, 0.6, 0.3)]
+    kept = _retriever(k=4, requires_match=False)
+    first = _retrieve(kept, batch, live=masks[0])
+    for mask in masks[1:]:
+        _retrieve(kept, batch, live=mask)
+    again = _retrieve(kept, batch, live=masks[0])
+    np.testing.assert_array_equal(again.campaign, first.campaign)
+    value = _random_value(rng, N_CAMPAIGNS)
+    kept.update(value)
+    fresh = _retriever(k=4, requires_match=False)
+    fresh.update(value)
+    for mask in masks:
+        np.testing.assert_array_equal(
+            _retrieve(kept, batch, live=mask).campaign, _retrieve(fresh, batch, live=mask).campaign
+        )
+
+
 def test_output_shapes_and_padding() -> None:
     k = 6
     surfaces = [
