@@ -17,6 +17,9 @@ from harness import POSTGRES_ADMIN, Api, Server
 
 from quanzhan.api.tokens import ClickToken
 
+# A promotion window the operator announces: Singles' Day evening, three times the traffic.
+SINGLES_DAY = {"day": "2026-11-11", "start_hour": 18, "end_hour": 23.5, "traffic_factor": 3.0}
+
 
 class Clock:
     """A clock the test moves: ``clock.now`` is what the service reads."""

@@ -10,11 +10,9 @@ from typing import Any
 import httpx
 import pytest
 from harness import OPERATOR_KEY, Api, Server, new_merchant
-from support import created, module_server, word
+from support import SINGLES_DAY, created, module_server, word
 
 pytestmark = pytest.mark.service
-
-PROMOTION = {"day": "2026-11-11", "start_hour": 18, "end_hour": 23.5, "traffic_factor": 3.0}
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -100,7 +98,7 @@ def test_calls_without_a_known_key_answer_401(shared: Server, ops: Api) -> None:
         ("GET", "/v1/reports/platform", None),
         ("POST", "/v1/merchants", {"name": "intruder"}),
         ("GET", "/v1/merchants", None),
-        ("POST", "/v1/promotions", PROMOTION),
+        ("POST", "/v1/promotions", SINGLES_DAY),
         ("GET", "/v1/promotions", None),
         ("DELETE", "/v1/promotions/1", None),
         ("POST", "/v1/decisions", {"surface": "home_feed"}),
@@ -142,7 +140,7 @@ def test_each_key_serves_only_its_own_routes(shared: Server, ops: Api) -> None:
         ("POST", "/v1/decisions", {"surface": "home_feed", "slots": 2}),
         ("POST", "/v1/events", {"events": [order]}),
         ("GET", "/v1/reports/platform", None),
-        ("POST", "/v1/promotions", PROMOTION),
+        ("POST", "/v1/promotions", SINGLES_DAY),
         ("GET", "/v1/promotions", None),
         ("DELETE", "/v1/promotions/1", None),
     ]:

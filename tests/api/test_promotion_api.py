@@ -8,11 +8,9 @@ from typing import Any
 
 import pytest
 from harness import Api, Server
-from support import module_server
+from support import SINGLES_DAY, module_server
 
 pytestmark = pytest.mark.service
-
-SINGLES_DAY = {"day": "2026-11-11", "start_hour": 18, "end_hour": 23.5, "traffic_factor": 3.0}
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
