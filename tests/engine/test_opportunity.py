@@ -78,3 +78,69 @@ def test_menu_prices_are_the_thresholds_of_each_slot(
             below[0, c] = price * (1 - 1e-6)
             lost = list(_auction(below, pctr, n_slots, reserve).winner[0])
             assert c not in lost[: j + 1]
+
+
+def _menus_of(result: AuctionResult, pctr: np.ndarray, eligible: np.ndarray, slots: np.ndarray):
+    n, k = pctr.shape
+    return slot_menus(
+        request_id=np.arange(n, dtype=np.int64) + 100,
+        surface=np.zeros(n, np.int8),
+        campaign=np.arange(n * k, dtype=np.int32).reshape(n, k),
+        eligible=eligible,
+        pctr=pctr,
+        pcvr=np.full((n, k), 0.01),
+        landscape_ecpm=result.landscape_ecpm,
+        landscape_col=result.landscape_col,
+        winner=result.winner,
+        n_slots=slots.astype(np.int16),
+        reserve=np.full(n, 0.05),
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 8), k=st.integers(1, 7))
+def test_a_batch_of_auctions_gives_each_request_the_menus_it_gives_alone(
+    seed: int, n: int, k: int
+) -> None:
+    """Menus are worked out for the whole batch at once; each request's must be those of its
+    auction on its own, whichever candidates bid (``valid``) and whichever get a menu."""
+    rng = np.random.default_rng(seed)
+    bid = rng.uniform(0.01, 1.0, (n, k))
+    pctr = rng.uniform(0.01, 0.1, (n, k))
+    valid = rng.random((n, k)) < 0.7
+    eligible = rng.random((n, k)) < 0.7  # a spent campaign has a menu and no bid
+    slots = rng.integers(0, 4, n)
+    result = run_auction(
+        bid=bid, pctr=pctr, item=np.tile(np.arange(k), (n, 1)), valid=valid,
+        n_slots=slots, reserve=np.full(n, 0.05), relevance_floor=np.zeros(n), max_slots=3,
+    )  # fmt: skip
+    batch = _menus_of(result, pctr, eligible, slots)
+    assert len(batch) == int(eligible.sum())
+    for r in range(n):
+        alone = run_auction(
+            bid=bid[r : r + 1], pctr=pctr[r : r + 1], item=np.arange(k)[None, :],
+            valid=valid[r : r + 1], n_slots=slots[r : r + 1], reserve=np.full(1, 0.05),
+            relevance_floor=np.zeros(1), max_slots=3,
+        )  # fmt: skip
+        own = _menus_of(alone, pctr[r : r + 1], eligible[r : r + 1], slots[r : r + 1])
+        mine = batch.row == r
+        np.testing.assert_array_equal(batch.column[mine], own.column)
+        np.testing.assert_array_equal(batch.won_slot[mine], own.won_slot)
+        np.testing.assert_array_equal(batch.price[mine], own.price)
+        np.testing.assert_array_equal(batch.campaign[mine], r * k + own.column)
+        # A candidate that does not bid buys at the auction's own thresholds and won nothing.
+        idle = mine & ~valid[r][batch.column]
+        assert np.all(batch.won_slot[idle] == -1)
+
+
+def test_pages_without_ad_slots_give_menus_with_no_slot() -> None:
+    n, k = 3, 4
+    pctr = np.full((n, k), 0.05)
+    result = run_auction(
+        bid=np.ones((n, k)), pctr=pctr, item=np.tile(np.arange(k), (n, 1)),
+        valid=np.ones((n, k), bool), n_slots=np.zeros(n, np.int16), reserve=np.zeros(n),
+        relevance_floor=np.zeros(n), max_slots=0,
+    )  # fmt: skip
+    menus = _menus_of(result, pctr, np.ones((n, k), bool), np.zeros(n, np.int16))
+    assert menus.price.shape == (n * k, 0)
+    assert np.all(menus.won_slot == -1)

@@ -67,29 +67,43 @@ def slot_menus(
     reserve: NDArray[np.float64],
 ) -> Opportunities:
     """Menus of every ``eligible`` ``(n, k)`` candidate; landscapes are ``(n, s + 1)``."""
-    n = len(campaign)
+    n, k = campaign.shape
     s = landscape_ecpm.shape[1] - 1
     # Worked out for the eligible candidates alone: most candidates of an auction have no menu
-    # (another policy steers them, or their pCTR is under the floor).
+    # (another policy steers them, or their pCTR is under the floor). Where each candidate sits
+    # in the landscape and which slot it won are set on the ``(n, k)`` grid, a column of the
+    # landscape at a time (a candidate appears at most once in each), and read per menu.
     row, col = np.nonzero(eligible)
-    in_landscape = landscape_col[row] == col[:, None]  # (m, s + 1)
-    rank = np.where(in_landscape.any(axis=1), in_landscape.argmax(axis=1), s + 1)
-    padded = np.hstack([landscape_ecpm, np.zeros((n, 1))])[row]
-    slot = np.arange(s)
-    # The others' j-th best eCPM: the landscape's j-th above the candidate, its (j + 1)-th below.
-    threshold = np.where(slot[None, :] < rank[:, None], padded[:, :s], padded[:, 1 : s + 1])
-    price = np.maximum(reserve[row, None], threshold / pctr[row, col, None])
-    price[slot[None, :] >= n_slots[row, None]] = np.nan
-    won = winner[row] == col[:, None]
-    won_slot = np.where(won.any(axis=1), won.argmax(axis=1), -1)
+    rows = np.arange(n)
+    rank = np.full((n, k), s + 1, dtype=np.int64)
+    for j in range(s + 1):
+        listed = landscape_col[:, j] >= 0
+        rank[rows[listed], landscape_col[listed, j]] = j
+    won_slot = np.full((n, k), -1, dtype=np.int64)
+    for j in range(winner.shape[1]):
+        filled = winner[:, j] >= 0
+        won_slot[rows[filled], winner[filled, j]] = j
+    rank, won_slot = rank[row, col], won_slot[row, col]
+    menu_pctr, menu_reserve, menu_slots = pctr[row, col], reserve[row], n_slots[row]
+    price = np.empty((len(row), s))
+    above = landscape_ecpm[row, 0]
+    for j in range(s):
+        below = landscape_ecpm[row, j + 1]
+        # The others' j-th best eCPM: the landscape's j-th above the candidate, its (j + 1)-th
+        # below it.
+        threshold = np.where(j < rank, above, below)
+        price[:, j] = np.where(
+            j < menu_slots, np.maximum(menu_reserve, threshold / menu_pctr), np.nan
+        )
+        above = below
     return Opportunities(
         request_id=request_id[row],
         row=row.astype(np.int64),
         column=col.astype(np.int64),
         campaign=campaign[row, col],
         surface=surface[row],
-        pctr=pctr[row, col],
+        pctr=menu_pctr,
         pcvr=pcvr[row, col],
         price=price,
-        won_slot=won_slot.astype(np.int64),
+        won_slot=won_slot,
     )
