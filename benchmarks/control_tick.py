@@ -47,7 +47,7 @@ POLICIES = ("dual", "landscape")
 MENUS_PER_TICK = 24
 TICKS_PER_DAY = 96
 # 2026-11-25, ten past eight in the evening: most of the day's state is there.
-EVENING = 1_795_593_600.0 + 20 * 3600 + 600
+EVENING = 1_795_564_800.0 + 20 * 3600 + 600
 console = Console()
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, insert, select
 from support import Clock
 
 from quanzhan.api import runtime as runtime_module
@@ -27,11 +27,15 @@ from quanzhan.store.menus import (
     delete_menu_samples,
     read_menu_samples,
 )
-from quanzhan.store.schema import controllers, menu_samples
+from quanzhan.store.observations import active_controllers, day_figures
+from quanzhan.store.schema import campaigns, clicks, controllers, menu_samples
+from quanzhan.store.schema import orders as orders_table
 
-# 2026-11-25 08:00 UTC: a third of the day gone.
-MIDNIGHT = 1_795_593_600.0
-MORNING = MIDNIGHT + 8 * 3600
+# 2026-11-25 00:00 UTC, and 16:00 that day: two thirds of the day gone.
+MIDNIGHT = 1_795_564_800.0
+MORNING = MIDNIGHT + 16 * 3600
+# 2026-11-26 00:00 UTC: the end of that day.
+NEXT_MIDNIGHT = MIDNIGHT + 86_400.0
 
 
 def _campaigns(db: Database, n: int, *, policy: str = "landscape") -> list[int]:
@@ -154,11 +158,104 @@ def test_menus_of_other_campaigns_and_of_yesterday_are_left_out() -> None:
     rows = _rows([7, 9, 7, 8, 7], [MORNING, MORNING, MIDNIGHT - 60.0, MORNING, MORNING + 3600])
     first, second = _menus_by_campaign(rows, [7, 8], MIDNIGHT)
     assert first is not None and second is not None
-    np.testing.assert_allclose(first.day_fraction, [8 / 24, 9 / 24])
+    np.testing.assert_allclose(first.day_fraction, [16 / 24, 17 / 24])
     np.testing.assert_array_equal(first.campaign, [0, 0])
     np.testing.assert_array_equal(first.weight, [3.0, 3.0])
     assert len(second.campaign) == 1
     assert _menus_by_campaign(rows, [5], MIDNIGHT) == [None]
+
+
+def _click_and_orders(
+    db: Database, campaign_id: int, *, click: float, orders: list[float], organic: list[float]
+) -> None:
+    """An ad click of ``campaign_id`` at ``click`` with orders at ``orders``, and organic orders
+    of its item at ``organic``, written as the event intake writes them."""
+
+    def work(connection: Connection) -> None:
+        item = connection.execute(
+            select(campaigns.c.item_id).where(campaigns.c.id == campaign_id)
+        ).scalar_one()
+        click_id = f"c{campaign_id}-{click}"
+        connection.execute(
+            insert(clicks).values(
+                event_id=click_id, decision_id=click_id, slot=0, campaign_id=campaign_id,
+                item_id=item, user_id="u", surface="search", time=click, price=1.0,
+                charged=1.0, pcvr=0.05, value=1.0,
+            )
+        )  # fmt: skip
+        for k, time in enumerate(orders):
+            connection.execute(
+                insert(orders_table).values(
+                    event_id=f"{click_id}-o{k}", item_id=item, user_id="u", amount=20.0,
+                    time=time, click_id=click_id, campaign_id=campaign_id, click_time=click,
+                )
+            )  # fmt: skip
+        for k, time in enumerate(organic):
+            connection.execute(
+                insert(orders_table).values(
+                    event_id=f"{click_id}-g{k}", item_id=item, user_id="v", amount=20.0, time=time
+                )
+            )
+
+    db.retrying(work)
+
+
+def test_a_day_that_is_over_counts_its_clicks_and_orders_to_midnight(database: Database) -> None:
+    [campaign] = _campaigns(database, 1)
+    _click_and_orders(
+        database, campaign, click=NEXT_MIDNIGHT - 120.0,
+        orders=[NEXT_MIDNIGHT - 60.0, NEXT_MIDNIGHT + 60.0], organic=[NEXT_MIDNIGHT - 30.0],
+    )  # fmt: skip
+    # A click after midnight is the next day's, with its order and the next organic one.
+    _click_and_orders(
+        database, campaign, click=NEXT_MIDNIGHT + 30.0, orders=[NEXT_MIDNIGHT + 90.0],
+        organic=[NEXT_MIDNIGHT + 100.0],
+    )  # fmt: skip
+    with database.read() as connection:
+        rows = active_controllers(connection)
+        closed = day_figures(
+            connection, rows=rows, day="2026-11-25", day_start=MIDNIGHT, day_end=NEXT_MIDNIGHT
+        )
+        running = day_figures(connection, rows=rows, day="2026-11-25", day_start=MIDNIGHT)
+    assert (closed.clicks[0], closed.orders[0], closed.gmv[0]) == (1, 1, 20.0)
+    assert closed.gmv_organic[0] == 20.0
+    np.testing.assert_array_equal(closed.click_time, [NEXT_MIDNIGHT - 120.0])
+    # Without an end, everything since the start counts.
+    assert (running.clicks[0], running.orders[0], running.gmv_organic[0]) == (2, 3, 40.0)
+
+
+def test_the_first_tick_of_a_day_closes_the_last_with_its_last_minutes(database: Database) -> None:
+    """The service ticks on the wall clock, so a day's last tick falls minutes before midnight:
+    the first tick after it hands each policy the day's last minutes (their menus, clicks and
+    orders), as the simulator's last tick of a day does, before the new day opens."""
+    [campaign] = _campaigns(database, 1)
+    clock = Clock(NEXT_MIDNIGHT - 300.0)
+    loop = ControlLoop(database=database, tick_seconds=600.0, holder="a", clock=clock)
+    evening = _rows([campaign] * 12, [NEXT_MIDNIGHT - 600.0 + k for k in range(12)])
+    database.retrying(lambda c: add_menu_samples(c, evening))
+    assert loop.tick()
+    last_minutes = _rows([campaign] * 5, [NEXT_MIDNIGHT - 120.0 + k for k in range(5)])
+    night = _rows([campaign] * 3, [NEXT_MIDNIGHT + 60.0 + k for k in range(3)])
+    database.retrying(lambda c: add_menu_samples(c, MenuRows.concat([last_minutes, night])))
+    _click_and_orders(
+        database, campaign, click=NEXT_MIDNIGHT - 100.0, orders=[NEXT_MIDNIGHT - 50.0],
+        organic=[],
+    )  # fmt: skip
+    clock.now = NEXT_MIDNIGHT + 300.0
+    assert loop.tick()
+    assert _queued(database) == 0
+    with database.read() as connection:
+        state, day = connection.execute(
+            select(controllers.c.state, controllers.c.day).where(
+                controllers.c.campaign_id == campaign
+            )
+        ).one()
+    policy = pickle.loads(state)
+    assert day == "2026-11-26" and policy.day == 1
+    assert len(policy._yesterday_rows) == 12 + 5
+    assert len(policy._today_rows) == 3
+    # The order placed a minute before midnight joined the campaign's past.
+    assert policy._orders_seen[0] == 1.0
 
 
 def test_the_service_samples_its_auctions_for_the_landscape_policy(database_url: str) -> None:

@@ -110,6 +110,9 @@ class _TickReading:
     promotions: list[dict[str, Any]]
     # On the hour: the week's orders to refit on, else None.
     refit: _Refit | None = None
+    # The first tick of a day: yesterday's figures, to the day's end, of the controllers last
+    # steered yesterday; else None.
+    closing: DayFigures | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +215,8 @@ class ControlLoop:
             first_day=_day_string(midnight - timedelta(days=_FORECAST_DAYS)),
             last_day=_day_string(midnight + timedelta(days=1)),
         )
+        yesterday = _day_before(today)
+        closing_rows = [r for r in rows if r["day"] == yesterday]
         reading = _TickReading(
             menus=menus,
             promotions=promotions,
@@ -220,6 +225,15 @@ class ControlLoop:
             forecast=self._forecast(connection, midnight, promotions),
             today=today,
             day_start=day_start,
+            closing=day_figures(
+                connection,
+                rows=closing_rows,
+                day=yesterday,
+                day_start=day_start - DAY_SECONDS,
+                day_end=day_start,
+            )
+            if closing_rows
+            else None,
         )
         if now - self._fitted_at < _REFIT_SECONDS:
             return reading
@@ -239,39 +253,50 @@ class ControlLoop:
                 )
             self.value_prior = self._fit_value_prior(refit.evidence, now)
             self._fitted_at = now
-        arrived: NDArray[np.float64] = np.bincount(
-            figures.click_campaign,
-            weights=figures.click_pcvr * self.delay.share_arrived(now - figures.click_time),
-            minlength=len(rows),
-        ).astype(np.float64)
         day_fraction = (now - reading.day_start) / DAY_SECONDS
         planned = reading.forecast.share_elapsed(day_fraction)
-        menus = _menus_by_campaign(reading.menus, [int(r["id"]) for r in rows], reading.day_start)
+        ids = [int(r["id"]) for r in rows]
+        menus = _menus_by_campaign(reading.menus, ids, reading.day_start)
+        today_seen = _Seen(figures, self._arrived(figures, now), menus)
+        closing = reading.closing
+        yesterday = _day_before(today)
+        closing_seen, closing_index = None, {}
+        if closing is not None:
+            # The day that ended since the last tick: its last minutes' auctions and orders,
+            # to midnight, as the simulator's last tick of a day gives them to its policy.
+            closing_menus = _menus_by_campaign(
+                reading.menus, closing.campaign_ids, reading.day_start - DAY_SECONDS
+            )
+            closing_seen = _Seen(closing, self._arrived(closing, reading.day_start), closing_menus)
+            closing_index = {c: j for j, c in enumerate(closing.campaign_ids)}
         steered = []
         for i, row in enumerate(rows):
             policy: Policy = pickle.loads(row["state"])
+            j = closing_index.get(ids[i])
+            if closing_seen is not None and j is not None:
+                _expect_promotions(policy, reading.promotions, day=yesterday)
+                policy.update(
+                    closing_seen.observation(
+                        j,
+                        now=reading.day_start,
+                        day_fraction=1.0,
+                        planned_share=1.0,
+                        menus=policy.needs_menus,
+                        value_prior=self.value_prior,
+                    )
+                )
             # One new day for each that passed since the controller last steered (a paused
             # campaign, a service down): policies count days as the calendar dates them.
             for _ in range(_days_since(row["day"], today)):
                 policy.start_day()
-            expect_promotions = getattr(policy, "expect_promotions", None)
-            if expect_promotions is not None and hasattr(policy, "day"):
-                expect_promotions(
-                    policy_calendar(reading.promotions, today=today, policy_day=int(policy.day))
-                )
+            _expect_promotions(policy, reading.promotions, day=today)
             policy.update(
-                Observation(
+                today_seen.observation(
+                    i,
                     now=now,
                     day_fraction=day_fraction,
                     planned_share=planned,
-                    spend=figures.spend[i : i + 1],
-                    gmv_realized=figures.gmv[i : i + 1],
-                    gmv_predicted=figures.gmv_predicted[i : i + 1],
-                    orders_realized=figures.orders[i : i + 1],
-                    orders_arrived=arrived[i : i + 1],
-                    gmv_organic=figures.gmv_organic[i : i + 1],
-                    clicks=figures.clicks[i : i + 1],
-                    menus=menus[i] if policy.needs_menus else None,
+                    menus=policy.needs_menus,
                     value_prior=self.value_prior,
                 )
             )
@@ -284,6 +309,16 @@ class ControlLoop:
                 )
             )
         return steered
+
+    def _arrived(self, figures: DayFigures, now: float) -> NDArray[np.float64]:
+        """Per campaign, the orders its clicks of ``figures`` should have brought by ``now``
+        under the delay model."""
+        out: NDArray[np.float64] = np.bincount(
+            figures.click_campaign,
+            weights=figures.click_pcvr * self.delay.share_arrived(now - figures.click_time),
+            minlength=len(figures.campaign_ids),
+        ).astype(np.float64)
+        return out
 
     def _fit_value_prior(self, evidence: OrderEvidence, now: float) -> GammaPrior:
         """The prior over every campaign's last week: the orders that came of its clicks
@@ -338,6 +373,51 @@ class ControlLoop:
         return forecast
 
 
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    """One day's figures of the steered campaigns, the orders due of their clicks, and their
+    sampled menus (``_menus_by_campaign``), ready to observe one campaign at a time."""
+
+    figures: DayFigures
+    arrived: NDArray[np.float64]
+    menus: list[MenuView | None]
+
+    def observation(
+        self,
+        i: int,
+        *,
+        now: float,
+        day_fraction: float,
+        planned_share: float,
+        menus: bool,
+        value_prior: GammaPrior,
+    ) -> Observation:
+        """The ``i``-th campaign's observation (its menus only where ``menus``)."""
+        one, figures = slice(i, i + 1), self.figures
+        return Observation(
+            now=now,
+            day_fraction=day_fraction,
+            planned_share=planned_share,
+            spend=figures.spend[one],
+            gmv_realized=figures.gmv[one],
+            gmv_predicted=figures.gmv_predicted[one],
+            orders_realized=figures.orders[one],
+            orders_arrived=self.arrived[one],
+            gmv_organic=figures.gmv_organic[one],
+            clicks=figures.clicks[one],
+            menus=self.menus[i] if menus else None,
+            value_prior=value_prior,
+        )
+
+
+def _expect_promotions(policy: Policy, promotions: list[dict[str, Any]], *, day: str) -> None:
+    """Hand a policy that plans on the promotion calendar the windows as it counts days, ``day``
+    being the one it is on."""
+    expect_promotions = getattr(policy, "expect_promotions", None)
+    if expect_promotions is not None and hasattr(policy, "day"):
+        expect_promotions(policy_calendar(promotions, today=day, policy_day=int(policy.day)))
+
+
 def _days_since(last: str, today: str) -> int:
     """Days from ``last`` to ``today`` (UTC dates), at least 1 where they differ (a clock
     stepped back starts one new day) and at most ``_MAX_NEW_DAYS``."""
@@ -351,19 +431,23 @@ def _day_string(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d")
 
 
+def _day_before(day: str) -> str:
+    return (date.fromisoformat(day) - timedelta(days=1)).isoformat()
+
+
 def _menus_by_campaign(
     menus: MenuRows, campaign_ids: list[int], day_start: float
 ) -> list[MenuView | None]:
-    """Per steered campaign, today's sampled menus as its policy sees them (one campaign,
-    row 0; ``None`` where there were none). Menus of another campaign, or of auctions before
-    today's midnight, are left out: the day they belong to is closed."""
+    """Per campaign of ``campaign_ids``, the sampled menus of the day that starts at
+    ``day_start`` as its policy sees them (one campaign, row 0; ``None`` where there were
+    none). Menus of another campaign, or of auctions outside that day, are left out."""
     out: list[MenuView | None] = [None] * len(campaign_ids)
     if not len(menus):
         return out
     index = {c: i for i, c in enumerate(campaign_ids)}
     where = np.array([index.get(c, -1) for c in menus.campaign_id.tolist()], np.int64)
     fraction = (menus.time - day_start) / DAY_SECONDS
-    used = (where >= 0) & (fraction >= 0.0) & (fraction <= 1.0)
+    used = (where >= 0) & (fraction >= 0.0) & (fraction < 1.0)
     order = np.flatnonzero(used)[np.argsort(where[used], kind="stable")]
     bounds = np.searchsorted(where[order], np.arange(len(campaign_ids) + 1))
     for i in range(len(campaign_ids)):

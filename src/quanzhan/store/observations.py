@@ -4,6 +4,7 @@ days."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,8 +53,17 @@ def active_controllers(connection: Connection) -> list[dict[str, Any]]:
 
 
 def day_figures(
-    connection: Connection, *, rows: list[dict[str, Any]], day: str, day_start: float
+    connection: Connection,
+    *,
+    rows: list[dict[str, Any]],
+    day: str,
+    day_start: float,
+    day_end: float = math.inf,
 ) -> DayFigures:
+    """The figures of ``day`` (which starts at ``day_start``) for the campaigns of ``rows``: so
+    far, or, for a day that is over, as they stood at ``day_end`` (its clicks, and their orders
+    and the item's organic ones placed before then)."""
+    ended = math.isfinite(day_end)
     ids = [int(r["id"]) for r in rows]
     position = {c: i for i, c in enumerate(ids)}
     n = len(ids)
@@ -69,7 +79,7 @@ def day_figures(
         row
         for row in connection.execute(
             select(clicks.c.campaign_id, clicks.c.time, clicks.c.pcvr, clicks.c.value).where(
-                clicks.c.time >= day_start
+                clicks.c.time >= day_start, *([clicks.c.time < day_end] if ended else [])
             )
         )
         if row[0] in position
@@ -83,7 +93,11 @@ def day_figures(
         predicted = np.bincount(click_campaign, weights=values, minlength=n).astype(np.float64)
     for cid, count, amount in connection.execute(
         select(orders.c.campaign_id, func.count(), func.sum(orders.c.amount))
-        .where(orders.c.click_time >= day_start, orders.c.campaign_id.is_not(None))
+        .where(
+            orders.c.click_time >= day_start,
+            orders.c.campaign_id.is_not(None),
+            *([orders.c.click_time < day_end, orders.c.time < day_end] if ended else []),
+        )
         .group_by(orders.c.campaign_id)
     ):
         if cid not in position:
@@ -93,7 +107,13 @@ def day_figures(
     item_position = {int(r["item_id"]): position[int(r["id"])] for r in rows}
     for item, amount in connection.execute(
         select(orders.c.item_id, func.sum(orders.c.amount))
-        .where(and_(orders.c.campaign_id.is_(None), orders.c.time >= day_start))
+        .where(
+            and_(
+                orders.c.campaign_id.is_(None),
+                orders.c.time >= day_start,
+                *([orders.c.time < day_end] if ended else []),
+            )
+        )
         .group_by(orders.c.item_id)
     ):
         if item in item_position:
