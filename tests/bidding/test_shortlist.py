@@ -8,7 +8,7 @@ from dataclasses import fields
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
@@ -121,10 +121,12 @@ def test_cheapest_ratio_skips_unusable_slots() -> None:
 @given(
     seed=st.integers(0, 2**32 - 1),
     size=st.integers(0, 2_000),
-    owners=st.sampled_from([1, 7, 300, 70_000]),
+    owners=st.sampled_from([1, 3, 7, 300, 70_000]),
 )
+@example(seed=1, size=2_000, owners=3)  # three groups of about 667 rows: sorted one by one
 def test_grouped_order_is_lexsort(seed: int, size: int, owners: int) -> None:
-    """Ties (few distinct keys), zeros of both signs and infinities included."""
+    """Ties (few distinct keys), zeros of both signs and infinities included; groups large
+    enough to be sorted one by one, and small ones."""
     rng = np.random.default_rng(seed)
     key = rng.choice([0.0, -0.0, 0.5, 1.0, np.inf, 2.5], size)
     key *= rng.choice([1.0, 1.0 + 1e-12], size)
