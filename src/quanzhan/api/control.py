@@ -281,7 +281,7 @@ class ControlLoop:
                         now=reading.day_start,
                         day_fraction=1.0,
                         planned_share=1.0,
-                        menus=policy.needs_menus,
+                        with_menus=policy.needs_menus,
                         value_prior=self.value_prior,
                     )
                 )
@@ -296,7 +296,7 @@ class ControlLoop:
                     now=now,
                     day_fraction=day_fraction,
                     planned_share=planned,
-                    menus=policy.needs_menus,
+                    with_menus=policy.needs_menus,
                     value_prior=self.value_prior,
                 )
             )
@@ -389,10 +389,10 @@ class _Seen:
         now: float,
         day_fraction: float,
         planned_share: float,
-        menus: bool,
+        with_menus: bool,
         value_prior: GammaPrior,
     ) -> Observation:
-        """The ``i``-th campaign's observation (its menus only where ``menus``)."""
+        """The ``i``-th campaign's observation (its menus only ``with_menus``)."""
         one, figures = slice(i, i + 1), self.figures
         return Observation(
             now=now,
@@ -405,7 +405,7 @@ class _Seen:
             orders_arrived=self.arrived[one],
             gmv_organic=figures.gmv_organic[one],
             clicks=figures.clicks[one],
-            menus=self.menus[i] if menus else None,
+            menus=self.menus[i] if with_menus else None,
             value_prior=value_prior,
         )
 

@@ -63,7 +63,11 @@ def day_figures(
     """The figures of ``day`` (which starts at ``day_start``) for the campaigns of ``rows``: so
     far, or, for a day that is over, as they stood at ``day_end`` (its clicks, and their orders
     and the item's organic ones placed before then)."""
-    ended = math.isfinite(day_end)
+
+    def before_end(column: Any) -> list[Any]:
+        """The condition that ``column`` falls before the day's end, where it has one."""
+        return [column < day_end] if math.isfinite(day_end) else []
+
     ids = [int(r["id"]) for r in rows]
     position = {c: i for i, c in enumerate(ids)}
     n = len(ids)
@@ -79,7 +83,7 @@ def day_figures(
         row
         for row in connection.execute(
             select(clicks.c.campaign_id, clicks.c.time, clicks.c.pcvr, clicks.c.value).where(
-                clicks.c.time >= day_start, *([clicks.c.time < day_end] if ended else [])
+                clicks.c.time >= day_start, *before_end(clicks.c.time)
             )
         )
         if row[0] in position
@@ -96,7 +100,8 @@ def day_figures(
         .where(
             orders.c.click_time >= day_start,
             orders.c.campaign_id.is_not(None),
-            *([orders.c.click_time < day_end, orders.c.time < day_end] if ended else []),
+            *before_end(orders.c.click_time),
+            *before_end(orders.c.time),
         )
         .group_by(orders.c.campaign_id)
     ):
@@ -111,7 +116,7 @@ def day_figures(
             and_(
                 orders.c.campaign_id.is_(None),
                 orders.c.time >= day_start,
-                *([orders.c.time < day_end] if ended else []),
+                *before_end(orders.c.time),
             )
         )
         .group_by(orders.c.item_id)
