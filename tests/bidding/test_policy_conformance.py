@@ -291,7 +291,7 @@ SPENT_OUT_FAILURES: dict[str, str] = {
         "documented: it re-solves the LP on the menus with the plan's budget share and never "
         "looks at spend"
     ),
-    "pid_roi": "documented: PID on realized ROI, 'no notion of pacing', budgets left to the ledger",
+    "pid_roi": "documented: PID on ROI alone, 'no notion of pacing', budgets left to the ledger",
 }
 
 
