@@ -74,20 +74,92 @@ def test_a_good_roi_raises_the_multiplier() -> None:
 
 
 def test_a_long_loss_winds_the_integral_down_only_so_far() -> None:
-    """A day of ROI far under target, then a day far over it: the multiplier stays within the
-    bounded terms of break-even, and the next day brings it back above."""
+    """Two days of ROI far under target, then days far over it: the multiplier goes no lower
+    than the bounded terms allow, and comes back above break-even within as many ticks as the
+    bounded integral holds."""
     policy = _policy()
     lowest = np.inf
+    for _ in range(2):
+        policy.start_day()
+        for hour in range(1, 24):
+            policy.update(_tick(hour, spend=5.0 * hour, predicted=0.01 * 5.0 * hour))
+            lowest = min(lowest, float(policy.multipliers()[0]))
+    # Kp x the error's bound + Ki x the integral's bound (the derivative is 0 in a steady loss).
+    floor = np.exp(-(0.3 * 1.0 + 0.05 * 30.0)) / TARGET
+    np.testing.assert_allclose(lowest, floor, rtol=1e-9)
+    # The bounded integral unwinds in as many ticks of a good ROI as it took to fill (30).
+    good_ticks = 0
+    for _ in range(2):
+        policy.start_day()
+        for hour in range(1, 24):
+            policy.update(_tick(hour, spend=5.0 * hour, predicted=10 * TARGET * 5.0 * hour))
+            good_ticks += 1
+            if policy.multipliers()[0] > 1.0 / TARGET:
+                break
+        else:
+            continue
+        break
+    assert good_ticks <= 30
+
+
+def test_the_integral_holds_while_the_multiplier_is_pinned() -> None:
+    """A target so high that a long loss pins the multiplier at the engine's floor (1e-3): the
+    integral stops there, so a turn to a good ROI lifts the multiplier off the floor at once."""
+    target = 400.0
+    policy = PidRoi()
+    policy.reset(
+        campaigns=CampaignSpec(
+            budget=np.full(1, 100.0),
+            target_roi=np.full(1, target),
+            roi_basis=np.full(1, RoiBasis.AD_ONLY, dtype=np.int8),
+        ),
+        seed=0,
+    )
     for hour in range(1, 24):
-        policy.update(_tick(hour, spend=5.0 * hour, predicted=0.01 * 5.0 * hour))
-        lowest = min(lowest, float(policy.multipliers()[0]))
-    assert lowest < 0.5 / TARGET
-    bound = 0.3 * 1.0 + 0.05 * 30.0 + 0.1 * 1.0  # Kp, Ki x the integral's bound, Kd, at most
-    assert lowest >= np.exp(-bound) / TARGET * (1 - 1e-12)
+        policy.update(_tick(hour, spend=5.0 * hour, predicted=0.001 * 5.0 * hour))
+    assert policy.multipliers()[0] == pytest.approx(1e-3)
     policy.start_day()
-    for hour in range(1, 24):
-        policy.update(_tick(hour, spend=5.0 * hour, predicted=10 * TARGET * 5.0 * hour))
-    assert policy.multipliers()[0] > 1.0 / TARGET
+    policy.update(_tick(1, spend=5.0, predicted=10 * target * 5.0))
+    assert policy.multipliers()[0] > 1.5e-3
+
+
+def test_multipliers_stay_within_the_engines_bounds() -> None:
+    """A target so low that break-even is near the ceiling: a good ROI cannot take the
+    multiplier past 100."""
+    policy = PidRoi()
+    policy.reset(
+        campaigns=CampaignSpec(
+            budget=np.full(1, 100.0),
+            target_roi=np.full(1, 0.02),
+            roi_basis=np.full(1, RoiBasis.AD_ONLY, dtype=np.int8),
+        ),
+        seed=0,
+    )
+    for hour in range(1, 10):
+        policy.update(_tick(hour, spend=5.0 * hour, predicted=5.0 * hour))
+    assert policy.multipliers()[0] == pytest.approx(100.0)
+
+
+def test_a_campaign_with_no_budget_keeps_a_finite_multiplier() -> None:
+    policy = PidRoi()
+    policy.reset(
+        campaigns=CampaignSpec(
+            budget=np.array([0.0, 100.0]),
+            target_roi=np.full(2, TARGET),
+            roi_basis=np.full(2, RoiBasis.AD_ONLY, dtype=np.int8),
+        ),
+        seed=0,
+    )
+    two = np.ones(2)
+    for spend in (0.0, 1.0):
+        policy.update(
+            Observation(
+                now=3600.0, day_fraction=0.1, planned_share=0.1, spend=two * spend,
+                gmv_realized=two * 0.0, gmv_predicted=two * 0.0, orders_realized=two * 0.0,
+                orders_arrived=two * 0.0, gmv_organic=two * 0.0, clicks=two * 0.0,
+            )
+        )  # fmt: skip
+        assert np.all(np.isfinite(policy.multipliers()))
 
 
 def test_past_days_orders_count_towards_the_calibration() -> None:

@@ -1,20 +1,22 @@
 """Baseline: PID on ROI, with no notion of pacing.
 
-Each tick, per campaign, the error is the log of today's ROI over the target. GMV is what the
-default policies measure it by: the engine's predicted GMV of today's clicks times the
-campaign's value calibration (realized over due orders to date, the posterior mean under the
-driver's value prior, ``bidding.value_prior``), so that orders still on their way do not read as
-a loss; the item's organic GMV counts on the full-site basis, and a small pseudo-spend at target
+Each tick, per campaign, the error is the log of today's ROI over the target. GMV is the
+engine's predicted GMV of today's clicks times the campaign's value calibration, the one the
+other policies use (realized over due orders to date under the driver's value prior,
+``bidding.value_prior``), read at its posterior mean: orders still on their way do not read as a
+loss. The item's organic GMV counts on the full-site basis, and a small pseudo-spend at target
 keeps one early click from swinging it. The multiplier is break-even at predicted value,
 corrected by feedback:
 
     k = exp(log(1 / target) + Kp e + Ki sum(e) + Kd de)
 
-The error is bounded, and so is the integral, which stops growing while the multiplier is pinned
-at a bound in the error's direction (anti-windup); the derivative starts afresh each day, as the
-figures do. Budgets are left to the ledger's cap: a campaign whose budget binds buys at the
-multiplier its ROI allows until the money is gone, however early in the day, which is the fault
-that pacing (``dual``, ``landscape``) is there to avoid.
+The error is bounded, and so is the integral, so the multiplier stays within ``e^2`` of
+break-even; the integral also stops growing while the multiplier is pinned at the engine's
+bounds in the error's direction (anti-windup, for targets far outside the usual). The
+derivative starts afresh each day, as the figures do. Budgets are left to the ledger's cap: a
+campaign whose budget binds buys at the multiplier its ROI allows until the money is gone,
+however early in the day, which is the fault that pacing (``dual``, ``landscape``) is there to
+avoid.
 """
 
 from __future__ import annotations
@@ -77,8 +79,16 @@ class PidRoi:
         value = observation.gmv_predicted * self.calibration()
         gmv = basis_gmv(spec, value, observation.gmv_organic)
         pseudo = _PSEUDO_SPEND_SHARE * spec.budget
-        roi = (gmv + spec.target_roi * pseudo) / (observation.spend + pseudo)
-        error = np.clip(np.log(roi / spec.target_roi), -_ERROR_BOUND, _ERROR_BOUND)
+        spent = observation.spend + pseudo
+        # Nothing spent on a budget of nothing: nothing to measure, no error.
+        roi = np.where(
+            spent > 0,
+            (gmv + spec.target_roi * pseudo) / np.where(spent > 0, spent, 1.0),
+            spec.target_roi,
+        )
+        error = np.clip(
+            np.log(np.maximum(roi, 1e-12) / spec.target_roi), -_ERROR_BOUND, _ERROR_BOUND
+        )
         # Anti-windup: no further integral in the direction the multiplier is pinned at.
         pinned_low = (self._k <= _BOUNDS[0]) & (error < 0)
         pinned_high = (self._k >= _BOUNDS[1]) & (error > 0)
