@@ -5,35 +5,11 @@ from __future__ import annotations
 import pickle
 
 import numpy as np
+from one_campaign import one_tick as _tick
 
 from quanzhan.bidding.dual import DualPacing
-from quanzhan.bidding.policy import CampaignSpec, Observation
+from quanzhan.bidding.policy import CampaignSpec
 from quanzhan.bidding.value_prior import GammaPrior
-
-
-def _tick(
-    hour: float,
-    spend: float,
-    gmv: float,
-    *,
-    orders: float = 0.0,
-    due: float = 0.0,
-    prior: GammaPrior | None = None,
-) -> Observation:
-    one = np.ones(1)
-    return Observation(
-        now=hour * 3600,
-        day_fraction=hour / 24,
-        planned_share=hour / 24,
-        spend=one * spend,
-        gmv_realized=one * 0.0,
-        gmv_predicted=one * gmv,
-        orders_realized=one * orders,
-        orders_arrived=one * due,
-        gmv_organic=one * 0.0,
-        clicks=one * 10.0,
-        value_prior=prior,
-    )
 
 
 def _policy() -> DualPacing:
@@ -54,10 +30,10 @@ def test_a_bad_morning_does_not_drive_the_multiplier_to_nothing() -> None:
     is given so that, once calibrated, it is what the ROI says.)"""
     policy = _policy()
     gmv = 10.0 / policy.calibration()[0]
-    policy.update(_tick(0.25, spend=10.0, gmv=gmv))
+    policy.update(_tick(0.25, spend=10.0, predicted=gmv))
     after_bad_morning = policy.multipliers()[0]
     for tick in range(2, 60):
-        policy.update(_tick(tick * 0.25, spend=10.0, gmv=gmv))
+        policy.update(_tick(tick * 0.25, spend=10.0, predicted=gmv))
     assert policy.multipliers()[0] > 0.3 * after_bad_morning  # the floor is 1e-3
 
 
@@ -65,7 +41,7 @@ def test_a_campaign_buying_below_target_bids_down() -> None:
     policy = _policy()
     start = policy.multipliers()[0]
     for tick in range(1, 12):  # every tick buys 10 of spend for 10 of GMV: ROI 1 against 2
-        policy.update(_tick(tick * 0.25, spend=10.0 * tick, gmv=10.0 * tick))
+        policy.update(_tick(tick * 0.25, spend=10.0 * tick, predicted=10.0 * tick))
     assert policy.multipliers()[0] < start
 
 
@@ -76,7 +52,7 @@ def test_a_campaign_that_wins_nothing_bids_no_higher_than_break_even() -> None:
     policy = _policy()
     gmv = 2.0 / policy.calibration()[0]
     for tick in range(1, 80):
-        policy.update(_tick(tick * 0.25, spend=1.0, gmv=gmv))
+        policy.update(_tick(tick * 0.25, spend=1.0, predicted=gmv))
     assert policy.multipliers()[0] <= 1.0 / 2.0 * (1 + 1e-9)
 
 
@@ -89,9 +65,9 @@ def test_the_value_calibration_leans_on_the_observed_prior() -> None:
     for tick in range(1, 25):
         hour = tick * 0.25
         # Predicted ROI 3 against a target of 2; none of the four orders due came.
-        alone.update(_tick(hour, spend=10.0 * tick, gmv=30.0 * tick, due=4.0 * tick / 24))
+        alone.update(_tick(hour, spend=10.0 * tick, predicted=30.0 * tick, due=4.0 * tick / 24))
         pooled.update(
-            _tick(hour, spend=10.0 * tick, gmv=30.0 * tick, due=4.0 * tick / 24, prior=crowd)
+            _tick(hour, spend=10.0 * tick, predicted=30.0 * tick, due=4.0 * tick / 24, prior=crowd)
         )
     assert pooled.calibration()[0] > 0.85  # 0.92: the median of Gamma(50, 54)
     assert alone.calibration()[0] < 0.5  # 0.46: the median of Gamma(4, 8)
@@ -101,9 +77,9 @@ def test_the_value_calibration_leans_on_the_observed_prior() -> None:
 def test_the_latest_prior_stays_when_an_observation_brings_none() -> None:
     crowd = GammaPrior(alpha=50.0, mean=0.6)
     policy = _policy()
-    policy.update(_tick(0.25, spend=1.0, gmv=3.0, prior=crowd))
+    policy.update(_tick(0.25, spend=1.0, predicted=3.0, prior=crowd))
     with_prior = policy.calibration()[0]
-    policy.update(_tick(0.5, spend=1.0, gmv=3.0))
+    policy.update(_tick(0.5, spend=1.0, predicted=3.0))
     assert policy.calibration()[0] == with_prior
     assert 0.55 < with_prior < 0.6  # the median of Gamma(50, 83.3) after nothing due
 
@@ -111,13 +87,13 @@ def test_the_latest_prior_stays_when_an_observation_brings_none() -> None:
 def test_a_policy_pickled_before_the_prior_existed_still_steers() -> None:
     """The service keeps each campaign's policy pickled in its database across upgrades."""
     policy = _policy()
-    policy.update(_tick(0.25, spend=1.0, gmv=3.0))
+    policy.update(_tick(0.25, spend=1.0, predicted=3.0))
     # As pickled by the version before the prior, which kept today's calibrated GMV instead.
     for name in ("_value_prior", "_last_predicted", "_last_organic"):
         del policy.__dict__[name]
     policy.__dict__["_last_gmv"] = np.ones(1)
     restored = pickle.loads(pickle.dumps(policy))
-    restored.update(_tick(0.5, spend=2.0, gmv=6.0))
+    restored.update(_tick(0.5, spend=2.0, predicted=6.0))
     assert np.isfinite(restored.multipliers()).all()
     assert restored.calibration()[0] == _policy().calibration()[0]
 
@@ -130,11 +106,11 @@ def test_a_moved_calibration_does_not_revalue_what_was_bought_before() -> None:
     lower = GammaPrior(alpha=200.0, mean=0.86)
     policy = _policy()
     for tick in range(1, 73):  # 18 hours, each tick 10 of spend for 25 of predicted GMV
-        policy.update(_tick(tick * 0.25, spend=10.0 * tick, gmv=25.0 * tick, prior=first))
+        policy.update(_tick(tick * 0.25, spend=10.0 * tick, predicted=25.0 * tick, prior=first))
     before = policy.multipliers()[0]
     calibration = policy.calibration()[0]
     for tick in range(73, 77):
-        policy.update(_tick(tick * 0.25, spend=10.0 * tick, gmv=25.0 * tick, prior=lower))
+        policy.update(_tick(tick * 0.25, spend=10.0 * tick, predicted=25.0 * tick, prior=lower))
     assert policy.calibration()[0] < 0.9 * calibration
     assert 25.0 * policy.calibration()[0] / 10.0 > 2.0  # still above the target
     assert policy.multipliers()[0] >= before

@@ -6,6 +6,7 @@ import pickle
 
 import numpy as np
 import pytest
+from one_campaign import one_tick as _tick
 
 from quanzhan.bidding.pid import PidRoi
 from quanzhan.bidding.policy import CampaignSpec, Observation
@@ -25,24 +26,6 @@ def _policy(n: int = 1) -> PidRoi:
         seed=0,
     )
     return policy
-
-
-def _tick(
-    hour: float, *, spend: float, predicted: float, orders: float = 0.0, due: float = 0.0
-) -> Observation:
-    one = np.ones(1)
-    return Observation(
-        now=hour * 3600,
-        day_fraction=hour / 24,
-        planned_share=hour / 24,
-        spend=one * spend,
-        gmv_realized=one * 0.0,
-        gmv_predicted=one * predicted,
-        orders_realized=one * orders,
-        orders_arrived=one * due,
-        gmv_organic=one * 0.0,
-        clicks=one * 10.0 * hour,
-    )
 
 
 def test_orders_still_on_their_way_do_not_read_as_a_loss() -> None:
