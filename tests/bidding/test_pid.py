@@ -15,12 +15,13 @@ from quanzhan.domain import RoiBasis
 TARGET = 4.0
 
 
-def _policy(n: int = 1) -> PidRoi:
+def _policy(*, target: float = TARGET, budgets: tuple[float, ...] = (100.0,)) -> PidRoi:
+    n = len(budgets)
     policy = PidRoi()
     policy.reset(
         campaigns=CampaignSpec(
-            budget=np.full(n, 100.0),
-            target_roi=np.full(n, TARGET),
+            budget=np.array(budgets),
+            target_roi=np.full(n, target),
             roi_basis=np.full(n, RoiBasis.AD_ONLY, dtype=np.int8),
         ),
         seed=0,
@@ -72,16 +73,12 @@ def test_a_long_loss_winds_the_integral_down_only_so_far() -> None:
     np.testing.assert_allclose(lowest, floor, rtol=1e-9)
     # The bounded integral unwinds in as many ticks of a good ROI as it took to fill (30).
     good_ticks = 0
-    for _ in range(2):
-        policy.start_day()
-        for hour in range(1, 24):
-            policy.update(_tick(hour, spend=5.0 * hour, predicted=10 * TARGET * 5.0 * hour))
-            good_ticks += 1
-            if policy.multipliers()[0] > 1.0 / TARGET:
-                break
-        else:
-            continue
-        break
+    while policy.multipliers()[0] <= 1.0 / TARGET and good_ticks < 2 * 23:
+        hour = good_ticks % 23 + 1
+        if hour == 1:
+            policy.start_day()
+        policy.update(_tick(hour, spend=5.0 * hour, predicted=10 * TARGET * 5.0 * hour))
+        good_ticks += 1
     assert good_ticks <= 30
 
 
@@ -89,15 +86,7 @@ def test_the_integral_holds_while_the_multiplier_is_pinned() -> None:
     """A target so high that a long loss pins the multiplier at the engine's floor (1e-3): the
     integral stops there, so a turn to a good ROI lifts the multiplier off the floor at once."""
     target = 400.0
-    policy = PidRoi()
-    policy.reset(
-        campaigns=CampaignSpec(
-            budget=np.full(1, 100.0),
-            target_roi=np.full(1, target),
-            roi_basis=np.full(1, RoiBasis.AD_ONLY, dtype=np.int8),
-        ),
-        seed=0,
-    )
+    policy = _policy(target=target)
     for hour in range(1, 24):
         policy.update(_tick(hour, spend=5.0 * hour, predicted=0.001 * 5.0 * hour))
     assert policy.multipliers()[0] == pytest.approx(1e-3)
@@ -109,30 +98,14 @@ def test_the_integral_holds_while_the_multiplier_is_pinned() -> None:
 def test_multipliers_stay_within_the_engines_bounds() -> None:
     """A target so low that break-even is near the ceiling: a good ROI cannot take the
     multiplier past 100."""
-    policy = PidRoi()
-    policy.reset(
-        campaigns=CampaignSpec(
-            budget=np.full(1, 100.0),
-            target_roi=np.full(1, 0.02),
-            roi_basis=np.full(1, RoiBasis.AD_ONLY, dtype=np.int8),
-        ),
-        seed=0,
-    )
+    policy = _policy(target=0.02)
     for hour in range(1, 10):
         policy.update(_tick(hour, spend=5.0 * hour, predicted=5.0 * hour))
     assert policy.multipliers()[0] == pytest.approx(100.0)
 
 
 def test_a_campaign_with_no_budget_keeps_a_finite_multiplier() -> None:
-    policy = PidRoi()
-    policy.reset(
-        campaigns=CampaignSpec(
-            budget=np.array([0.0, 100.0]),
-            target_roi=np.full(2, TARGET),
-            roi_basis=np.full(2, RoiBasis.AD_ONLY, dtype=np.int8),
-        ),
-        seed=0,
-    )
+    policy = _policy(budgets=(0.0, 100.0))
     two = np.ones(2)
     for spend in (0.0, 1.0):
         policy.update(
