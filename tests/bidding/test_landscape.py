@@ -5,7 +5,7 @@ and the day is judged against the best uniform multiplier in hindsight."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
@@ -426,6 +426,34 @@ def test_a_campaign_without_orders_of_its_own_plans_with_the_platforms_prior() -
         seen[prior.mean] = (policy.value_calibration(), policy.multipliers())
     np.testing.assert_allclose(seen[0.5][0], 0.5 * seen[1.0][0])
     assert np.all(seen[0.5][1] < seen[1.0][1])
+
+
+def test_a_campaign_due_hardly_an_order_plans_with_a_wider_margin() -> None:
+    """Two campaigns on the same landscape under a prior fitted on many campaigns: the one due
+    no order yet plans with a lower value calibration, and bids lower, than the one whose 40
+    orders due all came."""
+    spec = _spec([1e6, 1e6], [3.0, 3.0])
+    rng = np.random.default_rng(2)
+    menu = _tick_menus(rng, 0)
+    batch = MenuView(
+        campaign=np.repeat(np.arange(2), len(menu.campaign)),
+        value=np.concatenate([menu.value, menu.value]),
+        cost=np.concatenate([menu.cost, menu.cost]),
+    )
+    policy = LandscapePacing()
+    policy.reset(campaigns=spec, seed=0)
+    tick = _quiet(2, now=3600.0, share=0.5, menus=batch, value_prior=GammaPrior(60.0, 1.0))
+    policy.update(
+        replace(
+            tick,
+            orders_realized=np.array([0.0, 40.0]),
+            orders_arrived=np.array([0.0, 40.0]),
+        )
+    )
+    thin, proven = policy.value_calibration()
+    assert proven > 0.9 and thin < 0.8
+    k_thin, k_proven = policy.multipliers()
+    assert k_thin < k_proven
 
 
 def test_the_sample_keeps_a_few_rows_per_campaign_and_weighs_them_for_all() -> None:

@@ -13,6 +13,7 @@ from scipy.stats import gamma
 from quanzhan.bidding.value_prior import (
     NO_ERROR,
     GammaPrior,
+    ThinEvidence,
     _objective,
     fit_prior,
     posterior_quantile,
@@ -119,3 +120,49 @@ def test_whatever_the_orders_the_calibration_is_finite_and_rises_with_them(
     assert np.all(np.isfinite(calibration)) and np.all(calibration >= 0)
     more = posterior_quantile(prior, realized=realized + 1.0, due=due, quantile=0.3)
     assert np.all(more > calibration)
+
+
+def test_a_campaign_due_no_order_takes_the_thin_spread_and_one_due_many_the_crowds() -> None:
+    prior = GammaPrior(alpha=60.0, mean=0.9)
+    thin = ThinEvidence(alpha=6.0, half=0.5)
+    none, half, many = thin.shapes(prior, np.array([0.0, 0.5, 1e6]))
+    assert none == pytest.approx(6.0)
+    # Halfway in variance at ``half`` orders due.
+    assert 1.0 / half == pytest.approx(0.5 / 60.0 + 0.5 / 6.0)
+    assert many == pytest.approx(60.0, rel=1e-5)
+    # A crowd already wider than the thin spread is never narrowed.
+    wide = GammaPrior(alpha=3.0, mean=0.9)
+    np.testing.assert_allclose(thin.shapes(wide, np.array([0.0, 0.5, 40.0])), 3.0)
+
+
+def test_thin_evidence_lowers_the_quantile_of_campaigns_with_few_orders_only() -> None:
+    prior = GammaPrior(alpha=60.0, mean=0.9)
+    thin = ThinEvidence(alpha=6.0, half=0.5)
+    realized = np.array([0.0, 0.0, 1.0, 900.0])
+    due = np.array([0.0, 0.1, 1.0, 1000.0])
+    crowd = posterior_quantile(prior, realized=realized, due=due, quantile=0.2)
+    widened = posterior_quantile(prior, realized=realized, due=due, quantile=0.2, thin=thin)
+    # Due nothing: the 20% quantile of Gamma(6, mean 0.9), well under the crowd's.
+    assert widened[0] == pytest.approx(gamma(6.0, scale=0.9 / 6.0).ppf(0.2))
+    assert widened[0] < crowd[0] - 0.1
+    assert np.all(widened[:3] < crowd[:3])
+    assert widened[3] == pytest.approx(crowd[3], rel=1e-3)  # its own orders decide
+    # The median under a wider prior stays near the mean: the margin is what widens.
+    median = posterior_quantile(prior, realized=realized, due=due, quantile=0.5, thin=thin)
+    assert median[0] == pytest.approx(0.9, rel=0.07)
+
+
+def test_without_thin_evidence_the_quantile_is_the_crowds_to_the_bit() -> None:
+    prior = GammaPrior(alpha=37.3, mean=0.93)
+    rng = np.random.default_rng(3)
+    due = rng.exponential(3.0, 50)
+    realized = rng.poisson(due).astype(float)
+    got = posterior_quantile(prior, realized=realized, due=due, quantile=0.2)
+    expected = gamma(prior.alpha + realized, scale=1.0 / (prior.beta + due)).ppf(0.2)
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize(("alpha", "half"), [(0.0, 1.0), (5.0, 0.0), (float("nan"), 1.0)])
+def test_thin_evidence_must_be_positive_and_finite(alpha: float, half: float) -> None:
+    with pytest.raises(ValueError, match="positive and finite"):
+        ThinEvidence(alpha=alpha, half=half)
