@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import approx_fprime
+from scipy.special import gammainccinv
 from scipy.stats import gamma
 
 from quanzhan.bidding.value_prior import (
@@ -120,6 +121,11 @@ def test_whatever_the_orders_the_calibration_is_finite_and_rises_with_them(
     assert np.all(np.isfinite(calibration)) and np.all(calibration >= 0)
     more = posterior_quantile(prior, realized=realized + 1.0, due=due, quantile=0.3)
     assert np.all(more > calibration)
+    thin = ThinEvidence(alpha=7.0, half=0.1)
+    widened = posterior_quantile(prior, realized=realized, due=due, quantile=0.3, thin=thin)
+    assert np.all(np.isfinite(widened)) and np.all(widened >= 0)
+    more = posterior_quantile(prior, realized=realized + 1.0, due=due, quantile=0.3, thin=thin)
+    assert np.all(more > widened)
 
 
 def test_a_campaign_due_no_order_takes_the_thin_spread_and_one_due_many_the_crowds() -> None:
@@ -153,13 +159,26 @@ def test_thin_evidence_lowers_the_quantile_of_campaigns_with_few_orders_only() -
 
 
 def test_without_thin_evidence_the_quantile_is_the_crowds_to_the_bit() -> None:
+    """The posterior as it was computed before thin evidence: ``Gamma(alpha + realized,
+    beta + due)``, its quantile by ``gammainccinv``."""
     prior = GammaPrior(alpha=37.3, mean=0.93)
     rng = np.random.default_rng(3)
     due = rng.exponential(3.0, 50)
     realized = rng.poisson(due).astype(float)
     got = posterior_quantile(prior, realized=realized, due=due, quantile=0.2)
-    expected = gamma(prior.alpha + realized, scale=1.0 / (prior.beta + due)).ppf(0.2)
-    np.testing.assert_allclose(got, expected, rtol=1e-10)
+    expected = gammainccinv(prior.alpha + realized, 0.8) / (prior.beta + due)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_thin_evidence_reads_odd_orders_due_as_none_or_as_plenty() -> None:
+    prior = GammaPrior(alpha=60.0, mean=0.9)
+    thin = ThinEvidence(alpha=6.0, half=0.5)
+    shapes = thin.shapes(prior, np.array([-0.1, 0.0, np.inf]))
+    np.testing.assert_allclose(shapes, [6.0, 6.0, 60.0])
+    quantile = posterior_quantile(
+        prior, realized=np.zeros(2), due=np.array([-0.1, 0.0]), quantile=0.2, thin=thin
+    )
+    assert np.all(np.isfinite(quantile)) and quantile[0] == quantile[1]
 
 
 @pytest.mark.parametrize(("alpha", "half"), [(0.0, 1.0), (5.0, 0.0), (float("nan"), 1.0)])

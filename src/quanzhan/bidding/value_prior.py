@@ -74,9 +74,10 @@ NO_ERROR = GammaPrior(alpha=4.0, mean=1.0)
 @dataclass(frozen=True, slots=True)
 class ThinEvidence:
     """How wide a campaign's prior is while it has few orders due: ``alpha`` is the prior's
-    shape for a campaign due none (its ratio's spread about ``1 / sqrt(alpha)``), and a
-    campaign due ``due`` orders blends that variance with the crowd's in the weights
-    ``half / (half + due)`` and ``due / (half + due)``: at ``half`` orders due it is halfway."""
+    shape for a campaign due none (its ratio's spread about ``1 / sqrt(alpha)``; the crowd's
+    where that is wider already), and a campaign due ``due`` orders blends that variance with
+    the crowd's in the weights ``half / (half + due)`` and ``due / (half + due)``: at ``half``
+    orders due it is halfway."""
 
     alpha: float
     half: float
@@ -88,9 +89,13 @@ class ThinEvidence:
             raise ValueError(f"half must be positive and finite, not {self.half}")
 
     def shapes(self, prior: GammaPrior, due: NDArray[np.float64]) -> NDArray[np.float64]:
-        """Each campaign's prior shape ``(n,)``: never narrower than the crowd's."""
+        """Each campaign's prior shape ``(n,)``: never narrower than the crowd's. A campaign
+        due nothing, or less (a figure gone astray), counts as due none, one due infinitely
+        many as known."""
         widest = min(self.alpha, prior.alpha)
-        known = np.maximum(due, 0.0) / (np.maximum(due, 0.0) + self.half)
+        owed = np.maximum(due, 0.0)
+        counted = np.where(np.isfinite(owed), owed, 0.0)
+        known = np.where(np.isinf(owed), 1.0, counted / (counted + self.half))
         out: NDArray[np.float64] = 1.0 / (known / prior.alpha + (1.0 - known) / widest)
         return out
 
