@@ -627,3 +627,34 @@ def test_a_sampled_row_counts_for_the_auctions_it_stands_for() -> None:
             )  # fmt: skip
             # Charged just what the auctions were expected to cost: nothing to correct.
             np.testing.assert_allclose(policy.spend_calibration(), 1.0, rtol=1e-9)
+
+
+def test_a_slot_that_costs_nothing_is_bought_within_the_budget() -> None:
+    """The lowest slot of every auction costs nothing (a reserve of 0) and the budget cannot
+    afford the next slot up: the policy holds the free slot, bidding under the next step, as it
+    does when that slot costs a millionth, instead of reading 'nothing affordable' and bidding
+    as if there were no budget."""
+    spec = _spec([200.0], [1.0])
+    rows = 40
+    value = np.tile([[3.0, 2.0, 1.0]], (rows, 1))
+    finals = []
+    for bottom in (1e-6, 0.0):
+        cost = np.tile([[2.0, 1.0, bottom]], (rows, 1))  # the next steps: k = 0.5 and 0.667
+        menus = MenuView(np.zeros(rows, np.int64), value, cost)
+        policy = LandscapePacing()
+        policy.reset(campaigns=spec, seed=0)
+        spend = 0.0
+        for tick in range(TICKS):
+            paid, _ = taken_slot(policy.multipliers()[menus.campaign], value, cost)
+            spend = min(spend + float(paid.sum()), 200.0)  # the ledger stops at the budget
+            share = (tick + 1) / TICKS
+            policy.update(
+                replace(
+                    _quiet(1, now=(tick + 1) * 3600.0, share=share, menus=menus),
+                    spend=np.array([spend]),
+                )
+            )
+        assert policy.multipliers()[0] < 0.5
+        finals.append(spend)
+    assert finals[1] == pytest.approx(finals[0], rel=1e-3)
+    assert finals[1] < 200.0

@@ -314,7 +314,7 @@ class LandscapePacing:
             return curve.answer(budget=budget, target_roi=target, base_gmv=base)
 
         response = solve(np.maximum(remaining, 0.0) / rest, slack / rest)
-        planned = value_cal * _inside(response.low, response.high)
+        planned = value_cal * _inside(response)
         stuck = np.isnan(planned)
         if stuck.any():
             # Not even the cheapest step fits. If the rest of the day, on its own and without
@@ -323,7 +323,7 @@ class LandscapePacing:
             # under the first, and never past break-even (one click, on its own, at target):
             # the auctions the sample missed are bought at any price under the bid.
             alone = solve(np.full(len(spec), np.inf), np.maximum(slack, 0.0) / rest)
-            on_its_own = value_cal * _inside(alone.low, alone.high)
+            on_its_own = value_cal * _inside(alone)
             fallback = np.where(
                 np.isnan(on_its_own),
                 value_cal * np.minimum(alone.high * 0.95, 1.0 / target),
@@ -334,7 +334,7 @@ class LandscapePacing:
         if step is not None:
             planned = np.clip(planned, self._k * np.exp(-step), self._k * np.exp(step))
         known = np.bincount(rows.campaign, minlength=len(spec)) > 0
-        known &= (response.low > 0) | np.isfinite(response.high)  # a menu with a usable slot
+        known &= response.affordable | np.isfinite(response.high)  # a menu with a usable slot
         # A campaign with nothing left cannot buy: its multiplier may fall, never rise.
         planned = np.where(remaining > 0, planned, np.minimum(planned, self._k))
         self._k = np.clip(np.where(known, planned, self._k), *_BOUNDS)
@@ -642,10 +642,15 @@ def _per_campaign(
     return out
 
 
-def _inside(low: NDArray[np.float64], high: NDArray[np.float64]) -> NDArray[np.float64]:
-    """A multiplier that buys what ``low`` buys: halfway (in log) to the next step, at most
-    ``_BEYOND`` past ``low``, or that far past the dearest step where every one is affordable;
-    ``nan`` where none is."""
+def _inside(response: Response) -> NDArray[np.float64]:
+    """A multiplier that buys what ``response.low`` buys: halfway (in log) to the next step, at
+    most ``_BEYOND`` past ``low``, or that far past the dearest step where every one is
+    affordable; ``nan`` where none is. Where only steps that cost nothing are affordable (a
+    reserve of 0), ``low`` is 0 and any multiplier under the next step buys them: the least
+    multiplier, or half the next step where that is lower, stands for it."""
+    high = response.high
+    free = response.affordable & (response.low <= 0)
+    low = np.where(free, np.minimum(_BOUNDS[0], 0.5 * high), response.low)
     out = np.where(np.isinf(high), low * _BEYOND, np.sqrt(low * np.minimum(high, low * _BEYOND)))
-    result: NDArray[np.float64] = np.where(low > 0, out, np.nan)
+    result: NDArray[np.float64] = np.where(response.affordable, out, np.nan)
     return result

@@ -29,14 +29,16 @@ from quanzhan.bidding.menu_lp import MenuProblem, grouped_cumsum, grouped_order,
 @dataclass(frozen=True, slots=True)
 class Response:
     """Per campaign ``(n,)``: the largest affordable multiplier ``low`` (0 where no step is
-    affordable) and the next step's ``high`` (``inf`` where every step is affordable, the first
-    step where none is): any ``k`` in ``[low, high)`` buys the same; and the ``value`` and
-    ``spend`` bought there."""
+    affordable, and where the only affordable steps cost nothing: ``affordable`` tells the two
+    apart) and the next step's ``high`` (``inf`` where every step is affordable, the first step
+    where none is): any ``k`` in ``[low, high)`` buys the same (past 0, for free steps); and the
+    ``value`` and ``spend`` bought there."""
 
     low: NDArray[np.float64]
     high: NDArray[np.float64]
     value: NDArray[np.float64]
     spend: NDArray[np.float64]
+    affordable: NDArray[np.bool_]
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,4 +249,4 @@ class ResponseCurve:
         after = np.where(has, last + 1, self.start)
         follows = (self.count > 0) & (after < self.start + self.count)
         high[follows] = at[after[follows]]
-        return Response(low=low, high=high, value=value_at, spend=spend_at)
+        return Response(low=low, high=high, value=value_at, spend=spend_at, affordable=has)
