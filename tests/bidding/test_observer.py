@@ -310,3 +310,24 @@ def test_a_click_older_than_the_attribution_window_owes_all_its_orders() -> None
         )
     assert _observe(windowed, 2 * HOUR).orders_arrived[0] == 0.5
     assert _observe(open_ended, 2 * HOUR).orders_arrived[0] < 0.5
+
+
+def test_menus_handed_over_as_a_weighted_sample_keep_their_weights() -> None:
+    """Rows that each stand for ten auctions reach the policy standing for ten, and rows
+    handed over without a weight beside them for one."""
+    observer = TickObserver(n_campaigns=1)
+    for weight in (np.array([10.0, 10.0]), None):
+        observer.add_menus(
+            MenuView(
+                np.zeros(2, np.int64),
+                np.ones((2, 1)),
+                np.full((2, 1), 0.5),
+                weight=weight,
+                day_fraction=np.array([0.1, 0.1]),
+            )
+        )
+    observation = observer.observe(
+        now=3600.0, day_seconds=86_400.0, planned_share=0.04, spend=np.zeros(1)
+    )
+    assert observation.menus is not None
+    np.testing.assert_array_equal(observation.menus.weight, [10.0, 10.0, 1.0, 1.0])

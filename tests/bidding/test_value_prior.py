@@ -185,3 +185,24 @@ def test_thin_evidence_reads_odd_orders_due_as_none_or_as_plenty() -> None:
 def test_thin_evidence_must_be_positive_and_finite(alpha: float, half: float) -> None:
     with pytest.raises(ValueError, match="positive and finite"):
         ThinEvidence(alpha=alpha, half=half)
+
+
+def test_a_figure_gone_astray_counts_as_no_evidence() -> None:
+    """A nan or negative count of orders reads as none, as ``ThinEvidence`` reads it, rather
+    than making the campaign's calibration nan."""
+    prior = GammaPrior(alpha=20.0, mean=1.1)
+    astray = posterior_quantile(
+        prior,
+        realized=np.array([np.nan, -1.0, 2.0]),
+        due=np.array([3.0, np.nan, -2.0]),
+        quantile=0.2,
+        thin=ThinEvidence(alpha=7.0, half=0.1),
+    )
+    none = posterior_quantile(
+        prior,
+        realized=np.array([0.0, 0.0, 2.0]),
+        due=np.array([3.0, 0.0, 0.0]),
+        quantile=0.2,
+        thin=ThinEvidence(alpha=7.0, half=0.1),
+    )
+    np.testing.assert_array_equal(astray, none)

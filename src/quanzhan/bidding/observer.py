@@ -209,10 +209,16 @@ class TickObserver:
             return None
         parts, self._menus = self._menus, []
         timed = all(m.day_fraction is not None for m in parts)
+        weighted = any(m.weight is not None for m in parts)
         return MenuView(
             campaign=np.concatenate([m.campaign for m in parts]),
             value=np.concatenate([m.value for m in parts]),
             cost=np.concatenate([m.cost for m in parts]),
+            weight=np.concatenate(
+                [np.ones(len(m.campaign)) if m.weight is None else m.weight for m in parts]
+            )
+            if weighted
+            else None,
             day_fraction=np.concatenate([m.day_fraction for m in parts]) if timed else None,
         )
 

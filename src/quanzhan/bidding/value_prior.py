@@ -137,8 +137,9 @@ def posterior_quantile(
     if not 0.0 < quantile < 1.0:
         raise ValueError(f"quantile must lie in (0, 1), not {quantile}")
     alpha = prior.alpha if thin is None else thin.shapes(prior, due)
-    shape = alpha + np.maximum(realized, 0.0)
-    rate = alpha / prior.mean + np.maximum(due, 0.0)
+    # A figure gone astray (negative, nan) counts as none, as in ``ThinEvidence.shapes``.
+    shape = alpha + np.where(realized > 0, realized, 0.0)
+    rate = alpha / prior.mean + np.where(due > 0, due, 0.0)
     out: NDArray[np.float64] = gammainccinv(shape, 1.0 - quantile) / rate
     return out
 
