@@ -4,6 +4,7 @@ and the day is judged against the best uniform multiplier in hindsight."""
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -658,3 +659,96 @@ def test_a_slot_that_costs_nothing_is_bought_within_the_budget() -> None:
         finals.append(spend)
     assert finals[1] == pytest.approx(finals[0], rel=1e-3)
     assert finals[1] < 200.0
+
+
+def _afternoon(
+    policy: LandscapePacing, budget: float, *, spent_before: float
+) -> tuple[float, float]:
+    """A policy reset at noon of a steady day (like auctions every quarter hour, each with its
+    hour) steers a campaign that had spent ``spent_before`` that morning; its spend in the
+    first two hours, and by midnight."""
+    spec = _spec([budget], [1.0])
+    policy.reset(campaigns=spec, seed=0)
+    spend, early = spent_before, 0.0
+    for tick in range(48, 96):
+        menu = _tick_menus(np.random.default_rng(tick), 0, rows=20)
+        menu = replace(menu, day_fraction=np.linspace(tick, tick + 1, 20, endpoint=False) / 96)
+        paid, _ = taken_slot(policy.multipliers()[menu.campaign], menu.value, menu.cost)
+        spend = min(spend + float(paid.sum()), budget)
+        if tick == 55:
+            early = spend - spent_before
+        share = (tick + 1) / 96
+        policy.update(
+            replace(
+                _quiet(1, now=share * 86_400.0, share=share, menus=menu), spend=np.array([spend])
+            )
+        )
+    return early, spend
+
+
+def test_a_policy_started_at_noon_paces_the_afternoon() -> None:
+    """A campaign created (or changed) at noon: its first quarter hour's auctions are not the
+    whole morning's, so it does not take the rest of the day for a few quarter hours and spend
+    its budget's afternoon in the first two hours."""
+    early, spend = _afternoon(LandscapePacing(), 150.0, spent_before=0.0)
+    assert spend >= 0.95 * 150.0
+    assert early <= 0.3 * 150.0
+
+
+def test_a_policy_started_at_noon_does_not_take_the_mornings_spend_for_its_own() -> None:
+    """A campaign restarted at noon after spending 40 that morning: what was charged before the
+    restart does not enter its spend calibration, which stays at 1 where every click is charged
+    what was expected."""
+    policy = LandscapePacing()
+    _afternoon(policy, 150.0, spent_before=40.0)
+    assert policy.spend_calibration()[0] == pytest.approx(1.0, abs=0.02)
+
+
+def _twins() -> tuple[CampaignSpec, Observation]:
+    """Two campaigns on one landscape, a fiftieth of the day in, each having spent what its
+    auctions cost at the opening multiplier, under a prior fitted on many campaigns."""
+    menu = _tick_menus(np.random.default_rng(5), 0)
+    batch = MenuView(
+        campaign=np.repeat(np.arange(2), len(menu.campaign)),
+        value=np.concatenate([menu.value, menu.value]),
+        cost=np.concatenate([menu.cost, menu.cost]),
+    )
+    cost, _ = taken_slot(np.ones(len(batch.campaign)), batch.value, batch.cost)
+    spent = np.bincount(batch.campaign, weights=cost)
+    tick = _quiet(2, now=1800.0, share=0.02, menus=batch, value_prior=GammaPrior(60.0, 1.0))
+    return _spec(list(20.0 * spent), [1.0, 1.0]), replace(tick, spend=spent)
+
+
+def test_a_figure_gone_astray_does_not_freeze_a_campaign() -> None:
+    """One nan among a day's orders adds nothing to the campaign's past: the next day its
+    value calibration is what it would be had that day's orders been none."""
+    spec, tick = _twins()
+    seen = []
+    for orders in (np.array([np.nan, 0.0]), np.array([0.0, 0.0])):
+        policy = LandscapePacing()
+        policy.reset(campaigns=spec, seed=0)
+        policy.update(replace(tick, orders_arrived=orders, orders_realized=orders))
+        policy.start_day()
+        seen.append(policy.value_calibration())
+    assert np.all(np.isfinite(seen[0]))
+    np.testing.assert_array_equal(seen[0], seen[1])
+
+
+def test_a_policy_pickled_before_its_newer_fields_resumes() -> None:
+    """The service keeps each campaign's policy pickled across upgrades: a state without the
+    fields added since (the day's count, the calendar, the comparison with a recalled day, the
+    first update's bookkeeping) loads, and steers as the policy it was saved from."""
+    spec, tick = _twins()
+    policy = LandscapePacing()
+    policy.reset(campaigns=spec, seed=0)
+    policy.update(tick)
+    state = dict(pickle.loads(pickle.dumps(policy)).__dict__)  # its own arrays
+    for newer in ("_day", "_calendar", "_met_value", "_told_cost", "_observed", "_joined"):
+        del state[newer]
+    old = LandscapePacing.__new__(LandscapePacing)
+    old.__setstate__(state)
+    later = replace(tick, now=3600.0, day_fraction=0.04, planned_share=0.04)
+    for each in (policy, old):
+        each.update(later)
+    np.testing.assert_array_equal(old.multipliers(), policy.multipliers())
+    assert old.day == 0

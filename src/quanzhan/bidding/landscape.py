@@ -48,6 +48,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -73,6 +74,8 @@ _RECENT_SHARE = 0.05  # of the day's traffic: the latest ticks that stand for th
 _BOUNDS = (1e-3, 100.0)
 _LEVEL_PRIOR_SHARE = 0.1  # of the recalled day: pseudo-evidence behind its level against today
 _LEVEL_BOUNDS = (0.25, 4.0)  # most today's auctions are taken to differ from a recalled day's
+# A policy whose first menus start later than this share of the day started part-way through it.
+_JOINED_AFTER = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,7 +244,24 @@ class LandscapePacing:
         self._value_prior = NO_ERROR
         self._calendar: tuple[Promotion, ...] = ()
         self._day = 0  # of the run: the calendar's days
+        self._observed = False  # whether an update has come since the reset
+        self._joined = 0.0  # share of today that passed before the policy's first menus
+        self._skip_spend = False  # the tick's charge predates the policy: not calibration
         self._start_level_tracking(recalled=False)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """A policy the service pickled under an earlier version lacks the fields added since:
+        each takes what a policy reset for the same campaigns starts with, but that it has been
+        observing all along."""
+        spec = state.get("_spec")
+        missing = _fields() - state.keys()
+        if missing and spec is not None:
+            fresh = LandscapePacing()
+            fresh.reset(campaigns=spec, seed=0)
+            state = {**{name: fresh.__dict__[name] for name in missing}, **state}
+            if "_observed" in missing:
+                state["_observed"] = True
+        self.__dict__.update(state)
 
     def _start_level_tracking(self, *, recalled: bool) -> None:
         """Today's auctions against yesterday's of the same hours, where the day to plan on is
@@ -273,12 +293,42 @@ class LandscapePacing:
 
     def update(self, observation: Observation) -> None:
         spec = self._require()
+        if not self._observed:
+            self._observed = True
+            self._join(observation)
         self._today = observation
         if observation.value_prior is not None:
             self._value_prior = observation.value_prior
         self._account(observation)
         organic = np.where(spec.full_site, observation.gmv_organic, 0.0)
         self._plan(spend=observation.spend, organic=organic, share=observation.planned_share)
+
+    def _join(self, observation: Observation) -> None:
+        """The first update after ``reset``. A policy may start part-way through a day (the
+        service starts one when a campaign is created, or its budget or target changes): its
+        first menus then cover the minutes since it started, not the day so far, and today's
+        spend includes what was spent before it. It counts its first tick from the earliest of
+        those menus (the share of the day elapsed since, taken as even over the interval), and
+        leaves that tick's charge out of its spend calibration: what was charged before it
+        started is not the price of what it bought."""
+        menus = observation.menus
+        now = observation.day_fraction
+        if menus is None or not len(menus.campaign):
+            start = now  # nothing seen yet: it starts now
+        else:
+            fraction = np.full(0, np.nan) if menus.day_fraction is None else menus.day_fraction
+            known = np.asarray(fraction, np.float64)
+            known = known[np.isfinite(known)]
+            if not len(known):
+                return  # auctions without their hours: nothing says when they began
+            start = float(known.min())
+        if not (start > _JOINED_AFTER and now > 0):
+            return
+        covered = observation.planned_share * max(now - start, 0.0) / now
+        self._last_share = self._joined = observation.planned_share - covered
+        self._last_fraction = max(self._last_fraction, min(start, now))
+        self._last_spend = np.asarray(observation.spend, np.float64).copy()
+        self._skip_spend = True
 
     def _plan(
         self,
@@ -344,13 +394,14 @@ class LandscapePacing:
         if self._today is not None:
             organic = np.where(spec.full_site, self._today.gmv_organic, 0.0)
             # Valued before today's orders join the past: the calibration counts them once.
-            self._carry += (
+            # A figure gone astray (nan) adds nothing, rather than freezing the campaign for good.
+            self._carry += _finite(
                 self.spend_calibration()
                 * (self.value_calibration() * self._done_value - spec.target_roi * self._done_cost)
                 + organic
             )
-            self._orders_seen += self._today.orders_realized
-            self._orders_due += self._today.orders_arrived
+            self._orders_seen += _finite(self._today.orders_realized)
+            self._orders_due += _finite(self._today.orders_arrived)
             # At an ordinary day's pace: a promotion's windows brought more shoppers to the
             # item's organic results as to its auctions.
             self._organic_past += organic / self._day_traffic(self._today_rows.rows(), self._day)
@@ -363,6 +414,7 @@ class LandscapePacing:
         self._done_cost, self._done_value = np.zeros(len(spec)), np.zeros(len(spec))
         self._last_spend = np.zeros(len(spec))
         self._day += 1
+        self._joined = 0.0
         self._start_level_tracking(recalled=False)
         # The last tick planned for a few minutes of budget; midnight opens a whole day.
         self._plan_whole_day()
@@ -432,13 +484,16 @@ class LandscapePacing:
             value_by = np.bincount(menus.campaign, weights=value, minlength=n)
             self._done_cost += np.where(bidding, cost_by, 0.0)
             self._done_value += np.where(bidding, value_by, 0.0)
-            self._spend_expected += np.where(bidding, cost_by, 0.0)
+            if not self._skip_spend:
+                self._spend_expected += np.where(bidding, cost_by, 0.0)
             kept = self._today_rows.add(menus)
         self._compare_with_recalled(observation.day_fraction, bidding, menus)
         self._remember(kept, observation.planned_share - self._last_share)
         self._last_share = max(self._last_share, observation.planned_share)
         charged = observation.spend - self._last_spend
-        self._spend_charged += np.where(bidding, charged, 0.0)
+        if not self._skip_spend:
+            self._spend_charged += np.where(bidding, charged, 0.0)
+        self._skip_spend = False
         self._last_spend = observation.spend.copy()
 
     def _compare_with_recalled(
@@ -526,6 +581,8 @@ class LandscapePacing:
         today = self._ordinary(self._today_rows.rows(), self._day)
         n = self._today_rows.n
         rest = 1.0 - min(max(share, 0.0), 1.0)
+        if self._joined > 0.0:  # started part-way through today: its rows stand for all of it
+            today = today.scaled(share / max(share - self._joined, _FIRST_SHARE))
         has_yesterday = np.zeros(n, dtype=bool)
         parts = [today]
         if self._yesterday_rows is not None and len(self._yesterday_rows):
@@ -635,6 +692,11 @@ def _weighted(
     return cost * weight, value * weight
 
 
+def _finite(amount: NDArray[np.float64]) -> NDArray[np.float64]:
+    out: NDArray[np.float64] = np.where(np.isfinite(amount), amount, 0.0)
+    return out
+
+
 def _per_campaign(
     campaign: NDArray[np.int64], amount: NDArray[np.float64], n: int
 ) -> NDArray[np.float64]:
@@ -654,3 +716,20 @@ def _inside(response: Response) -> NDArray[np.float64]:
     out = np.where(np.isinf(high), low * _BEYOND, np.sqrt(low * np.minimum(high, low * _BEYOND)))
     result: NDArray[np.float64] = np.where(response.affordable, out, np.nan)
     return result
+
+
+_FIELD_NAMES: frozenset[str] | None = None
+
+
+def _fields() -> frozenset[str]:
+    """The names of a reset ``LandscapePacing``'s fields."""
+    global _FIELD_NAMES
+    if _FIELD_NAMES is None:
+        policy = LandscapePacing()
+        one = np.ones(1)
+        policy.reset(
+            campaigns=CampaignSpec(budget=one, target_roi=one, roi_basis=np.zeros(1, np.int8)),
+            seed=0,
+        )
+        _FIELD_NAMES = frozenset(policy.__dict__)
+    return _FIELD_NAMES
