@@ -30,13 +30,13 @@ from quanzhan.store.schema import campaigns, controllers
 MORNING = 1_795_593_600.0 + 8 * 3600
 
 
-def _campaign(db: Database, *, budget: float, target: float) -> int:
+def _campaign(db: Database, *, budget: float, target: float, title: str = "tea pot") -> int:
     def work(connection: Connection) -> int:
         merchant, _ = catalog.create_merchant(connection, name="m", now=MORNING)
         item = catalog.create_item(
             connection,
             merchant_id=merchant,
-            title="tea pot",
+            title=title,
             price=20.0,
             category="tea",
             now=MORNING,
@@ -307,3 +307,59 @@ def test_the_service_bounds_order_delays_by_its_attribution_window(tmp_path: Pat
     delay = runtime.control.delay
     assert delay.window_seconds == 6 * 3600.0
     np.testing.assert_array_equal(delay.share_arrived(np.array([6 * 3600.0, 86_400.0])), 1.0)
+
+
+def _set_state(db: Database, campaign_id: int, state: bytes) -> None:
+    def work(connection: Connection) -> None:
+        connection.execute(
+            controllers.update().where(controllers.c.campaign_id == campaign_id).values(state=state)
+        )
+
+    db.retrying(work)
+
+
+def _state_of(db: Database, campaign_id: int) -> Any:
+    with db.read() as connection:
+        state = connection.execute(
+            select(controllers.c.state).where(controllers.c.campaign_id == campaign_id)
+        ).scalar_one()
+    return pickle.loads(state)
+
+
+def test_a_controller_that_cannot_be_read_is_started_afresh_and_stops_no_other(
+    database: Database,
+) -> None:
+    """One campaign's stored state is unreadable (say, written by a version whose classes are
+    gone): the tick still steers every other campaign, and that one starts afresh instead of
+    stopping the loop for good."""
+    broken = _campaign(database, budget=100.0, target=2.0)
+    sound = _campaign(database, budget=100.0, target=2.0, title="mug")
+    _set_state(database, broken, b"not a pickled policy")
+    clock = Clock(MORNING + 60.0)
+    loop = ControlLoop(database=database, tick_seconds=60.0, holder="a", clock=clock)
+    _clicks(database, sound, n=5, price=1.0, value=0.5, now=clock.now, tag="s")
+    assert loop.tick()
+    with database.read() as connection:
+        stamps = dict(
+            connection.execute(select(controllers.c.campaign_id, controllers.c.updated_at)).all()
+        )
+    assert stamps[broken] == clock.now and stamps[sound] == clock.now
+    assert _state_of(database, broken).name == "dual"
+
+
+def test_a_controller_whose_bid_is_not_a_number_is_left_as_it_was(database: Database) -> None:
+    """A budget so small that the policy's arithmetic yields nan: that campaign keeps its
+    stored multiplier and state, and the others are steered."""
+    odd = _campaign(database, budget=5e-324, target=2.0)
+    sound = _campaign(database, budget=100.0, target=2.0, title="mug")
+    before = _multiplier(database, odd)
+    clock = Clock(MORNING + 60.0)
+    loop = ControlLoop(database=database, tick_seconds=60.0, holder="a", clock=clock)
+    assert loop.tick()
+    assert _multiplier(database, odd) == before
+    assert np.isfinite(_multiplier(database, sound))
+    with database.read() as connection:
+        stamps = dict(
+            connection.execute(select(controllers.c.campaign_id, controllers.c.updated_at)).all()
+        )
+    assert stamps[sound] == clock.now and stamps[odd] != clock.now

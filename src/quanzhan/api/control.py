@@ -269,8 +269,22 @@ class ControlLoop:
             )
             closing_seen = _Seen(closing, self._arrived(closing, reading.day_start), closing_menus)
             closing_index = {c: j for j, c in enumerate(closing.campaign_ids)}
-        steered = []
-        for i, row in enumerate(rows):
+
+        def observe_today(policy: Policy, i: int) -> None:
+            _expect_promotions(policy, reading.promotions, day=today)
+            policy.update(
+                today_seen.observation(
+                    i,
+                    now=now,
+                    day_fraction=day_fraction,
+                    planned_share=planned,
+                    with_menus=policy.needs_menus,
+                    value_prior=self.value_prior,
+                )
+            )
+
+        def resume(row: dict[str, Any], i: int) -> Policy:
+            """The stored controller, brought to now."""
             policy: Policy = pickle.loads(row["state"])
             j = closing_index.get(ids[i])
             if closing_seen is not None and j is not None:
@@ -289,25 +303,48 @@ class ControlLoop:
             # campaign, a service down): policies count days as the calendar dates them.
             for _ in range(_days_since(row["day"], today)):
                 policy.start_day()
-            _expect_promotions(policy, reading.promotions, day=today)
-            policy.update(
-                today_seen.observation(
-                    i,
-                    now=now,
-                    day_fraction=day_fraction,
-                    planned_share=planned,
-                    with_menus=policy.needs_menus,
-                    value_prior=self.value_prior,
-                )
+            observe_today(policy, i)
+            return policy
+
+        def restart(row: dict[str, Any], i: int) -> Policy:
+            """A fresh controller of the campaign's policy, started now."""
+            start = new_controller(
+                policy=str(row["policy"]),
+                daily_budget=float(row["daily_budget"]),
+                target_roi=float(row["target_roi"]),
+                roi_basis=str(row["roi_basis"]),
+                now=now,
             )
-            steered.append(
-                _Steered(
-                    campaign_id=int(row["id"]),
-                    seen=float(row["updated_at"]),
-                    multiplier=float(policy.multipliers()[0]),
-                    state=pickle.dumps(policy),
-                )
-            )
+            policy: Policy = pickle.loads(start.state)
+            observe_today(policy, i)
+            return policy
+
+        steered = []
+        for i, row in enumerate(rows):
+            # One campaign's controller that cannot be read or stepped (a state from an older
+            # version, a figure out of range) must not stop the tick for every campaign: it is
+            # started afresh, and left as it stands if that fails too.
+            for step in (resume, restart):
+                try:
+                    policy = step(row, i)
+                    multiplier = float(policy.multipliers()[0])
+                    if not math.isfinite(multiplier):
+                        raise ValueError(f"multiplier {multiplier}")
+                    steered.append(
+                        _Steered(
+                            campaign_id=int(row["id"]),
+                            seen=float(row["updated_at"]),
+                            multiplier=multiplier,
+                            state=pickle.dumps(policy),
+                        )
+                    )
+                    break
+                except Exception:
+                    log.exception(
+                        "campaign %s: its controller could not %s",
+                        row["id"],
+                        "resume; starting it afresh" if step is resume else "start; left as it was",
+                    )
         return steered
 
     def _arrived(self, figures: DayFigures, now: float) -> NDArray[np.float64]:

@@ -40,6 +40,9 @@ def active_controllers(connection: Connection) -> list[dict[str, Any]]:
         select(
             campaigns.c.id,
             campaigns.c.item_id,
+            campaigns.c.daily_budget,
+            campaigns.c.target_roi,
+            campaigns.c.roi_basis,
             controllers.c.policy,
             controllers.c.state,
             controllers.c.day,
