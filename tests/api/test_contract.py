@@ -491,6 +491,13 @@ def test_an_expired_click_token_charges_nothing(database_url: str, tmp_path: Pat
         figures = report(shop, cid)
         assert (figures["impressions"], figures["clicks"]) == (0, 1)
         assert figures["spend"] == token_fields(fresh)["price"]
+
+        # The platform got no answer and resends once the token has expired: the click was
+        # taken and charged, and the answer says so, not "rejected".
+        time.sleep(1.5)
+        resent = events(platform, _click("e-c2", fresh))
+        assert resent["results"][0]["status"] == "duplicate" and _not_charged(resent["results"][0])
+        assert report(shop, cid)["spend"] == figures["spend"]
     finally:
         platform.close()
         server.stop()

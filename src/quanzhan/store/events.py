@@ -100,7 +100,7 @@ def ingest(
     attribution_window: float,
 ) -> list[EventResult]:
     """Record a batch of events in the open transaction; one result per event, in order."""
-    seen = _known_event_ids(connection, [e.id for e in batch])
+    seen = known_event_ids(connection, [e.id for e in batch])
     day = day_of(now)
     spend = _lock_days(
         connection,
@@ -145,7 +145,8 @@ def _type(event: Event) -> str:
     return event.type
 
 
-def _known_event_ids(connection: Connection, ids: list[str]) -> set[str]:
+def known_event_ids(connection: Connection, ids: list[str]) -> set[str]:
+    """Which of ``ids`` have been taken already."""
     if not ids:
         return set()
     rows = connection.execute(select(events.c.id).where(events.c.id.in_(set(ids))))

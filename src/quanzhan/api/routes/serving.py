@@ -33,6 +33,7 @@ from quanzhan.store.events import (
     OrganicClickEvent,
     day_of,
     ingest,
+    known_event_ids,
 )
 
 router = APIRouter(prefix="/v1", tags=["platform"])
@@ -109,7 +110,7 @@ def take_events(body: EventsIn, runtime: RuntimeDep, _: Operator) -> EventsOut:
             accepted.append(parsed)
             results.append(None)
     stored = iter(_store(runtime, accepted, now=now) if accepted else [])
-    final = [r if r is not None else next(stored) for r in results]
+    final = _taken_before([r if r is not None else next(stored) for r in results], runtime)
     charged: dict[int, float] = defaultdict(float)
     for result in final:
         if result.charged and result.campaign_id is not None:
@@ -131,6 +132,23 @@ def take_events(body: EventsIn, runtime: RuntimeDep, _: Operator) -> EventsOut:
             for r in final
         ],
     )
+
+
+def _taken_before(results: list[EventResult], runtime: RuntimeDep) -> list[EventResult]:
+    """``results`` with each refused event whose id was taken before answering ``duplicate``:
+    a platform that got no answer resends, and a click accepted and charged then, whose token
+    has expired since, is not to be told it was refused."""
+    refused = [r.id for r in results if r.status == "rejected"]
+    if not refused:
+        return results
+    with runtime.database.read() as connection:
+        taken = known_event_ids(connection, refused)
+    return [
+        EventResult(r.id, "duplicate", "event id already taken")
+        if r.status == "rejected" and r.id in taken
+        else r
+        for r in results
+    ]
 
 
 def _store(runtime: RuntimeDep, batch: list[Event], *, now: float) -> list[EventResult]:
