@@ -363,3 +363,34 @@ def test_a_controller_whose_bid_is_not_a_number_is_left_as_it_was(database: Data
             connection.execute(select(controllers.c.campaign_id, controllers.c.updated_at)).all()
         )
     assert stamps[sound] == clock.now and stamps[odd] != clock.now
+
+
+def test_a_changed_campaign_keeps_the_policy_it_was_created_under(
+    database: Database, database_url: str
+) -> None:
+    """A campaign made while the service steered new campaigns with `dual`, changed once the
+    setting is `landscape`: its restarted controller is still `dual`."""
+    from quanzhan.api.routes.catalog import update_campaign
+    from quanzhan.api.schemas import CampaignPatch
+
+    campaign = _campaign(database, budget=10.0, target=2.0)
+    settings = ServiceSettings(
+        database_url=database_url,
+        operator_key="k" * 32,
+        policy="landscape",
+    )
+    runtime = Runtime(settings, clock=Clock(MORNING + 60.0))
+    try:
+        with database.read() as connection:
+            merchant = connection.execute(
+                select(campaigns.c.merchant_id).where(campaigns.c.id == campaign)
+            ).scalar_one()
+        changed = update_campaign(campaign, CampaignPatch(daily_budget=20.0), runtime, merchant)
+        assert changed.daily_budget == 20.0
+    finally:
+        runtime.database.dispose()
+    with database.read() as connection:
+        policy = connection.execute(
+            select(controllers.c.policy).where(controllers.c.campaign_id == campaign)
+        ).scalar_one()
+    assert policy == "dual" and _state_of(database, campaign).name == "dual"

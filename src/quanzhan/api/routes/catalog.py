@@ -141,8 +141,13 @@ def update_campaign(
         controller = None
         if any(current[k] != v for k, v in steering.items()):
             merged = {**current, **steering}
+            # A campaign keeps the policy it was created under, whatever the service's
+            # setting has become since.
+            kept = connection.execute(
+                select(controllers.c.policy).where(controllers.c.campaign_id == campaign_id)
+            ).scalar_one_or_none()
             controller = new_controller(
-                policy=runtime.settings.policy,
+                policy=runtime.settings.policy if kept is None else str(kept),
                 daily_budget=merged["daily_budget"],
                 target_roi=merged["target_roi"],
                 roi_basis=merged["roi_basis"],
