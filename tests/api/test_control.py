@@ -394,3 +394,26 @@ def test_a_changed_campaign_keeps_the_policy_it_was_created_under(
             select(controllers.c.policy).where(controllers.c.campaign_id == campaign)
         ).scalar_one()
     assert policy == "dual" and _state_of(database, campaign).name == "dual"
+
+
+def test_a_service_shut_down_gives_its_lease_up(database_url: str) -> None:
+    """A process stopped in order (a deploy, a restart) releases the control lease: the next
+    process steers at its first tick instead of three ticks later, when the lease lapses."""
+    import asyncio
+
+    clock = Clock(MORNING)
+    settings = ServiceSettings(
+        database_url=database_url, operator_key="k" * 32, policy="dual", tick_seconds=900.0
+    )
+    first = Runtime(settings, clock=clock)
+    first.start_sync()
+    _campaign(first.database, budget=100.0, target=2.0)
+    assert first.control.tick()
+    asyncio.run(first.stop())
+    clock.now += 900.0
+    second = Runtime(settings, clock=clock)
+    try:
+        second.start_sync()
+        assert second.control.tick()
+    finally:
+        second.database.dispose()

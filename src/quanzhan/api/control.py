@@ -194,6 +194,11 @@ class ControlLoop:
             return False
         return True
 
+    def release(self) -> None:
+        """Give the lease up (a process shutting down), so that another, or this one
+        restarted, steers at its next tick rather than once the lease lapses."""
+        self.database.retrying(self._release_lease)
+
     def _release_lease(self, connection: Connection) -> None:
         connection.execute(
             update(leases)

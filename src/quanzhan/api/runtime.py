@@ -123,6 +123,10 @@ class Runtime:
         await self.decider.stop()
         await asyncio.to_thread(self.flush_traffic)
         await asyncio.to_thread(self.flush_menus)
+        try:
+            await asyncio.to_thread(self.control.release)
+        except Exception:  # shutting down: the lease lapses on its own after three ticks
+            log.exception("could not release the control lease")
         self.spend_board.close()
         self.database.dispose()
 
