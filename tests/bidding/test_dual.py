@@ -114,3 +114,30 @@ def test_a_moved_calibration_does_not_revalue_what_was_bought_before() -> None:
     assert policy.calibration()[0] < 0.9 * calibration
     assert 25.0 * policy.calibration()[0] / 10.0 > 2.0  # still above the target
     assert policy.multipliers()[0] >= before
+
+
+def test_a_policy_started_at_noon_is_not_behind_on_the_morning() -> None:
+    """A campaign created at noon (the service starts a controller then) has spent nothing: the
+    morning's half of the budget is no plan it fell behind, so it does not bid up to catch it.
+    Each quarter hour it spends 20 times its multiplier, at a good ROI: its budget's afternoon
+    pace at a multiplier of about 1, two hours of it about 167."""
+    policy = _policy()
+    spend = 0.0
+    for tick in range(48, 56):
+        spend += 20.0 * float(policy.multipliers()[0])
+        policy.update(_tick((tick + 1) / 4, spend=spend, predicted=10.0 * spend))
+    assert spend <= 1.1 * 1000.0 * 8 / 48
+
+
+def test_a_policy_pickled_before_it_knew_a_days_start_steers_from_midnight() -> None:
+    """A state stored by a version without the day's start plans from midnight, as it did."""
+    policy = _policy()
+    policy.update(_tick(0.25, spend=1.0, predicted=3.0))
+    for name in ("_observed", "_plan_from"):
+        del policy.__dict__[name]
+    restored = pickle.loads(pickle.dumps(policy))
+    restored.update(_tick(12.0, spend=2.0, predicted=6.0))
+    twin = _policy()
+    twin.update(_tick(0.25, spend=1.0, predicted=3.0))
+    twin.update(_tick(12.0, spend=2.0, predicted=6.0))
+    assert restored.multipliers()[0] == twin.multipliers()[0]

@@ -55,6 +55,8 @@ _EXPLORE_SHARE = 0.1  # of the budget a day, at most, spent exploring
 _QUIET_CLICKS = 0.5  # fewer recent (decayed) clicks than this: the ROI face has no evidence
 _DRIFT = 0.1  # per tick, the quiet ROI face's rise while behind the spending plan
 _DRIFT_CAP = 1.0  # times break-even (1 / target): no rise past it without evidence
+# A first update later than this share of the day: the policy started part-way through it.
+_JOINED_AFTER = 0.05
 
 
 class DualPacing:
@@ -68,6 +70,8 @@ class DualPacing:
     _value_prior: GammaPrior = NO_ERROR
     _last_predicted: NDArray[np.float64] | None = None
     _last_organic: NDArray[np.float64] | None = None
+    _observed = True
+    _plan_from: tuple[float, NDArray[np.float64]] | None = None
 
     def __init__(self) -> None:
         self._spec: CampaignSpec | None = None
@@ -93,6 +97,10 @@ class DualPacing:
         self._last_predicted, self._last_organic = np.zeros(n), np.zeros(n)
         self._recent_spend, self._recent_gmv = np.zeros(n), np.zeros(n)
         self._last_clicks, self._recent_clicks = np.zeros(n), np.zeros(n)
+        self._observed = False  # whether an update has come since the reset
+        # Where the spending plan starts on a day the policy joined part-way through: the
+        # share of the day then and the spend so far (``None``: from midnight and nothing).
+        self._plan_from = None
 
     def multipliers(self) -> NDArray[np.float64]:
         k = np.exp(np.minimum(self._log_budget, self._log_roi))
@@ -110,8 +118,14 @@ class DualPacing:
         self._today = observation
         if observation.value_prior is not None:
             self._value_prior = observation.value_prior
+        if not self._observed:
+            self._observed = True
+            # Started part-way through the day (the service starts a controller when a
+            # campaign is created or changed): the hours before are no plan it fell behind.
+            if observation.day_fraction > _JOINED_AFTER:
+                self._plan_from = (observation.planned_share, observation.spend.copy())
         slack = _SLACK_SHARE * spec.budget
-        planned = spec.budget * observation.planned_share
+        planned = self._planned(observation)
         pace = np.log((planned + slack) / (observation.spend + slack))
         self._log_budget += np.clip(_GAIN * pace, -_STEP, _STEP)
         roi_error = self._recent_roi_error(observation)
@@ -134,7 +148,21 @@ class DualPacing:
         np.clip(self._log_budget, low, high, out=self._log_budget)
         np.clip(self._log_roi, low, high, out=self._log_roi)
 
+    def _planned(self, observation: Observation) -> NDArray[np.float64]:
+        """The spend planned by now: the budget times the forecast's share of the day past; on
+        a day joined part-way through, the spend then plus what was left of the budget times
+        the share past since, over the share that was left."""
+        spec = self._require()
+        if self._plan_from is None:
+            out: NDArray[np.float64] = spec.budget * observation.planned_share
+            return out
+        share, spent = self._plan_from
+        since = max(observation.planned_share - share, 0.0) / max(1.0 - share, 1e-9)
+        out = spent + np.maximum(spec.budget - spent, 0.0) * since
+        return out
+
     def start_day(self) -> None:
+        self._plan_from = None
         if self._today is not None:
             self._orders_seen += self._today.orders_realized
             self._orders_due += self._today.orders_arrived
