@@ -720,18 +720,24 @@ def _twins() -> tuple[CampaignSpec, Observation]:
 
 
 def test_a_figure_gone_astray_does_not_freeze_a_campaign() -> None:
-    """One nan among a day's orders adds nothing to the campaign's past: the next day its
-    value calibration is what it would be had that day's orders been none."""
+    """One nan among a day's orders and organic sales adds nothing to the campaign's past: the
+    next day it calibrates and bids as it would had those figures been none."""
     spec, tick = _twins()
+    spec = replace(spec, roi_basis=np.full(2, RoiBasis.FULL_SITE, dtype=np.int8))
     seen = []
-    for orders in (np.array([np.nan, 0.0]), np.array([0.0, 0.0])):
+    for astray in (np.nan, 0.0):
+        figures = np.array([astray, 0.0])
         policy = LandscapePacing()
         policy.reset(campaigns=spec, seed=0)
-        policy.update(replace(tick, orders_arrived=orders, orders_realized=orders))
+        policy.update(
+            replace(tick, orders_arrived=figures, orders_realized=figures, gmv_organic=figures)
+        )
         policy.start_day()
-        seen.append(policy.value_calibration())
-    assert np.all(np.isfinite(seen[0]))
-    np.testing.assert_array_equal(seen[0], seen[1])
+        policy.update(replace(tick, spend=0.5 * tick.spend))
+        seen.append((policy.value_calibration(), policy.multipliers()))
+    assert np.all(np.isfinite(seen[0][0])) and np.all(np.isfinite(seen[0][1]))
+    np.testing.assert_array_equal(seen[0][0], seen[1][0])
+    np.testing.assert_array_equal(seen[0][1], seen[1][1])
 
 
 def test_a_policy_pickled_before_its_newer_fields_resumes() -> None:

@@ -404,7 +404,9 @@ class LandscapePacing:
             self._orders_due += _finite(self._today.orders_arrived)
             # At an ordinary day's pace: a promotion's windows brought more shoppers to the
             # item's organic results as to its auctions.
-            self._organic_past += organic / self._day_traffic(self._today_rows.rows(), self._day)
+            self._organic_past += _finite(
+                organic / self._day_traffic(self._today_rows.rows(), self._day)
+            )
             self._days += 1
         if len(self._today_rows):
             self._yesterday_rows = self._today_rows
