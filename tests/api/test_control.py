@@ -417,3 +417,41 @@ def test_a_service_shut_down_gives_its_lease_up(database_url: str) -> None:
         assert second.control.tick()
     finally:
         second.database.dispose()
+
+
+def test_a_campaign_whose_policy_is_no_longer_shipped_is_steered_by_the_services(
+    database: Database, database_url: str
+) -> None:
+    """A campaign's controller was stored under a policy a later version no longer ships: a
+    change to its budget restarts it under the service's policy, and so does the next tick."""
+    from quanzhan.api.routes.catalog import update_campaign
+    from quanzhan.api.schemas import CampaignPatch
+
+    changed, ticked = (
+        _campaign(database, budget=10.0, target=2.0),
+        _campaign(database, budget=10.0, target=2.0, title="mug"),
+    )
+
+    def retire(connection: Connection) -> None:
+        connection.execute(controllers.update().values(policy="retired", state=b"gone"))
+
+    database.retrying(retire)
+    settings = ServiceSettings(database_url=database_url, operator_key="k" * 32, policy="dual")
+    clock = Clock(MORNING + 60.0)
+    runtime = Runtime(settings, clock=clock)
+    try:
+        with database.read() as connection:
+            merchant = connection.execute(
+                select(campaigns.c.merchant_id).where(campaigns.c.id == changed)
+            ).scalar_one()
+        update_campaign(changed, CampaignPatch(daily_budget=20.0), runtime, merchant)
+        assert runtime.control.tick()
+    finally:
+        runtime.database.dispose()
+    with database.read() as connection:
+        stored = dict(
+            connection.execute(select(controllers.c.campaign_id, controllers.c.policy)).all()
+        )
+    assert stored == {changed: "dual", ticked: "dual"}
+    assert _state_of(database, changed).name == "dual"
+    assert _state_of(database, ticked).name == "dual"

@@ -35,7 +35,7 @@ from quanzhan.api.calendar import ordinary_hours, policy_calendar
 from quanzhan.bidding.delay import DelayModel
 from quanzhan.bidding.forecast import TrafficForecast
 from quanzhan.bidding.policy import CampaignSpec, MenuView, Observation, Policy
-from quanzhan.bidding.registry import make_policy
+from quanzhan.bidding.registry import DEFAULT_POLICY, POLICIES, make_policy
 from quanzhan.bidding.value_prior import NO_ERROR, GammaPrior, fit_prior
 from quanzhan.domain import DAY_SECONDS, RoiBasis
 from quanzhan.store.catalog import ControllerStart
@@ -121,6 +121,7 @@ class _Steered:
     seen: float  # the controller row's updated_at when it was read
     multiplier: float
     state: bytes
+    policy: str  # the campaign's own, or the service's where its own is no longer shipped
 
 
 class ControlLoop:
@@ -141,10 +142,12 @@ class ControlLoop:
         holder: str,
         clock: Callable[[], float],
         attribution_window: float = math.inf,
+        policy: str = DEFAULT_POLICY,
     ) -> None:
         self.database = database
         self.tick_seconds = tick_seconds
         self.holder = holder
+        self.policy = policy  # for a campaign whose own policy is no longer shipped
         self.clock = clock
         self.ticks = 0
         self.delay = DelayModel(window_seconds=attribution_window)
@@ -312,9 +315,10 @@ class ControlLoop:
             return policy
 
         def restart(row: dict[str, Any], i: int) -> Policy:
-            """A fresh controller of the campaign's policy, started now."""
+            """A fresh controller of the campaign's policy (the service's, where the campaign's
+            is no longer shipped), started now."""
             start = new_controller(
-                policy=str(row["policy"]),
+                policy=row["policy"] if row["policy"] in POLICIES else self.policy,
                 daily_budget=float(row["daily_budget"]),
                 target_roi=float(row["target_roi"]),
                 roi_basis=str(row["roi_basis"]),
@@ -341,6 +345,7 @@ class ControlLoop:
                             seen=float(row["updated_at"]),
                             multiplier=multiplier,
                             state=pickle.dumps(policy),
+                            policy=policy.name,
                         )
                     )
                     break
@@ -392,7 +397,13 @@ class ControlLoop:
                     controllers.c.campaign_id == one.campaign_id,
                     controllers.c.updated_at == one.seen,
                 )
-                .values(multiplier=one.multiplier, state=one.state, day=today, updated_at=now)
+                .values(
+                    multiplier=one.multiplier,
+                    state=one.state,
+                    policy=one.policy,
+                    day=today,
+                    updated_at=now,
+                )
             ).rowcount
             if not written:
                 kept.add(one.campaign_id)

@@ -84,6 +84,7 @@ class Runtime:
             holder=f"{socket.gethostname()}:{os.getpid()}:{id(self)}",
             clock=clock,
             attribution_window=self.attribution_window,
+            policy=settings.policy,
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._clicks_learned_until = 0.0

@@ -21,6 +21,7 @@ from quanzhan.api.schemas import (
     MerchantIn,
     MerchantOut,
 )
+from quanzhan.bidding.registry import POLICIES
 from quanzhan.store import catalog
 from quanzhan.store.events import day_of
 from quanzhan.store.schema import campaign_days, controllers
@@ -142,12 +143,12 @@ def update_campaign(
         if any(current[k] != v for k, v in steering.items()):
             merged = {**current, **steering}
             # A campaign keeps the policy it was created under, whatever the service's
-            # setting has become since.
+            # setting has become since (unless that policy is no longer shipped).
             kept = connection.execute(
                 select(controllers.c.policy).where(controllers.c.campaign_id == campaign_id)
             ).scalar_one_or_none()
             controller = new_controller(
-                policy=runtime.settings.policy if kept is None else str(kept),
+                policy=kept if kept in POLICIES else runtime.settings.policy,
                 daily_budget=merged["daily_budget"],
                 target_roi=merged["target_roi"],
                 roi_basis=merged["roi_basis"],
