@@ -35,7 +35,13 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from quanzhan.bidding.policy import CampaignSpec, Observation, basis_gmv, orders_to_date
+from quanzhan.bidding.policy import (
+    JOINED_AFTER,
+    CampaignSpec,
+    Observation,
+    basis_gmv,
+    orders_to_date,
+)
 from quanzhan.bidding.value_prior import NO_ERROR, GammaPrior, posterior_quantile
 
 _GAIN = 0.35
@@ -55,8 +61,6 @@ _EXPLORE_SHARE = 0.1  # of the budget a day, at most, spent exploring
 _QUIET_CLICKS = 0.5  # fewer recent (decayed) clicks than this: the ROI face has no evidence
 _DRIFT = 0.1  # per tick, the quiet ROI face's rise while behind the spending plan
 _DRIFT_CAP = 1.0  # times break-even (1 / target): no rise past it without evidence
-# A first update later than this share of the day: the policy started part-way through it.
-_JOINED_AFTER = 0.05
 
 
 class DualPacing:
@@ -122,7 +126,7 @@ class DualPacing:
             self._observed = True
             # Started part-way through the day (the service starts a controller when a
             # campaign is created or changed): the hours before are no plan it fell behind.
-            if observation.day_fraction > _JOINED_AFTER:
+            if observation.day_fraction > JOINED_AFTER:
                 self._plan_from = (observation.planned_share, observation.spend.copy())
         slack = _SLACK_SHARE * spec.budget
         planned = self._planned(observation)

@@ -46,6 +46,7 @@ its bid far; at midnight it is planned afresh on yesterday's landscape and the w
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -54,7 +55,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from quanzhan.bidding.calendar import Promotion, traffic_factor
-from quanzhan.bidding.policy import CampaignSpec, MenuView, Observation, orders_to_date
+from quanzhan.bidding.policy import (
+    JOINED_AFTER,
+    CampaignSpec,
+    MenuView,
+    Observation,
+    orders_to_date,
+)
 from quanzhan.bidding.response import Response, ResponseCurve, taken_slot
 from quanzhan.bidding.value_prior import NO_ERROR, ThinEvidence, posterior_quantile
 
@@ -74,8 +81,6 @@ _RECENT_SHARE = 0.05  # of the day's traffic: the latest ticks that stand for th
 _BOUNDS = (1e-3, 100.0)
 _LEVEL_PRIOR_SHARE = 0.1  # of the recalled day: pseudo-evidence behind its level against today
 _LEVEL_BOUNDS = (0.25, 4.0)  # most today's auctions are taken to differ from a recalled day's
-# A policy whose first menus start later than this share of the day started part-way through it.
-_JOINED_AFTER = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,7 +327,7 @@ class LandscapePacing:
             if not len(known):
                 return  # auctions without their hours: nothing says when they began
             start = float(known.min())
-        if not (start > _JOINED_AFTER and now > 0):
+        if not (start > JOINED_AFTER and now > 0):
             return
         covered = observation.planned_share * max(now - start, 0.0) / now
         self._last_share = self._joined = observation.planned_share - covered
@@ -720,18 +725,13 @@ def _inside(response: Response) -> NDArray[np.float64]:
     return result
 
 
-_FIELD_NAMES: frozenset[str] | None = None
-
-
+@functools.cache
 def _fields() -> frozenset[str]:
     """The names of a reset ``LandscapePacing``'s fields."""
-    global _FIELD_NAMES
-    if _FIELD_NAMES is None:
-        policy = LandscapePacing()
-        one = np.ones(1)
-        policy.reset(
-            campaigns=CampaignSpec(budget=one, target_roi=one, roi_basis=np.zeros(1, np.int8)),
-            seed=0,
-        )
-        _FIELD_NAMES = frozenset(policy.__dict__)
-    return _FIELD_NAMES
+    policy = LandscapePacing()
+    one = np.ones(1)
+    policy.reset(
+        campaigns=CampaignSpec(budget=one, target_roi=one, roi_basis=np.zeros(1, np.int8)),
+        seed=0,
+    )
+    return frozenset(policy.__dict__)

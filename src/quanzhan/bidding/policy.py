@@ -157,6 +157,12 @@ def basis_gmv(
     return out
 
 
+# A policy whose first update comes later than this share of the day started part-way through
+# it (the service starts one when a campaign is created, or its budget or target changes); the
+# simulator's first tick of a day is a ninety-sixth of it.
+JOINED_AFTER = 0.05
+
+
 def orders_to_date(
     seen: NDArray[np.float64], due: NDArray[np.float64], today: Observation | None
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
