@@ -377,6 +377,51 @@ def test_gathering_menus_changes_nothing_shown(
     assert spent[menus.campaign].sum() > 20, "too few menus of spent campaigns to mean anything"
 
 
+def test_without_spent_menus_only_the_live_campaigns_get_menus(
+    world: World, engine: Engine, money: Money
+) -> None:
+    """``spent_menus=False`` leaves out the campaigns out of budget, and nothing else: the
+    live campaigns' menus and the decision are those made with them."""
+    full = _menus(engine, world.batch, money)
+    live_only = engine.decide(
+        world.batch,
+        multiplier=money.multiplier,
+        remaining_budget=money.remaining,
+        active=money.active,
+        with_menus=True,
+        spent_menus=False,
+    )
+    assert full.menus is not None and live_only.menus is not None
+    for f in fields(Decision):
+        np.testing.assert_array_equal(
+            getattr(live_only.decision, f.name), getattr(full.decision, f.name), err_msg=f.name
+        )
+    spent = _spent(world, money)
+    assert not spent[live_only.menus.campaign].any()
+    kept = ~spent[full.menus.campaign]
+    for f in fields(Opportunities):
+        np.testing.assert_array_equal(
+            getattr(live_only.menus, f.name), getattr(full.menus, f.name)[kept], err_msg=f.name
+        )
+
+
+def test_menu_terms_price_each_slot_at_its_own_position(
+    world: World, engine: Engine, money: Money
+) -> None:
+    """Value and cost of slot ``j`` are the clicks it brings (pCTR times the learned factor of
+    position ``j`` on the menu's surface) times value per click and price per click."""
+    menus = _menus(engine, world.batch, money).menus
+    assert menus is not None and len(menus) > 0
+    value, cost = engine.menu_terms(menus)
+    slots = menus.price.shape[1]
+    for j in range(slots):
+        position = engine.predictor.position_factor(menus.surface, np.full(len(menus), j))
+        clicks = position * menus.pctr
+        price = world.view.items.price[world.view.campaigns.item[menus.campaign]]
+        np.testing.assert_allclose(value[:, j], clicks * menus.pcvr * price, rtol=1e-12)
+        np.testing.assert_allclose(cost[:, j], clicks * menus.price[:, j], rtol=1e-12)
+
+
 def test_menus_of_a_batch_larger_than_a_chunk_are_each_rows_own(
     world: World, engine: Engine, money: Money
 ) -> None:

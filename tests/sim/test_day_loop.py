@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from quanzhan.sim.config import load_scenario
+from quanzhan.sim.config import ScenarioConfig, load_scenario
 from quanzhan.sim.run import Simulation, SimulationResult
 from quanzhan.sim.summary import build_summary
 
@@ -117,6 +117,53 @@ def test_two_days_reset_daily_budgets() -> None:
         assert np.all(spend <= budget + biggest + 1e-9)
     summary = build_summary(result, wall_seconds=0.0)
     assert len(summary["by_hour"]["hour"]) == 49
+
+
+def _two_landscape_days() -> ScenarioConfig:
+    config = load_scenario("tiny")
+    return config.model_copy(
+        update={
+            "traffic": config.traffic.model_copy(update={"days": 2}),
+            "engine": config.engine.model_copy(update={"policy": "landscape"}),
+        }
+    )
+
+
+def _asked_for_spent_menus(simulation: Simulation) -> list[bool]:
+    """Run ``simulation``, noting at each decision whether it asked for spent campaigns' menus."""
+    asked: list[bool] = []
+    decide = simulation.engine.decide
+
+    def noting(*args: Any, **kwargs: Any) -> Any:
+        asked.append(kwargs.get("spent_menus", True))
+        return decide(*args, **kwargs)
+
+    simulation.engine.decide = noting  # type: ignore[method-assign]
+    simulation.run()
+    return asked
+
+
+def test_spent_campaigns_menus_are_left_out_only_where_nobody_reads_them() -> None:
+    """The policy plans tomorrow on today's menus, the oracle prices every day's: only a
+    run's last day, without the oracle, leaves a spent campaign's menus out."""
+    config = _two_landscape_days()
+    asked = _asked_for_spent_menus(Simulation(config, seed=3))
+    per_day = len(asked) // 2
+    assert len(asked) == 2 * per_day > 0
+    assert all(asked[:per_day]) and not any(asked[per_day:])
+    assert all(_asked_for_spent_menus(Simulation(config, seed=3, menus=True)))
+
+
+def test_spent_campaigns_menus_on_the_last_day_change_nothing() -> None:
+    """The same run with every menu read on its last day too: the same charges, to the cent."""
+    config = _two_landscape_days()
+    lean = Simulation(config, seed=3).run()
+    full = Simulation(config, seed=3)
+    full._spent_menus_read = lambda tick: True  # type: ignore[method-assign]
+    whole = full.run()
+    assert whole.stats.campaign_totals("spend").sum() > 0
+    np.testing.assert_array_equal(lean.ledger.rows().amount, whole.ledger.rows().amount)
+    np.testing.assert_array_equal(lean.ledger.rows().campaign, whole.ledger.rows().campaign)
 
 
 def test_models_train_on_a_window_smaller_than_the_log() -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from quanzhan.domain import CampaignMode, CampaignTable, ItemTable
+from quanzhan.domain import N_SURFACES, CampaignMode, CampaignTable, ItemTable
 from quanzhan.engine.affinity import CategoryAffinity
 from quanzhan.engine.auction import AuctionResult, run_auction
 from quanzhan.engine.batch import Candidates, Decision, RequestBatch
@@ -109,9 +109,12 @@ class Engine:
         clicks a slot brings (pCTR at its position) times predicted GMV per click, and those
         clicks times the price per click; ``nan`` where the page has no such slot."""
         slots = menus.price.shape[1]
-        position = self.predictor.position_factor(
-            np.repeat(menus.surface, slots), np.tile(np.arange(slots), len(menus))
-        ).reshape(menus.price.shape)
+        # One factor per (surface, slot): looked up per menu, not worked out per menu.
+        by_surface = self.predictor.position_factor(
+            np.repeat(np.arange(N_SURFACES, dtype=np.int8), slots),
+            np.tile(np.arange(slots), N_SURFACES),
+        ).reshape(N_SURFACES, slots)
+        position = by_surface[menus.surface]
         clicks = position * menus.pctr[:, None]
         price = self.items.price[self.campaigns.item[menus.campaign]]
         return clicks * (menus.pcvr * price)[:, None], clicks * menus.price
@@ -125,6 +128,7 @@ class Engine:
         active: NDArray[np.bool_] | None = None,
         with_menus: bool = False,
         menu_campaigns: NDArray[np.bool_] | None = None,
+        spent_menus: bool = True,
     ) -> Decided:
         """Slots, prices and predictions for every request.
 
@@ -132,8 +136,9 @@ class Engine:
         bid, and campaigns with nothing left (or not ``active``) do not bid. ``with_menus`` also
         returns the slot menus (``engine.opportunity``) of the candidates among
         ``menu_campaigns`` (default: every campaign that is not manual CPC), and of the active
-        ones among them out of budget in the auctions they would have entered; what is shown
-        is the same with menus or without.
+        ones among them out of budget in the auctions they would have entered (unless not
+        ``spent_menus``: where no one will read them, they cost a second retrieval); what is
+        shown is the same with menus or without.
         """
         if len(multiplier) != len(self.campaigns) or len(remaining_budget) != len(self.campaigns):
             raise ValueError("multiplier and remaining_budget need one entry per campaign")
@@ -143,7 +148,7 @@ class Engine:
         # does not depend on when a policy ran the budget out: a campaign with nothing left gets
         # the menus of the auctions it would have entered (``_out_of_budget``), and the auction's
         # candidates are the live ones alone.
-        if not with_menus:
+        if not (with_menus and spent_menus):
             listed = live
         starts = list(range(0, max(len(batch), 1), _CHUNK))
         menus_of = None

@@ -267,6 +267,7 @@ class Simulation:
             active=active,
             with_menus=self._menus,
             menu_campaigns=self.steered,
+            spent_menus=self._spent_menus_read(tick),
         )
         decision = decided.decision
         self.engine.record_auctions(batch, decision)
@@ -299,6 +300,14 @@ class Simulation:
                 spend=self.ledger.spend,
             )
         )
+
+    def _spent_menus_read(self, tick: int) -> bool:
+        """Whether anyone reads the menus of campaigns out of budget at ``tick``: the oracle,
+        the landscape kept for a later run, or the policy planning tomorrow on today. On a
+        run's last day budgets only run out, so a spent campaign's menus there change nothing
+        the policy does."""
+        last_day = tick * self.market.tick_seconds // DAY_SECONDS >= self.config.traffic.days - 1
+        return self.oracle.enabled or self.landscape is not None or not last_day
 
     def _late_orders(self, past: PlatformPast, arriving: slice) -> None:
         """Orders of the past's clicks arriving now: the engine learns from them, and the
