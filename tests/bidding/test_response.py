@@ -5,28 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from gsp_menus import gsp_menus
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 from quanzhan.bidding.menu_lp import MenuProblem, solve_menus
 from quanzhan.bidding.response import response_steps, solve_response, taken_slot
-
-
-def _menus(
-    rng: np.random.Generator, rows: int, slots: int
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """GSP-like menus: a higher slot brings more clicks and costs more per click; now and then
-    a slot is missing, or priced out of order (a reserve on a low slot)."""
-    per_click_value = rng.lognormal(0.0, 0.5, rows)[:, None]
-    clicks = np.sort(rng.uniform(0.1, 1.0, (rows, slots)), axis=1)[:, ::-1]
-    price = np.sort(rng.uniform(0.05, 2.0, (rows, slots)), axis=1)[:, ::-1] * per_click_value
-    disorder = rng.random(rows) < 0.2
-    price[disorder] = price[disorder][:, ::-1]
-    value, cost = clicks * per_click_value, clicks * price
-    absent = rng.random((rows, slots)) < 0.2
-    value[absent], cost[absent] = np.nan, np.nan
-    return value, cost
 
 
 def _bought(k: float, value: NDArray[np.float64], cost: NDArray[np.float64]) -> tuple[float, float]:
@@ -55,7 +40,7 @@ def test_a_row_takes_its_top_most_affordable_slot() -> None:
 @given(seed=st.integers(0, 2**32 - 1), slots=st.integers(1, 4))
 def test_the_steps_of_a_row_add_up_to_what_each_multiplier_buys(seed: int, slots: int) -> None:
     rng = np.random.default_rng(seed)
-    value, cost = _menus(rng, 12, slots)
+    value, cost = gsp_menus(rng, 12, slots)
     steps = response_steps(value, cost)
     # Just past each step (at the step itself rounding decides) and a few anywhere.
     for k in np.concatenate([steps.at * (1 + 1e-9), rng.uniform(0.0, 3.0, 5)]):
@@ -77,7 +62,7 @@ def test_the_largest_affordable_multiplier_matches_brute_force(
     seed: int, slots: int, budget_share: float, target: float, base: float
 ) -> None:
     rng = np.random.default_rng(seed)
-    value, cost = _menus(rng, 10, slots)
+    value, cost = gsp_menus(rng, 10, slots)
     group = rng.integers(0, 2, len(value))
     total = np.array([np.nansum(cost[group == c].max(axis=1, initial=0.0)) for c in (0, 1)])
     budget = np.maximum(total * budget_share, 1e-3)
@@ -134,7 +119,7 @@ def test_steps_at_the_same_multiplier_are_bought_together() -> None:
 def test_the_lp_hull_is_an_upper_bound_on_what_a_bid_buys() -> None:
     """The LP may stop below a dear step up; a GSP bid cannot, so it never buys more."""
     rng = np.random.default_rng(3)
-    value, cost = _menus(rng, 400, 3)
+    value, cost = gsp_menus(rng, 400, 3)
     group = np.zeros(len(value), dtype=np.int64)
     kwargs = {
         "group": group,
@@ -195,7 +180,7 @@ def test_steps_at_a_models_thresholds_add_up_to_what_its_bids_buy(seed: int, slo
     """The engine bids on its predicted value per click, which is off by a factor per auction:
     each slot is taken at its price over the predicted value, and brings what it truly does."""
     rng = np.random.default_rng(seed)
-    value, cost = _menus(rng, 12, slots)
+    value, cost = gsp_menus(rng, 12, slots)
     error = rng.lognormal(0.0, 0.7, len(value))[:, None]
     threshold = cost / value / error
     steps = response_steps(value, cost, threshold)

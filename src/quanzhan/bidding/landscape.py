@@ -63,6 +63,7 @@ from quanzhan.bidding.policy import (
     orders_to_date,
 )
 from quanzhan.bidding.response import Response, ResponseCurve, taken_slot
+from quanzhan.bidding.step_book import OrderedSteps, StepBook, merge
 from quanzhan.bidding.value_prior import NO_ERROR, ThinEvidence, posterior_quantile
 
 _ROWS_PER_TICK = 12  # menu rows kept per campaign and tick; each stands for its share of them
@@ -116,6 +117,17 @@ class MenuSample:
         self.n = n_campaigns
         self.per_tick = per_tick
         self._parts: list[_Rows] = []
+        self._book = StepBook()
+        self._index = _Index.empty()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The rows alone: the steps and the index are worked out again where needed."""
+        return {"n": self.n, "per_tick": self.per_tick, "_parts": self._parts}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._book = StepBook()
+        self._index = _Index.empty()
 
     def add(self, menus: MenuView) -> _Rows:
         """Keep a sample of ``menus``; the rows kept. Rows that are a sample already
@@ -183,8 +195,53 @@ class MenuSample:
             self._parts = [_join(self._parts)]
         return self._parts[0].scaled(scale)
 
+    def steps(self) -> OrderedSteps:
+        """The bid-response steps of every row kept so far, in order (``bidding.step_book``);
+        each step's ``row`` numbers its row in the order kept (``index``'s)."""
+        new = self._since(self._book.rows)
+        if len(new.campaign):
+            self._book.add(new.campaign, new.value, new.cost)
+        return self._book.steps
+
+    def index(self) -> _Index:
+        """Each row's campaign, weight and day fraction, in the order kept: what a plan reads
+        at every tick, without joining the rows' menus."""
+        new = self._since(len(self._index.campaign))
+        if len(new.campaign):
+            old = self._index
+            self._index = _Index(
+                np.concatenate([old.campaign, new.campaign]),
+                np.concatenate([old.weight, new.weight]),
+                np.concatenate([old.fraction, new.fraction]),
+            )
+        return self._index
+
+    def _since(self, first: int) -> _Rows:
+        """The rows kept from the ``first``-th on."""
+        parts, start = [], 0
+        for part in self._parts:
+            end = start + len(part.campaign)
+            if end > first:
+                skip = first - start
+                parts.append(part if skip <= 0 else part.take(np.arange(skip, end - start)))
+            start = end
+        if not parts:
+            return _Rows.empty()
+        return parts[0] if len(parts) == 1 else _join(parts)
+
     def __len__(self) -> int:
         return sum(len(p.campaign) for p in self._parts)
+
+
+@dataclass(frozen=True, slots=True)
+class _Index:
+    campaign: NDArray[np.int64]
+    weight: NDArray[np.float64]
+    fraction: NDArray[np.float64]
+
+    @staticmethod
+    def empty() -> _Index:
+        return _Index(np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
 
 
 def even_sample(
@@ -348,11 +405,12 @@ class LandscapePacing:
         """Set each multiplier to the largest the rest of the day affords, at most ``step``
         (in log) from where it was."""
         spec = self._require()
-        rows = self._landscape(share)
-        if len(rows.campaign) == 0:
-            return
-        share = min(max(share, _MIN_SHARE), 1.0 - _MIN_SHARE)
         value_cal, spend_cal = self.value_calibration(), self.spend_calibration()
+        landscape = self._landscape(share, value=spend_cal * value_cal, cost=spend_cal)
+        if landscape is None:
+            return
+        curve, seen = landscape
+        share = min(max(share, _MIN_SHARE), 1.0 - _MIN_SHARE)
         target = spec.target_roi * (1.0 + _ROI_MARGIN)
         slack = (
             spend_cal * (value_cal * self._done_value - target * self._done_cost)
@@ -361,11 +419,6 @@ class LandscapePacing:
         )
         remaining = spec.budget - spend
         rest = 1.0 - share
-        gain = (rows.weight * spend_cal[rows.campaign])[:, None]
-        value = rows.value * gain * value_cal[rows.campaign][:, None]
-        cost = rows.cost * gain
-
-        curve = ResponseCurve.of(rows.campaign, value, cost, len(spec))
 
         def solve(budget: NDArray[np.float64], base: NDArray[np.float64]) -> Response:
             return curve.answer(budget=budget, target_roi=target, base_gmv=base)
@@ -390,8 +443,9 @@ class LandscapePacing:
         planned = np.clip(np.where(np.isfinite(planned), planned, self._k), *_BOUNDS)
         if step is not None:
             planned = np.clip(planned, self._k * np.exp(-step), self._k * np.exp(step))
-        known = np.bincount(rows.campaign, minlength=len(spec)) > 0
-        known &= response.affordable | np.isfinite(response.high)  # a menu with a usable slot
+        known = seen & (
+            response.affordable | np.isfinite(response.high)
+        )  # a menu with a usable slot
         # A campaign with nothing left cannot buy: its multiplier may fall, never rise.
         planned = np.where(remaining > 0, planned, np.minimum(planned, self._k))
         self._k = np.clip(np.where(known, planned, self._k), *_BOUNDS)
@@ -574,8 +628,12 @@ class LandscapePacing:
         while len(self._recent) > 1 and sum(s for _, s in self._recent[1:]) >= _RECENT_SHARE:
             self._recent.pop(0)
 
-    def _landscape(self, share: float) -> _Rows:
-        """A whole day's auctions per campaign: today's so far, plus the rest of the day.
+    def _landscape(
+        self, share: float, *, value: NDArray[np.float64], cost: NDArray[np.float64]
+    ) -> tuple[ResponseCurve, NDArray[np.bool_]] | None:
+        """The response curve of a whole day's auctions per campaign, today's so far plus the
+        rest of the day, each menu's value times ``value`` and its cost times ``cost`` (per
+        campaign); and which campaigns met any auction in it. ``None`` where none did.
 
         The rest of the day is yesterday's auctions, all of them, at ``1 - share`` of their
         weight. A campaign with none yesterday has only today to go by: the latest hour or
@@ -586,40 +644,64 @@ class LandscapePacing:
         With a promotion calendar (``expect_promotions``), auctions inside a day's windows
         count as an ordinary day's (their weight over the factor), and yesterday's at the hours
         of today's windows still ahead count the more by the auctions those windows add (a
-        campaign with no yesterday has no hours to read them at, and plans without them)."""
-        today = self._ordinary(self._today_rows.rows(), self._day)
+        campaign with no yesterday has no hours to read them at, and plans without them).
+
+        Every row's steps are sorted once, as it arrives (``bidding.step_book``): a plan only
+        weighs them, each row by the auctions it stands for, each campaign by ``value`` and
+        ``cost`` (and yesterday's by ``recalled_level``)."""
         n = self._today_rows.n
+        today = self._today_rows.index()
+        weight = self._ordinary_weight(today.weight, today.fraction, self._day)
         rest = 1.0 - min(max(share, 0.0), 1.0)
-        if self._joined > 0.0:  # started part-way through today: its rows stand for all of it
-            today = today.scaled(share / max(share - self._joined, _FIRST_SHARE))
+        # Started part-way through today: its rows stand for all of it.
+        joined = share / max(share - self._joined, _FIRST_SHARE) if self._joined > 0.0 else 1.0
+        seen = np.bincount(today.campaign, minlength=n) > 0
         has_yesterday = np.zeros(n, dtype=bool)
-        parts = [today]
+        earlier = None
         if self._yesterday_rows is not None and len(self._yesterday_rows):
-            yesterday = self._ordinary(self._yesterday_rows.rows(), self._day - 1)
-            yesterday = yesterday.scaled(rest * self._promotion_ahead(yesterday.fraction, rest))
-            has_yesterday[yesterday.campaign] = True
+            past = self._yesterday_rows.index()
+            past_weight = self._ordinary_weight(past.weight, past.fraction, self._day - 1)
+            past_weight = past_weight * rest * self._promotion_ahead(past.fraction, rest)
+            has_yesterday[past.campaign] = True
             value_level, cost_level = self.recalled_level()
-            parts.append(
-                _Rows(
-                    yesterday.campaign,
-                    yesterday.value * value_level[yesterday.campaign][:, None],
-                    yesterday.cost * cost_level[yesterday.campaign][:, None],
-                    yesterday.weight,
-                    yesterday.fraction,
-                )
+            earlier = self._yesterday_rows.steps().scaled(
+                row_weight=past_weight,
+                value_factor=value * value_level,
+                cost_factor=cost * cost_level,
             )
+        # The latest ticks' rows are today's last ones (``_remember``): for a campaign without
+        # yesterday they count again, for the rest of the day.
         recent_share = sum(s for _, s in self._recent)
+        recent = np.zeros(len(today.campaign))
         has_recent = np.zeros(n, dtype=bool)
         if self._recent and recent_share > 0 and rest > 0:
-            recent = self._ordinary(_join([r for r, _ in self._recent]), self._day)
-            latest = ~has_yesterday[recent.campaign]
-            has_recent[recent.campaign[latest]] = True
+            first = len(today.campaign) - sum(len(r.campaign) for r, _ in self._recent)
+            latest = ~has_yesterday[today.campaign[first:]]
+            has_recent[today.campaign[first:][latest]] = True
             ahead = rest / max(recent_share, _FIRST_SHARE)
-            parts.append(recent.take(latest).scaled(ahead))
+            recent[first:] = np.where(latest, weight[first:] * ahead, 0.0)
         alone = ~has_yesterday[today.campaign] & ~has_recent[today.campaign]
         scale = np.where(alone, 1.0 / max(share, _FIRST_SHARE), 1.0)
-        parts[0] = today.scaled(scale)
-        return _join(parts) if len(parts) > 1 else parts[0]
+        steps = self._today_rows.steps().scaled(
+            row_weight=weight * joined * scale + recent, value_factor=value, cost_factor=cost
+        )
+        if earlier is not None:
+            steps = merge(steps, earlier)
+        seen |= has_yesterday
+        if not seen.any():
+            return None
+        curve = ResponseCurve.ordered(steps.owner, steps.at, steps.d_cost, steps.d_value, n)
+        return curve, seen
+
+    def _ordinary_weight(
+        self, weight: NDArray[np.float64], fraction: NDArray[np.float64], day: int
+    ) -> NDArray[np.float64]:
+        """Rows' ``weight`` on day ``day`` at ``fraction``, each standing for an ordinary day's
+        auctions at its hour."""
+        if not self._calendar:
+            return weight
+        out: NDArray[np.float64] = weight / traffic_factor(self._calendar, day, fraction)
+        return out
 
     def _ordinary(self, rows: _Rows, day: int) -> _Rows:
         """``rows`` of day ``day``, each standing for an ordinary day's auctions at its hour."""

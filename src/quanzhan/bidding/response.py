@@ -209,13 +209,27 @@ class ResponseCurve:
         steps = response_steps(value, cost, threshold)
         owner = group[steps.row]
         order = grouped_order(steps.at, owner, n)
-        owner = owner[order]
+        return cls.ordered(
+            owner[order], steps.at[order], steps.d_cost[order], steps.d_value[order], n
+        )
+
+    @classmethod
+    def ordered(
+        cls,
+        owner: NDArray[np.int64],
+        at: NDArray[np.float64],
+        d_cost: NDArray[np.float64],
+        d_value: NDArray[np.float64],
+        n: int,
+    ) -> ResponseCurve:
+        """The curves of ``n`` campaigns from their steps already grouped by ``owner`` and in
+        order of ``at`` within each (``bidding.step_book`` keeps them so)."""
         return cls(
             n=n,
             owner=owner,
-            at=steps.at[order],
-            spend=grouped_cumsum(steps.d_cost[order], owner),
-            bought=grouped_cumsum(steps.d_value[order], owner),
+            at=at,
+            spend=grouped_cumsum(d_cost, owner),
+            bought=grouped_cumsum(d_value, owner),
             start=np.searchsorted(owner, np.arange(n)),
             count=np.bincount(owner, minlength=n),
         )
