@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from quanzhan.bidding.registry import DEFAULT_POLICY
+from quanzhan.engine.config import EngineConfig
 from quanzhan.errors import ScenarioError
 from quanzhan.sim.config import load_scenario, scenario_names
 
@@ -18,6 +20,15 @@ def test_shipped_scenarios_load_and_meet_their_sizes() -> None:
     assert large.traffic.requests_per_day >= 10_000_000
     assert large.catalog.n_items >= 1_000_000
     assert large.campaigns.n_campaigns >= 20_000
+
+
+def test_the_default_policy_steers_unless_a_scenario_names_another() -> None:
+    """``simulate`` runs the registry's default policy; the benchmark's scenarios name ``dual``,
+    which steers the platform's past day there, and so does ``large``."""
+    assert EngineConfig().policy == DEFAULT_POLICY
+    assert load_scenario("default").engine.policy == DEFAULT_POLICY
+    for name in ("steady", "surge", "shock", "cold", "delay", "large"):
+        assert load_scenario(name).engine.policy == "dual", name
 
 
 def test_unknown_name_names_the_known_ones() -> None:

@@ -62,7 +62,8 @@ class EngineConfig(BaseModel):
     # post-purchase came to weigh the shopper's interest four times as much as the others, and
     # served most of its auctions a tenth of their purchase odds: ``docs/matching.md``).
     purchase_deviation_l2: float = Field(default=300.0, ge=0)
-    policy: str = Field(default="dual", min_length=1)
+    # The policy steering full-site campaigns: the registry's default (``bidding.registry``).
+    policy: str = Field(default="landscape", min_length=1)
 
     @model_validator(mode="after")
     def _check(self) -> EngineConfig:
