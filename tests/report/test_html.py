@@ -49,7 +49,7 @@ def make_summary(*, scenario: str = "default", hours: int = 24) -> dict[str, Any
         _campaign(index=4, mode="full_site", spend=250.0, roi=4.0),
     ]
     return {
-        "scenario": scenario, "seed": 7, "days": hours // 24,
+        "scenario": scenario, "seed": 7, "policy": "landscape", "days": hours // 24,
         "requests": 123456, "impressions": 98765, "clicks": 4321, "orders": 210,
         "gmv_total": 98765.6, "gmv_ad": 12345.6, "gmv_organic": 86420.0,
         "cmr": 4938.28, "take_rate": 0.05, "wall_seconds": 12.3456,
@@ -70,7 +70,7 @@ def make_summary(*, scenario: str = "default", hours: int = 24) -> dict[str, Any
         },
         "campaign_totals": {
             "count": 5, "full_site": 4, "manual_cpc": 1, "roi_met_share": 2 / 3,
-            "budget_use_median": 0.5, "budget_exhausted": 1,
+            "roi_met_share_expected": 0.8125, "budget_use_median": 0.5, "budget_exhausted": 1,
         },
         "by_hour": {
             "hour": list(range(hours)),
@@ -145,6 +145,8 @@ def test_report_holds_title_tables_and_five_png_figures(tmp_path: Path) -> None:
         "4,938.28",  # CMR
         "5.00%",  # take rate
         "66.67%",  # share of full-site campaigns meeting the target
+        "81.25%",  # the same in expectation
+        "steered by landscape",  # the policy
         "50.00%",  # median budget use
         "12.35 s",  # wall time
         "0.746",  # pCTR AUC

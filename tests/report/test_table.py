@@ -16,7 +16,7 @@ def _quality(auc: float | None) -> dict[str, Any]:
 def make_summary() -> dict[str, Any]:
     """The scalar parts of a valid summary; the tables read nothing else."""
     return {
-        "scenario": "default", "seed": 7, "days": 1,
+        "scenario": "default", "seed": 7, "policy": "landscape", "days": 1,
         "requests": 123456, "impressions": 98765, "clicks": 4321, "orders": 210,
         "gmv_total": 98765.6, "gmv_ad": 12345.6, "gmv_organic": 86420.0,
         "cmr": 4938.28, "take_rate": 0.05, "wall_seconds": 1.5,
@@ -26,7 +26,7 @@ def make_summary() -> dict[str, Any]:
         },
         "campaign_totals": {
             "count": 5, "full_site": 4, "manual_cpc": 1, "roi_met_share": 2 / 3,
-            "budget_use_median": 0.5, "budget_exhausted": 1,
+            "roi_met_share_expected": 0.8125, "budget_use_median": 0.5, "budget_exhausted": 1,
         },
         "by_hour": {"hour": [], "requests": [], "spend": [], "gmv_ad": [], "gmv_organic": []},
         "by_surface": {},
@@ -62,6 +62,7 @@ def test_campaign_figures() -> None:
 
     assert "Manual CPC" in text
     assert "66.67%" in text
+    assert "81.25%" in text  # in expectation
     assert "50.00%" in text
 
 
@@ -95,6 +96,6 @@ def test_print_summary_prints_header_and_tables() -> None:
     print_summary(summary=summary, console=console)
     text = console.export_text()
 
-    assert "Scenario [bold]odd[/bold], seed 7" in text
+    assert "Scenario [bold]odd[/bold], seed 7, steered by landscape" in text
     for title in ("Platform", "Campaigns", "Prediction"):
         assert title in text

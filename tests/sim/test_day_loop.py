@@ -46,10 +46,11 @@ def test_ledger_and_stats_agree_on_spend(tiny_result: SimulationResult) -> None:
 
 def test_summary_holds_the_documented_fields(tiny_summary: dict[str, Any]) -> None:
     for key in (
-        "scenario", "seed", "requests", "impressions", "clicks", "orders", "gmv_total",
+        "scenario", "seed", "policy", "requests", "impressions", "clicks", "orders", "gmv_total",
         "gmv_ad", "gmv_organic", "cmr", "wall_seconds", "prediction", "campaigns",
     ):  # fmt: skip
         assert key in tiny_summary
+    assert tiny_summary["policy"] == load_scenario("tiny").engine.policy
     for model in ("pctr", "pcvr"):
         quality = tiny_summary["prediction"][model]
         assert {"auc", "auc_truth", "calibration", "by_surface"} <= set(quality)

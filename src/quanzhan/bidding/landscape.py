@@ -443,9 +443,8 @@ class LandscapePacing:
         planned = np.clip(np.where(np.isfinite(planned), planned, self._k), *_BOUNDS)
         if step is not None:
             planned = np.clip(planned, self._k * np.exp(-step), self._k * np.exp(step))
-        known = seen & (
-            response.affordable | np.isfinite(response.high)
-        )  # a menu with a usable slot
+        # A campaign with a menu, and a usable slot in it.
+        known = seen & (response.affordable | np.isfinite(response.high))
         # A campaign with nothing left cannot buy: its multiplier may fall, never rise.
         planned = np.where(remaining > 0, planned, np.minimum(planned, self._k))
         self._k = np.clip(np.where(known, planned, self._k), *_BOUNDS)

@@ -127,6 +127,8 @@ def render_report(*, summary: Mapping[str, Any]) -> str:
     title = f"Quanzhan simulation — {summary['scenario']} (seed {summary['seed']})"
     days = summary.get("days", 1)
     subtitle = f"Scenario {summary['scenario']}, seed {summary['seed']}, {days} simulated day(s)"
+    if summary.get("policy"):
+        subtitle += f", steered by {summary['policy']}"
     body = "\n".join(
         (
             _section(heading="Headline", content=_headline_table(summary)),
@@ -196,6 +198,10 @@ def _headline_rows(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
     return [
         *platform_rows(summary),
         ("Full-site campaigns meeting ROI target", format_share(totals.get("roi_met_share"))),
+        (
+            "Full-site campaigns meeting it in expectation",
+            format_share(totals.get("roi_met_share_expected")),
+        ),
         ("Median budget use", format_share(totals.get("budget_use_median"))),
         ("Wall time", MISSING if wall is None else f"{wall:,.2f} s"),
     ]

@@ -33,6 +33,8 @@ def summary_tables(summary: Mapping[str, Any]) -> list[Table]:
 def print_summary(*, summary: Mapping[str, Any], console: Console) -> None:
     """Print a one-line scenario header and the summary tables to ``console``."""
     header = f"Scenario {summary['scenario']}, seed {summary['seed']}"
+    if summary.get("policy"):
+        header += f", steered by {summary['policy']}"
     console.print(Text(header, style="bold"))
     for table in summary_tables(summary):
         console.print(table)
@@ -63,6 +65,10 @@ def _campaigns_table(summary: Mapping[str, Any]) -> Table:
             ("Full-site", format_count(totals.get("full_site"))),
             ("Manual CPC", format_count(totals.get("manual_cpc"))),
             ("Full-site meeting ROI target", format_share(totals.get("roi_met_share"))),
+            (
+                "Full-site meeting it in expectation",
+                format_share(totals.get("roi_met_share_expected")),
+            ),
             ("Median budget use", format_share(totals.get("budget_use_median"))),
             ("Budget exhausted", format_count(totals.get("budget_exhausted"))),
         ],

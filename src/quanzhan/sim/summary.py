@@ -30,6 +30,7 @@ def build_summary(result: SimulationResult, *, wall_seconds: float) -> dict[str,
     return {
         "scenario": result.config.name,
         "seed": result.seed,
+        "policy": result.policy,
         "days": result.config.traffic.days,
         "requests": int(platform["requests"]),
         "impressions": int(platform["impressions"]),
