@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -63,8 +64,13 @@ def _observation(
 
 
 def _controller(spec: CampaignSpec, gain: float = 0.6) -> ProportionalPacing:
+    """A controller steering since midnight: its first update came then, nothing spent."""
     controller = ProportionalPacing(gain=gain)
     controller.reset(campaigns=spec, seed=0)
+    nothing = [0.0] * len(spec)
+    before = controller.multipliers()
+    controller.update(_observation(share=0.0, spend=nothing, gmv=nothing))
+    np.testing.assert_array_equal(controller.multipliers(), before)
     return controller
 
 
@@ -207,6 +213,40 @@ def test_the_plan_decides_what_under_spending_means() -> None:
         clicks=linear.clicks,
     )
     assert _after_one_tick(spec, linear)[0] > 1.0 > _after_one_tick(spec, evening)[0]
+
+
+def test_a_controller_started_at_noon_is_not_behind_on_the_morning() -> None:
+    """A campaign created at noon (the service starts a controller then) has spent nothing: the
+    morning's half of the budget is no plan it fell behind, so it holds still where one steering
+    since midnight bids up; later it keeps pace with what is left of the budget over what is left
+    of the day, from the spend it found."""
+    spec = _spec(budget=[100.0, 100.0], target=[2.0, 2.0])
+    joined = ProportionalPacing()
+    joined.reset(campaigns=spec, seed=0)
+    start = joined.multipliers()
+    joined.update(_observation(share=0.5, spend=[0.0, 30.0], gmv=[0.0, 60.0]))
+    np.testing.assert_array_equal(joined.multipliers(), start)
+    assert np.all(
+        _after_one_tick(spec, _observation(share=0.5, spend=[0.0, 0.0], gmv=[0.0, 0.0])) > 1
+    )
+    # Three quarters of the day: half of what was left is the plan (50, and 30 + 35 = 65).
+    before = joined.multipliers()
+    joined.update(_observation(share=0.75, spend=[50.0, 65.0], gmv=[100.0, 130.0]))
+    np.testing.assert_allclose(joined.multipliers(), before, rtol=1e-12)
+    joined.start_day()  # a whole day from midnight next
+    joined.update(_observation(share=0.5, spend=[10.0, 10.0], gmv=[40.0, 40.0]))
+    assert np.all(joined.multipliers() > before)
+
+
+def test_a_controller_pickled_before_it_knew_a_days_start_steers_from_midnight() -> None:
+    controller = _controller(_spec(budget=[100.0], target=[2.0]))
+    for name in ("_observed", "_plan_from"):
+        del controller.__dict__[name]
+    restored = pickle.loads(pickle.dumps(controller))
+    twin = _controller(_spec(budget=[100.0], target=[2.0]))
+    for policy in (restored, twin):
+        policy.update(_observation(share=0.5, spend=[10.0], gmv=[40.0]))
+    assert restored.multipliers()[0] == twin.multipliers()[0] > 1 / 2.0
 
 
 def test_a_new_day_keeps_the_multipliers() -> None:

@@ -36,11 +36,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from quanzhan.bidding.policy import (
-    JOINED_AFTER,
     CampaignSpec,
     Observation,
     basis_gmv,
+    joined_at,
     orders_to_date,
+    planned_spend,
 )
 from quanzhan.bidding.value_prior import NO_ERROR, GammaPrior, posterior_quantile
 
@@ -126,8 +127,7 @@ class DualPacing:
             self._observed = True
             # Started part-way through the day (the service starts a controller when a
             # campaign is created or changed): the hours before are no plan it fell behind.
-            if observation.day_fraction > JOINED_AFTER:
-                self._plan_from = (observation.planned_share, observation.spend.copy())
+            self._plan_from = joined_at(observation)
         slack = _SLACK_SHARE * spec.budget
         planned = self._planned(observation)
         pace = np.log((planned + slack) / (observation.spend + slack))
@@ -153,17 +153,8 @@ class DualPacing:
         np.clip(self._log_roi, low, high, out=self._log_roi)
 
     def _planned(self, observation: Observation) -> NDArray[np.float64]:
-        """The spend planned by now: the budget times the forecast's share of the day past; on
-        a day joined part-way through, the spend then plus what was left of the budget times
-        the share past since, over the share that was left."""
-        spec = self._require()
-        if self._plan_from is None:
-            out: NDArray[np.float64] = spec.budget * observation.planned_share
-            return out
-        share, spent = self._plan_from
-        since = max(observation.planned_share - share, 0.0) / max(1.0 - share, 1e-9)
-        out = spent + np.maximum(spec.budget - spent, 0.0) * since
-        return out
+        """The spend planned by now (``bidding.policy.planned_spend``)."""
+        return planned_spend(self._require().budget, observation.planned_share, self._plan_from)
 
     def start_day(self) -> None:
         self._plan_from = None

@@ -6,7 +6,8 @@ solved with the budget the plan allots to the traffic seen so far and the target
 optimal multiplier is bid until the next tick. It knows the landscape but trusts the
 predictions fully, re-plans from a partial day as if it could choose again what it already
 bought, and reads the LP's hull where the auction is GSP; before any menu it bids
-``1 / target``. The default policy (``bidding.landscape``) mends each of these.
+``1 / target``; started part-way through a day, it allots the auctions it has seen the budget
+of the whole day so far. The default policy (``bidding.landscape``) mends each of these.
 """
 
 from __future__ import annotations

@@ -163,6 +163,33 @@ def basis_gmv(
 JOINED_AFTER = 0.05
 
 
+def joined_at(observation: Observation) -> tuple[float, NDArray[np.float64]] | None:
+    """Where a policy's first update after ``reset`` says it joined the day part-way through:
+    the share of the day's traffic past then and today's spend so far; ``None`` where it came
+    within ``JOINED_AFTER`` of midnight."""
+    if observation.day_fraction > JOINED_AFTER:
+        return observation.planned_share, np.asarray(observation.spend, np.float64).copy()
+    return None
+
+
+def planned_spend(
+    budget: NDArray[np.float64],
+    planned_share: float,
+    joined: tuple[float, NDArray[np.float64]] | None,
+) -> NDArray[np.float64]:
+    """The spend planned by ``planned_share`` of the day: the budget times that share; on a
+    day joined part-way through (``joined_at``), the spend then plus what was left of the
+    budget times the share past since, over the share that was left. A policy started at
+    noon has no morning to have fallen behind on."""
+    if joined is None:
+        out: NDArray[np.float64] = budget * planned_share
+        return out
+    share, spent = joined
+    since = max(planned_share - share, 0.0) / max(1.0 - share, 1e-9)
+    out = spent + np.maximum(budget - spent, 0.0) * since
+    return out
+
+
 def orders_to_date(
     seen: NDArray[np.float64], due: NDArray[np.float64], today: Observation | None
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
