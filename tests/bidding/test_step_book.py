@@ -153,7 +153,9 @@ def test_a_sample_pickles_its_rows_and_works_its_steps_out_again() -> None:
     steps = sample.steps()
     index = sample.index()
     copy = pickle.loads(pickle.dumps(sample))
-    assert "_book" not in sample.__getstate__()
+    state = sample.__getstate__()
+    assert "_book" not in state
+    assert len(state["_parts"]) == 1  # a day's parts stored joined, read back in one piece
     assert len(copy) == len(sample)
     for name in ("owner", "at", "d_cost", "d_value", "row"):
         np.testing.assert_array_equal(getattr(copy.steps(), name), getattr(steps, name))

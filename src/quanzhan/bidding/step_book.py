@@ -83,8 +83,6 @@ def merge(first: OrderedSteps, second: OrderedSteps) -> OrderedSteps:
         return first
     if not len(first):
         return second
-    key = np.concatenate([_key(first), _key(second)])
-    order = np.argsort(key, kind="stable")
     joined = OrderedSteps(
         owner=np.concatenate([first.owner, second.owner]),
         at=np.concatenate([first.at, second.at]),
@@ -92,12 +90,18 @@ def merge(first: OrderedSteps, second: OrderedSteps) -> OrderedSteps:
         d_value=np.concatenate([first.d_value, second.d_value]),
         row=np.concatenate([first.row, second.row]),
     )
-    return joined.take(order)
+    return joined.take(_order(joined))
 
 
-def _key(steps: OrderedSteps) -> NDArray[np.complex128]:
-    out: NDArray[np.complex128] = steps.owner + 1j * steps.at
-    return out
+def _order(steps: OrderedSteps) -> NDArray[np.int64]:
+    """The stable order of ``steps`` by campaign, then multiplier: by the multiplier alone where
+    they are all one campaign's (the service steers each campaign with a policy of its own),
+    which sorts in half the time."""
+    owner = steps.owner
+    if len(owner) and (owner == owner[0]).all():
+        return np.argsort(steps.at, kind="stable")
+    key: NDArray[np.complex128] = owner + 1j * steps.at
+    return np.argsort(key, kind="stable")
 
 
 class StepBook:
@@ -118,5 +122,5 @@ class StepBook:
         found = response_steps(value, cost)
         owner = np.asarray(campaign, np.int64)[found.row]
         new = OrderedSteps(owner, found.at, found.d_cost, found.d_value, found.row + self.rows)
-        self.steps = merge(self.steps, new.take(np.argsort(_key(new), kind="stable")))
+        self.steps = merge(self.steps, new.take(_order(new)))
         self.rows += len(campaign)
