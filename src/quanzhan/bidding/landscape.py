@@ -221,7 +221,8 @@ class MenuSample:
         return self._index
 
     def _since(self, first: int) -> _Rows:
-        """The rows kept from the ``first``-th on."""
+        """The rows kept from the ``first``-th on. Rows are only ever appended (``add``,
+        ``keep``) and joining keeps their order, so a row's number never changes."""
         if first == 0:
             return self.rows()
         parts, start = [], 0
